@@ -1,0 +1,57 @@
+"""One `Settings` object, read from `MOVIE_RECS_*` environment variables (or a `.env` file).
+
+Built once at the entry point and passed down, so tests can build apps with overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_DATA = PROJECT_ROOT / "data" / "ml-latest-small"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIE_RECS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    store_url: str = Field(
+        default="sqlite:///var/movie-recs.db",
+        description="redis://host:port/db, or sqlite:///relative.db / sqlite:////absolute.db",
+    )
+    artifacts_dir: Path = Path("artifacts")
+    model_version: str = Field(default="latest", description="Directory under artifacts_dir.")
+    data_dir: Path = BUNDLED_DATA
+
+    activity_max_events: int = Field(default=200, ge=1, le=10_000)
+    history_length: int = Field(default=50, ge=1, le=50, description="L fed to the user tower.")
+
+    max_k: int = Field(default=100, ge=1, le=1000)
+    max_history_items: int = Field(default=200, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_max_movies: int = Field(default=1000, ge=1)
+    webhook_dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=72 * 3600)
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    ann_threshold: int = Field(default=200_000, ge=1, description="Above this size: HNSW.")
+    hnsw_m: int = Field(default=32, ge=4)
+    hnsw_ef_search: int = Field(default=128, ge=1)
+    hnsw_ef_construction: int = Field(default=80, ge=1)
+    omp_threads: int = Field(default=1, ge=1)
+    tf_threads: int = Field(default=1, ge=1)
+
+    @field_validator("api_keys", "webhook_secrets", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Env vars hold several keys comma-separated, so keys can rotate without downtime."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
