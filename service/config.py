@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     data_dir: Path = BUNDLED_DATA
 
     activity_max_events: int = Field(default=200, ge=1, le=10_000)
+    changelog_max_len: int = Field(
+        default=100_000, ge=100, description="Change-log entries kept; older readers resync."
+    )
     history_length: int = Field(default=50, ge=1, le=50, description="L fed to the user tower.")
 
     max_k: int = Field(default=100, ge=1, le=1000)

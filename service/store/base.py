@@ -1,0 +1,279 @@
+"""The store interface: catalog, activity, change log, dedupe and embedding cache.
+
+Two implementations (Redis, SQLite) pass one contract suite (`tests/service/store/`).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+EventKind = Literal["watch", "rate"]
+ChangeOp = Literal["upsert", "delete"]
+
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 1_000
+MAX_LIST_ITEMS = 100
+
+
+class StoreError(Exception):
+    """An expected failure with a message meant for a person (bad URL, unreachable server)."""
+
+
+class InvalidRecord(StoreError, ValueError):
+    """A record that must not be written; nothing of the batch it came in was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Movie:
+    id: str
+    title: str
+    genres: tuple[str, ...] = ()
+    year: int | None = None
+    tags: tuple[str, ...] = ()
+    version: int = 0
+    deleted: bool = False
+
+    def content_json(self) -> str:
+        """Canonical serialisation of what the movie *is* (not its version or deleted flag).
+
+        Comparing it decides whether an upsert is a change at all, so replays and re-imports
+        append nothing to the change log.
+        """
+        return json.dumps(
+            {
+                "title": self.title,
+                "genres": list(self.genres),
+                "year": self.year,
+                "tags": list(self.tags),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_content(cls, movie_id: str, content: str, version: int, deleted: bool) -> Movie:
+        data = json.loads(content) if content else {"title": ""}
+        return cls(
+            id=movie_id,
+            title=data["title"],
+            genres=tuple(data.get("genres", ())),
+            year=data.get("year"),
+            tags=tuple(data.get("tags", ())),
+            version=version,
+            deleted=deleted,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    movie: Movie
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    movie_id: str
+
+
+MovieChange = Upsert | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    movie_id: str
+    kind: EventKind
+    timestamp: float
+    rating: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEntry:
+    seq: int
+    movie_id: str
+    op: ChangeOp
+    version: int
+    accepted_at: float  # unix seconds, when the write was accepted
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one atomic catalog write did. A replayed dedupe key reports the original range."""
+
+    duplicate: bool
+    first_seq: int | None = None
+    last_seq: int | None = None
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> int:
+        if self.first_seq is None or self.last_seq is None:
+            return 0
+        return self.last_seq - self.first_seq + 1
+
+
+def _check_id(value: str, what: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidRecord(f"{what} must be a non-empty string of at most {MAX_ID_LENGTH} chars")
+    if "|" in value or any(ord(c) < 32 for c in value):
+        raise InvalidRecord(f"{what} {value!r} contains '|' or a control character")
+
+
+def validate_movie(movie: Movie) -> None:
+    """Reject what would corrupt the store or the index; both backends call it before writing."""
+    _check_id(movie.id, "movie id")
+    if not movie.title or len(movie.title) > MAX_TEXT_LENGTH:
+        raise InvalidRecord(f"movie {movie.id}: title must be 1..{MAX_TEXT_LENGTH} characters")
+    for name, items in (("genres", movie.genres), ("tags", movie.tags)):
+        if len(items) > MAX_LIST_ITEMS:
+            raise InvalidRecord(f"movie {movie.id}: more than {MAX_LIST_ITEMS} {name}")
+        for item in items:
+            if not item or len(item) > 100 or "|" in item:
+                raise InvalidRecord(f"movie {movie.id}: bad {name} entry {item!r}")
+    if movie.year is not None and not 1800 <= movie.year <= 2200:
+        raise InvalidRecord(f"movie {movie.id}: year {movie.year} outside 1800..2200")
+
+
+def validate_changes(changes: Sequence[MovieChange]) -> None:
+    for change in changes:
+        if isinstance(change, Upsert):
+            validate_movie(change.movie)
+        elif isinstance(change, Delete):
+            _check_id(change.movie_id, "movie id")
+        else:
+            raise InvalidRecord(f"unknown change {change!r}")
+
+
+def validate_event(user_id: str, event: Event) -> None:
+    _check_id(user_id, "user id")
+    _check_id(event.movie_id, "movie id")
+    if event.kind not in ("watch", "rate"):
+        raise InvalidRecord(f"event kind must be 'watch' or 'rate', not {event.kind!r}")
+    if event.kind == "rate" and (event.rating is None or not 0.0 <= event.rating <= 5.0):
+        raise InvalidRecord("a 'rate' event needs a rating between 0 and 5")
+    if not math.isfinite(event.timestamp) or event.timestamp < 0:
+        raise InvalidRecord("event timestamp must be a finite number of seconds since 1970")
+
+
+def event_json(event: Event) -> str:
+    """Canonical form: identical events collapse, which makes imports idempotent."""
+    return json.dumps(
+        [event.movie_id, event.kind, event.rating, event.timestamp], separators=(",", ":")
+    )
+
+
+def event_from_json(raw: str | bytes) -> Event:
+    movie_id, kind, rating, timestamp = json.loads(raw)
+    return Event(movie_id=movie_id, kind=kind, rating=rating, timestamp=timestamp)
+
+
+class Store(abc.ABC):
+    """Async interface shared by both backends; see the contract tests for its promises."""
+
+    activity_max_events: int
+
+    # --- catalog and change log -------------------------------------------------------------
+    @abc.abstractmethod
+    async def apply_changes(
+        self,
+        changes: Sequence[MovieChange],
+        *,
+        dedupe_key: str | None = None,
+        dedupe_ttl_seconds: int = 7 * 24 * 3600,
+    ) -> WriteResult:
+        """Claim `dedupe_key`, write the movies and append their change entries, all or nothing.
+
+        An upsert identical to the stored live movie, or a delete of a missing or deleted
+        movie, is not a change: it gets no version bump and no entry.
+        """
+
+    @abc.abstractmethod
+    async def get_movies(self, ids: Sequence[str]) -> dict[str, Movie]:
+        """Movies by id, deleted ones included (flagged); unknown ids are absent."""
+
+    @abc.abstractmethod
+    def iter_movies(self, batch_size: int = 1000) -> AsyncIterator[list[Movie]]:
+        """Every live movie, in batches."""
+
+    @abc.abstractmethod
+    async def count_movies(self) -> int:
+        """Live (not deleted) movies."""
+
+    @abc.abstractmethod
+    async def read_changes(
+        self, after: int, limit: int = 1000, block_seconds: float = 0.0
+    ) -> list[ChangeEntry]:
+        """Entries with seq > `after`, oldest first; wait up to `block_seconds` if none."""
+
+    @abc.abstractmethod
+    async def head_seq(self) -> int:
+        """The last sequence handed out (0 when nothing was ever written)."""
+
+    @abc.abstractmethod
+    async def first_retained_seq(self) -> int:
+        """The oldest entry still kept; head + 1 when the log holds nothing."""
+
+    @abc.abstractmethod
+    async def trim_changes(self, keep_last: int) -> None:
+        """Drop all but the newest `keep_last` entries."""
+
+    @abc.abstractmethod
+    async def epoch(self) -> str:
+        """Changes whenever the store is emptied or recreated, so readers can detect a gap."""
+
+    # --- activity ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
+        """Record events, keeping only the `activity_max_events` newest by timestamp."""
+
+    @abc.abstractmethod
+    async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def count_users(self) -> int: ...
+
+    @abc.abstractmethod
+    async def count_events(self) -> int: ...
+
+    # --- embedding cache --------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_embeddings(
+        self, model_version: str, versions: Mapping[str, int]
+    ) -> dict[str, np.ndarray]:
+        """Cached vectors whose movie version matches `versions[id]`; stale ones are misses."""
+
+    @abc.abstractmethod
+    async def put_embeddings(
+        self, model_version: str, vectors: Mapping[str, tuple[int, np.ndarray]]
+    ) -> None:
+        """Store (movie version, vector) per movie id for one model version."""
+
+    # --- lifecycle --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreError when the backend cannot be reached."""
+
+    @abc.abstractmethod
+    async def clear(self) -> None:
+        """Empty everything; the epoch changes."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+def pack_vector(version: int, vector: np.ndarray) -> bytes:
+    return (
+        int(version).to_bytes(8, "little", signed=False)
+        + np.asarray(vector, dtype=np.float32).tobytes()
+    )
+
+
+def unpack_vector(raw: bytes) -> tuple[int, np.ndarray]:
+    return int.from_bytes(raw[:8], "little"), np.frombuffer(raw[8:], dtype=np.float32).copy()

@@ -1,0 +1,280 @@
+"""Redis backend (redis-py asyncio): the production and multi-replica store.
+
+Catalog writes run as one Lua script so the dedupe claim, the movie rows and the change-log
+entries land together. The script reads and checks everything before its first write, because
+Redis does not roll a script back.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from service.store import keys
+from service.store.base import (
+    ChangeEntry,
+    Delete,
+    Event,
+    Movie,
+    MovieChange,
+    Store,
+    StoreError,
+    Upsert,
+    WriteResult,
+    event_from_json,
+    event_json,
+    pack_vector,
+    unpack_vector,
+    validate_changes,
+    validate_event,
+)
+
+# KEYS: movies, live count, sequence, changes stream, epoch, dedupe key ("" for none)
+# ARGV: now, new epoch, dedupe ttl, max stream length, then triples (op, id, content)
+_APPLY = """
+local movies, live, seqkey, stream, epochkey, dedupekey = unpack(KEYS)
+local now, new_epoch, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('EXISTS', epochkey) == 0 then redis.call('SET', epochkey, new_epoch) end
+if dedupekey ~= '' then
+  local prior = redis.call('GET', dedupekey)
+  if prior then return {1, prior} end
+end
+local plan = {}
+local pending = {}
+for i = 5, #ARGV, 3 do
+  local op, id, content = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local cur = pending[id] or redis.call('HGET', movies, id)
+  local version, deleted, old = 0, '1', ''
+  if cur then
+    local a = string.find(cur, '|', 1, true)
+    local b = string.find(cur, '|', a + 1, true)
+    version = tonumber(string.sub(cur, 1, a - 1))
+    deleted = string.sub(cur, a + 1, b - 1)
+    old = string.sub(cur, b + 1)
+  end
+  local row = nil
+  if op == 'upsert' then
+    if deleted == '1' or old ~= content then
+      row = (version + 1) .. '|0|' .. content
+    end
+  elseif cur and deleted == '0' then
+    row = (version + 1) .. '|1|' .. old
+  end
+  if row then
+    pending[id] = row
+    local delta = 0
+    if op == 'upsert' and deleted == '1' then delta = 1 end
+    if op == 'delete' then delta = -1 end
+    table.insert(plan, {op, id, version + 1, row, delta})
+  end
+end
+local first, last = '', ''
+for _, p in ipairs(plan) do
+  redis.call('HSET', movies, p[2], p[4])
+  if p[5] ~= 0 then redis.call('INCRBY', live, p[5]) end
+  local seq = redis.call('INCR', seqkey)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, seq .. '-0',
+             'id', p[2], 'op', p[1], 'v', p[3], 'at', now)
+  if first == '' then first = seq end
+  last = seq
+end
+local result = first .. '-' .. last
+if dedupekey ~= '' then redis.call('SET', dedupekey, result, 'EX', ttl) end
+local versions = {}
+for _, p in ipairs(plan) do
+  table.insert(versions, p[2])
+  table.insert(versions, p[3])
+end
+return {0, result, versions}
+"""
+
+
+def _seq_of(stream_id: bytes | str) -> int:
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    return int(text.split("-", 1)[0])
+
+
+def _parse_range(text: bytes | str) -> tuple[int | None, int | None]:
+    raw = text.decode() if isinstance(text, bytes) else text
+    first, _, last = raw.partition("-")
+    return (int(first), int(last)) if first else (None, None)
+
+
+class RedisStore(Store):
+    def __init__(self, url: str, *, activity_max_events: int, changelog_max_len: int) -> None:
+        self.url = url
+        self.activity_max_events = activity_max_events
+        self.changelog_max_len = changelog_max_len
+        # Blocking XREAD holds a connection; the socket timeout must outlast it.
+        self._redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+        )
+        self._apply = self._redis.register_script(_APPLY)
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from None
+
+    async def apply_changes(
+        self,
+        changes: Sequence[MovieChange],
+        *,
+        dedupe_key: str | None = None,
+        dedupe_ttl_seconds: int = 7 * 24 * 3600,
+    ) -> WriteResult:
+        validate_changes(changes)
+        argv: list[str | int] = [
+            repr(time.time()),
+            uuid.uuid4().hex,
+            dedupe_ttl_seconds,
+            self.changelog_max_len,
+        ]
+        for change in changes:
+            if isinstance(change, Upsert):
+                argv += ["upsert", change.movie.id, change.movie.content_json()]
+            else:
+                assert isinstance(change, Delete)
+                argv += ["delete", change.movie_id, ""]
+        script_keys = [
+            keys.MOVIES,
+            keys.LIVE_COUNT,
+            keys.SEQUENCE,
+            keys.CHANGES,
+            keys.EPOCH,
+            keys.dedupe(dedupe_key) if dedupe_key else "",
+        ]
+        reply = await self._apply(keys=script_keys, args=argv)
+        first, last = _parse_range(reply[1])
+        if reply[0] == 1:
+            return WriteResult(duplicate=True, first_seq=first, last_seq=last)
+        flat = reply[2]
+        versions = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return WriteResult(duplicate=False, first_seq=first, last_seq=last, versions=versions)
+
+    async def get_movies(self, ids: Sequence[str]) -> dict[str, Movie]:
+        if not ids:
+            return {}
+        rows = await self._redis.hmget(keys.MOVIES, list(ids))
+        return {mid: _decode_movie(mid, row) for mid, row in zip(ids, rows, strict=True) if row}
+
+    async def iter_movies(self, batch_size: int = 1000) -> AsyncIterator[list[Movie]]:
+        batch: list[Movie] = []
+        async for mid, row in self._redis.hscan_iter(keys.MOVIES, count=batch_size):
+            movie = _decode_movie(mid.decode(), row)
+            if not movie.deleted:
+                batch.append(movie)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def count_movies(self) -> int:
+        return int(await self._redis.get(keys.LIVE_COUNT) or 0)
+
+    async def read_changes(
+        self, after: int, limit: int = 1000, block_seconds: float = 0.0
+    ) -> list[ChangeEntry]:
+        block = int(block_seconds * 1000) if block_seconds > 0 else None
+        reply = await self._redis.xread({keys.CHANGES: f"{after}-0"}, count=limit, block=block)
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return [
+            ChangeEntry(
+                seq=_seq_of(entry_id),
+                movie_id=fields[b"id"].decode(),
+                op=fields[b"op"].decode(),  # type: ignore[arg-type]
+                version=int(fields[b"v"]),
+                accepted_at=float(fields[b"at"]),
+            )
+            for entry_id, fields in entries
+        ]
+
+    async def head_seq(self) -> int:
+        return int(await self._redis.get(keys.SEQUENCE) or 0)
+
+    async def first_retained_seq(self) -> int:
+        head, first = await (
+            self._redis.pipeline(transaction=True)
+            .get(keys.SEQUENCE)
+            .xrange(keys.CHANGES, count=1)
+            .execute()
+        )
+        return _seq_of(first[0][0]) if first else int(head or 0) + 1
+
+    async def trim_changes(self, keep_last: int) -> None:
+        await self._redis.xtrim(keys.CHANGES, maxlen=keep_last, approximate=False)
+
+    async def epoch(self) -> str:
+        await self._redis.set(keys.EPOCH, uuid.uuid4().hex, nx=True)
+        value = await self._redis.get(keys.EPOCH)
+        return value.decode() if value else ""
+
+    async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
+        for event in events:
+            validate_event(user_id, event)
+        if not events:
+            return
+        key = keys.activity(user_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zadd(key, {event_json(e): e.timestamp for e in events})
+        pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
+        pipe.sadd(keys.USERS, user_id)
+        await pipe.execute()
+
+    async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
+        stop = (limit or self.activity_max_events) - 1
+        rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
+        return [event_from_json(row) for row in rows]
+
+    async def count_users(self) -> int:
+        return int(await self._redis.scard(keys.USERS))
+
+    async def count_events(self) -> int:
+        total = 0
+        async for user in self._redis.sscan_iter(keys.USERS, count=1000):
+            total += int(await self._redis.zcard(keys.activity(user.decode())))
+        return total
+
+    async def get_embeddings(
+        self, model_version: str, versions: Mapping[str, int]
+    ) -> dict[str, np.ndarray]:
+        ids = list(versions)
+        if not ids:
+            return {}
+        rows = await self._redis.hmget(keys.embeddings(model_version), ids)
+        found: dict[str, np.ndarray] = {}
+        for mid, raw in zip(ids, rows, strict=True):
+            if raw:
+                version, vector = unpack_vector(raw)
+                if version == versions[mid]:
+                    found[mid] = vector
+        return found
+
+    async def put_embeddings(
+        self, model_version: str, vectors: Mapping[str, tuple[int, np.ndarray]]
+    ) -> None:
+        if vectors:
+            mapping = {mid: pack_vector(v, vec) for mid, (v, vec) in vectors.items()}
+            await self._redis.hset(keys.embeddings(model_version), mapping=mapping)
+
+    async def clear(self) -> None:
+        async for key in self._redis.scan_iter(match=f"{keys.PREFIX}*", count=1000):
+            await self._redis.delete(key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _decode_movie(movie_id: str, row: bytes) -> Movie:
+    text = row.decode()
+    version, deleted, content = text.split("|", 2)
+    return Movie.from_content(movie_id, content, int(version), deleted == "1")

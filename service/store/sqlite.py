@@ -1,0 +1,389 @@
+"""SQLite backend: the embedded default. One file, WAL mode, safe for several processes.
+
+All calls run on one dedicated thread per store (sqlite3 connections are not thread-safe and
+must not block the event loop); writes take `BEGIN IMMEDIATE` so concurrent processes queue on
+the file lock instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from service.store.base import (
+    ChangeEntry,
+    Delete,
+    Event,
+    Movie,
+    MovieChange,
+    Store,
+    StoreError,
+    Upsert,
+    WriteResult,
+    event_from_json,
+    event_json,
+    pack_vector,
+    unpack_vector,
+    validate_changes,
+    validate_event,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS movies (
+    id TEXT PRIMARY KEY, content TEXT NOT NULL,
+    version INTEGER NOT NULL, deleted INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, movie_id TEXT NOT NULL, op TEXT NOT NULL,
+    version INTEGER NOT NULL, accepted_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS activity (
+    user_id TEXT NOT NULL, ts REAL NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (user_id, payload)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activity_by_time ON activity (user_id, ts DESC, payload DESC);
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, result TEXT NOT NULL, expires REAL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    model_version TEXT NOT NULL, movie_id TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (model_version, movie_id)
+) WITHOUT ROWID;
+"""
+
+_POLL_SECONDS = 0.05
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///var/x.db` is relative to the working directory, `sqlite:////abs.db` absolute."""
+    path = url.removeprefix("sqlite:///")
+    if not path:
+        raise StoreError(f"store URL {url!r} names no file; use sqlite:///path/to/file.db")
+    return Path(path)
+
+
+class SQLiteStore(Store):
+    def __init__(self, url: str, *, activity_max_events: int, changelog_max_len: int) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self.activity_max_events = activity_max_events
+        self.changelog_max_len = changelog_max_len
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from None
+        self._conn = conn
+        self._ensure_epoch(conn)
+        return conn
+
+    @staticmethod
+    def _ensure_epoch(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (uuid.uuid4().hex,)
+        )
+
+    def _connection(self) -> sqlite3.Connection:
+        return self._conn or self._open()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return fn(self._connection())
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # --- catalog and change log -------------------------------------------------------------
+    async def apply_changes(
+        self,
+        changes: Sequence[MovieChange],
+        *,
+        dedupe_key: str | None = None,
+        dedupe_ttl_seconds: int = 7 * 24 * 3600,
+    ) -> WriteResult:
+        validate_changes(changes)
+        now = time.time()
+
+        def body(conn: sqlite3.Connection) -> WriteResult:
+            if dedupe_key is not None:
+                conn.execute("DELETE FROM dedupe WHERE key = ? AND expires < ?", (dedupe_key, now))
+                row = conn.execute(
+                    "SELECT result FROM dedupe WHERE key = ?", (dedupe_key,)
+                ).fetchone()
+                if row:
+                    first, _, last = row[0].partition("-")
+                    return WriteResult(
+                        duplicate=True,
+                        first_seq=int(first) if first else None,
+                        last_seq=int(last) if last else None,
+                    )
+            seqs: list[int] = []
+            versions: dict[str, int] = {}
+            for change in changes:
+                movie_id = change.movie.id if isinstance(change, Upsert) else change.movie_id
+                cur = conn.execute(
+                    "SELECT content, version, deleted FROM movies WHERE id = ?", (movie_id,)
+                ).fetchone()
+                version = cur[1] if cur else 0
+                if isinstance(change, Upsert):
+                    content = change.movie.content_json()
+                    if cur and not cur[2] and cur[0] == content:
+                        continue
+                    op, deleted = "upsert", 0
+                else:
+                    assert isinstance(change, Delete)
+                    if not cur or cur[2]:
+                        continue
+                    op, deleted, content = "delete", 1, cur[0]
+                conn.execute(
+                    "INSERT INTO movies (id, content, version, deleted) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET content = excluded.content, "
+                    "version = excluded.version, deleted = excluded.deleted",
+                    (movie_id, content, version + 1, deleted),
+                )
+                cursor = conn.execute(
+                    "INSERT INTO changes (movie_id, op, version, accepted_at) VALUES (?, ?, ?, ?)",
+                    (movie_id, op, version + 1, now),
+                )
+                seqs.append(int(cursor.lastrowid or 0))
+                versions[movie_id] = version + 1
+            if seqs:
+                conn.execute(
+                    "DELETE FROM changes WHERE seq <= ?", (seqs[-1] - self.changelog_max_len,)
+                )
+            result = f"{seqs[0]}-{seqs[-1]}" if seqs else "-"
+            if dedupe_key is not None:
+                conn.execute(
+                    "INSERT INTO dedupe (key, result, expires) VALUES (?, ?, ?)",
+                    (dedupe_key, result, now + dedupe_ttl_seconds),
+                )
+            return WriteResult(
+                duplicate=False,
+                first_seq=seqs[0] if seqs else None,
+                last_seq=seqs[-1] if seqs else None,
+                versions=versions,
+            )
+
+        return await self._run(lambda conn: self._transaction(conn, lambda: body(conn)))
+
+    async def get_movies(self, ids: Sequence[str]) -> dict[str, Movie]:
+        def query(conn: sqlite3.Connection) -> dict[str, Movie]:
+            found: dict[str, Movie] = {}
+            unique = list(dict.fromkeys(ids))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for mid, content, version, deleted in conn.execute(
+                    f"SELECT id, content, version, deleted FROM movies WHERE id IN ({marks})",
+                    chunk,
+                ):
+                    found[mid] = Movie.from_content(mid, content, version, bool(deleted))
+            return found
+
+        return await self._run(query)
+
+    async def iter_movies(self, batch_size: int = 1000) -> AsyncIterator[list[Movie]]:
+        last = ""
+        while True:
+
+            def page(conn: sqlite3.Connection, after: str = last) -> list[Movie]:
+                rows = conn.execute(
+                    "SELECT id, content, version FROM movies WHERE deleted = 0 AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (after, batch_size),
+                ).fetchall()
+                return [Movie.from_content(r[0], r[1], r[2], False) for r in rows]
+
+            batch = await self._run(page)
+            if not batch:
+                return
+            yield batch
+            last = batch[-1].id
+
+    async def count_movies(self) -> int:
+        return await self._scalar("SELECT COUNT(*) FROM movies WHERE deleted = 0")
+
+    async def read_changes(
+        self, after: int, limit: int = 1000, block_seconds: float = 0.0
+    ) -> list[ChangeEntry]:
+        def query(conn: sqlite3.Connection) -> list[ChangeEntry]:
+            rows = conn.execute(
+                "SELECT seq, movie_id, op, version, accepted_at FROM changes "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            return [ChangeEntry(*row) for row in rows]
+
+        deadline = time.monotonic() + block_seconds
+        while True:
+            entries = await self._run(query)
+            if entries or time.monotonic() >= deadline:
+                return entries
+            await asyncio.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    async def head_seq(self) -> int:
+        return await self._scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+
+    async def first_retained_seq(self) -> int:
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT MIN(seq) FROM changes").fetchone()
+            if row and row[0] is not None:
+                return int(row[0])
+            head = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+            value = head.fetchone()
+            return (int(value[0]) if value else 0) + 1
+
+        return await self._run(query)
+
+    async def trim_changes(self, keep_last: int) -> None:
+        def trim(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM changes WHERE seq <= (SELECT COALESCE(MAX(seq), 0) FROM changes) - ?",
+                (keep_last,),
+            )
+
+        await self._run(trim)
+
+    async def epoch(self) -> str:
+        def query(conn: sqlite3.Connection) -> str:
+            self._ensure_epoch(conn)
+            return str(conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+
+        return await self._run(query)
+
+    # --- activity ---------------------------------------------------------------------------
+    async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
+        for event in events:
+            validate_event(user_id, event)
+        if not events:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO activity (user_id, ts, payload) VALUES (?, ?, ?)",
+                [(user_id, e.timestamp, event_json(e)) for e in events],
+            )
+            conn.execute(
+                "DELETE FROM activity WHERE user_id = ? AND payload IN ("
+                " SELECT payload FROM activity WHERE user_id = ?"
+                " ORDER BY ts DESC, payload DESC LIMIT -1 OFFSET ?)",
+                (user_id, user_id, self.activity_max_events),
+            )
+
+        await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
+
+    async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
+        def query(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT payload FROM activity WHERE user_id = ? "
+                "ORDER BY ts DESC, payload DESC LIMIT ?",
+                (user_id, limit or self.activity_max_events),
+            ).fetchall()
+            return [event_from_json(row[0]) for row in rows]
+
+        return await self._run(query)
+
+    async def count_users(self) -> int:
+        return await self._scalar("SELECT COUNT(DISTINCT user_id) FROM activity")
+
+    async def count_events(self) -> int:
+        return await self._scalar("SELECT COUNT(*) FROM activity")
+
+    # --- embedding cache --------------------------------------------------------------------
+    async def get_embeddings(
+        self, model_version: str, versions: Mapping[str, int]
+    ) -> dict[str, np.ndarray]:
+        def query(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+            ids = list(versions)
+            found: dict[str, np.ndarray] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for mid, data in conn.execute(
+                    "SELECT movie_id, data FROM embeddings "
+                    f"WHERE model_version = ? AND movie_id IN ({marks})",
+                    [model_version, *chunk],
+                ):
+                    version, vector = unpack_vector(data)
+                    if version == versions[mid]:
+                        found[mid] = vector
+            return found
+
+        return await self._run(query)
+
+    async def put_embeddings(
+        self, model_version: str, vectors: Mapping[str, tuple[int, np.ndarray]]
+    ) -> None:
+        rows = [(model_version, mid, pack_vector(v, vec)) for mid, (v, vec) in vectors.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (model_version, movie_id, data) "
+                "VALUES (?, ?, ?)",
+                rows,
+            )
+
+        await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def clear(self) -> None:
+        def wipe(conn: sqlite3.Connection) -> None:
+            for table in ("movies", "changes", "activity", "dedupe", "embeddings", "meta"):
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            conn.execute("DELETE FROM sqlite_sequence WHERE name = 'changes'")
+            self._ensure_epoch(conn)
+
+        await self._run(lambda conn: self._transaction(conn, lambda: wipe(conn)))
+
+    async def close(self) -> None:
+        def shut(_: sqlite3.Connection) -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        if self._conn is not None:
+            await self._run(shut)
+        self._executor.shutdown(wait=True)
+
+    async def _scalar(self, sql: str) -> int:
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute(sql).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return await self._run(query)

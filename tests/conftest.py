@@ -1,0 +1,55 @@
+"""Shared fixtures: a real redis-server on a free port (pytest-redis) and a store per backend."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pytest_redis import factories
+
+from service.store import Store, open_store
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+# A throwaway server per test session on a free port; never the machine's own 6379.
+redis_proc = factories.redis_proc(executable=REDIS_SERVER, port=None)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def redis_url(redis_proc) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A clean database on the session's redis-server."""
+    import redis
+
+    url = f"redis://{redis_proc.host}:{redis_proc.port}/0"
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.close()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Parametrizes a test over both backends: one contract, two implementations."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "redis_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(store_url, activity_max_events=5, changelog_max_len=1000)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -1,0 +1,190 @@
+"""One contract, run against both backends (SQLite file and a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from service.store import Delete, Event, InvalidRecord, Movie, Store, StoreError, Upsert, open_store
+
+pytestmark = pytest.mark.anyio
+
+
+def movie(mid: str, title: str = "A Movie", **kw: object) -> Movie:
+    return Movie(id=mid, title=title, **kw)  # type: ignore[arg-type]
+
+
+async def test_upsert_then_get_roundtrips_every_field(store: Store) -> None:
+    m = movie("1", "Toy Story", genres=("Animation", "Comedy"), year=1995, tags=("pixar",))
+    result = await store.apply_changes([Upsert(m)])
+
+    got = (await store.get_movies(["1", "missing"]))["1"]
+    assert (got.title, got.genres, got.year, got.tags) == (m.title, m.genres, 1995, m.tags)
+    assert got.version == 1 and not got.deleted
+    assert result.first_seq == result.last_seq == 1 and result.versions == {"1": 1}
+    assert await store.count_movies() == 1
+
+
+async def test_change_log_is_ordered_and_carries_versions(store: Store) -> None:
+    await store.apply_changes([Upsert(movie("a")), Upsert(movie("b"))])
+    await store.apply_changes([Upsert(movie("a", "A, renamed")), Delete("b")])
+
+    entries = await store.read_changes(after=0)
+    assert [(e.seq, e.movie_id, e.op, e.version) for e in entries] == [
+        (1, "a", "upsert", 1),
+        (2, "b", "upsert", 1),
+        (3, "a", "upsert", 2),
+        (4, "b", "delete", 2),
+    ]
+    assert [e.seq for e in await store.read_changes(after=2, limit=1)] == [3]
+    assert await store.head_seq() == 4
+    assert entries[0].accepted_at == pytest.approx(time.time(), abs=60)
+
+
+async def test_deleted_movies_are_flagged_not_listed(store: Store) -> None:
+    await store.apply_changes([Upsert(movie("a")), Upsert(movie("b")), Delete("a")])
+
+    assert (await store.get_movies(["a"]))["a"].deleted
+    listed = [m.id async for batch in store.iter_movies(batch_size=1) for m in batch]
+    assert listed == ["b"]
+    assert await store.count_movies() == 1
+
+
+async def test_unchanged_upsert_and_repeated_delete_append_nothing(store: Store) -> None:
+    await store.apply_changes([Upsert(movie("a")), Delete("zz")])
+    again = await store.apply_changes([Upsert(movie("a")), Delete("zz")])
+
+    assert again.applied == 0 and again.first_seq is None
+    assert await store.head_seq() == 1
+
+
+async def test_a_failing_write_appends_nothing(store: Store) -> None:
+    await store.apply_changes([Upsert(movie("a"))])
+    bad = Movie(id="b", title="")  # empty title is invalid
+
+    with pytest.raises(InvalidRecord, match="title"):
+        await store.apply_changes([Upsert(movie("c")), Upsert(bad), Delete("a")])
+
+    assert await store.head_seq() == 1
+    assert set(await store.get_movies(["a", "b", "c"])) == {"a"}
+    assert not (await store.get_movies(["a"]))["a"].deleted
+
+
+async def test_dedupe_key_applies_once_and_replays_the_original_range(store: Store) -> None:
+    first = await store.apply_changes([Upsert(movie("a"))], dedupe_key="msg_1")
+    replay = await store.apply_changes([Upsert(movie("a", "other"))], dedupe_key="msg_1")
+
+    assert not first.duplicate and replay.duplicate
+    assert (replay.first_seq, replay.last_seq) == (first.first_seq, first.last_seq)
+    assert (await store.get_movies(["a"]))["a"].title == "A Movie"
+    assert await store.head_seq() == 1
+
+
+async def test_concurrent_deliveries_of_one_key_apply_exactly_once(store_url: str) -> None:
+    stores = [await open_store(store_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(s.apply_changes([Upsert(movie("x"))], dedupe_key="same") for s in stores)
+        )
+    finally:
+        for s in stores:
+            await s.close()
+    assert sum(not r.duplicate for r in results) == 1
+
+
+async def test_blocking_read_wakes_on_a_write(store: Store) -> None:
+    reader = asyncio.create_task(store.read_changes(after=0, block_seconds=5))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    await store.apply_changes([Upsert(movie("late"))])
+    entries = await reader
+    assert [e.movie_id for e in entries] == ["late"]
+    assert time.monotonic() - started < 2
+
+
+async def test_blocking_read_times_out_empty(store: Store) -> None:
+    assert await store.read_changes(after=0, block_seconds=0.2) == []
+
+
+async def test_trim_moves_the_first_retained_cursor(store: Store) -> None:
+    assert await store.first_retained_seq() == 1  # empty log: head + 1
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
+    assert await store.first_retained_seq() == 1
+
+    await store.trim_changes(keep_last=3)
+
+    assert await store.first_retained_seq() == 8
+    assert [e.seq for e in await store.read_changes(after=0)] == [8, 9, 10]
+    assert await store.head_seq() == 10
+
+
+async def test_epoch_is_stable_and_changes_after_a_clear(store: Store) -> None:
+    before = await store.epoch()
+    await store.apply_changes([Upsert(movie("a"))])
+    assert await store.epoch() == before
+
+    await store.clear()
+
+    assert await store.epoch() != before
+    assert await store.head_seq() == 0
+    assert await store.count_movies() == 0
+
+
+async def test_activity_is_bounded_and_newest_first(store: Store) -> None:
+    # the fixture bounds activity to 5 events per user
+    events = [Event(movie_id=str(i), kind="watch", timestamp=1000.0 + i) for i in range(8)]
+    await store.add_events("u1", events[::2])
+    await store.add_events("u1", events[1::2])
+
+    recent = await store.recent_events("u1")
+    assert [e.movie_id for e in recent] == ["7", "6", "5", "4", "3"]
+    assert [e.movie_id for e in await store.recent_events("u1", limit=2)] == ["7", "6"]
+    assert await store.recent_events("nobody") == []
+
+
+async def test_identical_events_collapse_so_imports_are_idempotent(store: Store) -> None:
+    rate = Event(movie_id="1", kind="rate", rating=4.5, timestamp=5.0)
+    await store.add_events("u1", [rate])
+    await store.add_events("u1", [rate])
+    await store.add_events("u2", [rate])
+    assert await store.count_events() == 2
+    assert await store.count_users() == 2
+    assert (await store.recent_events("u1"))[0] == rate
+
+
+async def test_invalid_event_is_rejected_whole(store: Store) -> None:
+    good = Event(movie_id="1", kind="watch", timestamp=1.0)
+    bad = Event(movie_id="2", kind="rate", rating=9.0, timestamp=2.0)
+    with pytest.raises(InvalidRecord, match="rating"):
+        await store.add_events("u1", [good, bad])
+    assert await store.recent_events("u1") == []
+
+
+async def test_embedding_cache_is_keyed_by_model_and_movie_version(store: Store) -> None:
+    vec = np.arange(4, dtype=np.float32)
+    await store.put_embeddings("m1", {"a": (1, vec), "b": (1, vec * 2)})
+
+    hits = await store.get_embeddings("m1", {"a": 1, "b": 2, "c": 1})
+    assert set(hits) == {"a"}  # b is stale (movie changed), c was never cached
+    np.testing.assert_array_equal(hits["a"], vec)
+    assert await store.get_embeddings("m2", {"a": 1}) == {}
+
+
+async def test_unknown_scheme_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="unknown store URL scheme 'postgres'"):
+        await open_store("postgres://localhost/db")
+
+
+async def test_unreachable_redis_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot reach Redis"):
+        await open_store("redis://127.0.0.1:1/0")
+
+
+async def test_unwritable_sqlite_path_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot open SQLite store"):
+        await open_store(f"sqlite:///{blocker}/sub/store.db")
