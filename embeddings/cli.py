@@ -1,4 +1,4 @@
-"""`movie-recs train` and `movie-recs evaluate` (registered by service.cli). TF is imported lazily."""
+"""`movie-recs train` and `movie-recs evaluate`, registered by service.cli; TF loads lazily."""
 
 from __future__ import annotations
 

@@ -87,15 +87,29 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            self._enable_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from None
         self._conn = conn
         self._ensure_epoch(conn)
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        """Switching to WAL needs a moment alone with the file; SQLite does not wait for it."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @staticmethod
     def _ensure_epoch(conn: sqlite3.Connection) -> None:
@@ -365,7 +379,7 @@ class SQLiteStore(Store):
     async def clear(self) -> None:
         def wipe(conn: sqlite3.Connection) -> None:
             for table in ("movies", "changes", "activity", "dedupe", "embeddings", "meta"):
-                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+                conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM sqlite_sequence WHERE name = 'changes'")
             self._ensure_epoch(conn)
 

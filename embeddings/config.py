@@ -1,0 +1,32 @@
+"""Training settings: everything here is part of the model version hash."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dim: int = 64
+    history_length: int = 50
+    # 0 keeps every rating as an interaction: see README of embeddings (threshold decision).
+    min_rating: float = 0.0
+    cold_fraction: float = 0.05
+    batch_size: int = 1024
+    epochs: int = 30
+    patience: int = 2
+    learning_rate: float = 3e-3
+    temperature: float = 0.05
+    id_dropout: float = 0.5
+    word_dim: int = 32
+    movie_hidden: int = 256
+    user_hidden: int = 128
+    min_word_count: int = 2
+    top_k: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **changes: Any) -> TrainConfig:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,162 @@
+"""The two towers (plain Keras 3) and the model that trains them with an in-batch softmax.
+
+Movie tower: vector = normalize(content MLP(genres, title words, tag words, year) + id embedding).
+The id embedding is dropped at random in training, so the content MLP alone must place a movie
+well: that is the vector of a movie added after training (unknown id -> content only).
+
+User tower: attention pooling of the movie vectors of the last L movies (newest first), each
+weighted by `event weight * exp(position score + content score)`, then a residual MLP. No user id:
+any history (a new user, an anonymous session, movies newer than the model) has a vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+MASKED_LOGIT = -1e9
+
+
+def l2_normalize(x: tf.Tensor) -> tf.Tensor:
+    return x / ops.maximum(ops.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _bag_mean(embedded: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+    """Mean over the non-zero ids of a row (zeros: padding or unknown); an empty row gives 0."""
+    mask = ops.cast(ids > 0, embedded.dtype)[..., None]
+    return ops.sum(embedded * mask, axis=-2) / ops.maximum(ops.sum(mask, axis=-2), 1.0)
+
+
+class MovieTower(keras.Model):
+    def __init__(
+        self,
+        sizes: Mapping[str, int],
+        *,
+        year_buckets: int,
+        dim: int,
+        hidden: int,
+        word_dim: int,
+        id_dropout: float,
+        seed: int,
+    ) -> None:
+        super().__init__(name="movie_tower")
+        self.id_dropout = id_dropout
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
+        self.movie_id = layers.Embedding(sizes["movie_ids"], dim, embeddings_initializer=init)
+        self.genres = layers.Embedding(sizes["genres"], word_dim)
+        self.title = layers.Embedding(sizes["title_tokens"], word_dim)
+        self.tags = layers.Embedding(sizes["tags"], word_dim)
+        self.year = layers.Embedding(year_buckets, word_dim // 2)
+        self.hidden = layers.Dense(hidden, activation="relu")
+        self.project = layers.Dense(dim)
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        ids = features["movie_id"]
+        keep = ops.cast(ids > 0, "float32")
+        if training and self.id_dropout > 0:
+            draw = keras.random.uniform(ops.shape(ids), seed=self.seed_generator)
+            keep = keep * ops.cast(draw >= self.id_dropout, "float32")
+        content = ops.concatenate(
+            [
+                _bag_mean(self.genres(features["genres"]), features["genres"]),
+                _bag_mean(self.title(features["title"]), features["title"]),
+                _bag_mean(self.tags(features["tags"]), features["tags"]),
+                self.year(features["year"]),
+            ],
+            axis=-1,
+        )
+        vector = self.project(self.hidden(content)) + self.movie_id(ids) * keep[..., None]
+        return l2_normalize(vector)
+
+
+class UserTower(keras.Model):
+    """Pure tensor algebra, mirrored by `embeddings.numpy_user_tower.forward`."""
+
+    def __init__(self, *, history_length: int, dim: int, hidden: int) -> None:
+        super().__init__(name="user_tower")
+        self.position = self.add_weight(
+            shape=(history_length,), initializer="zeros", name="position"
+        )
+        self.query = self.add_weight(shape=(dim,), initializer="zeros", name="query")
+        self.hidden = layers.Dense(hidden, activation="relu")
+        self.project = layers.Dense(dim, kernel_initializer="zeros")
+
+    def call(self, history: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        mask = ops.cast(weights > 0, "float32")
+        logits = self.position + ops.einsum("bld,d->bl", history, self.query)
+        logits = logits + ops.log(ops.maximum(weights, 1e-6))
+        logits = ops.where(weights > 0, logits, MASKED_LOGIT)
+        attention = ops.exp(logits - ops.max(logits, axis=1, keepdims=True)) * mask
+        attention = attention / ops.maximum(ops.sum(attention, axis=1, keepdims=True), 1e-9)
+        pooled = ops.einsum("bl,bld->bd", attention, history)
+        return l2_normalize(pooled + self.project(self.hidden(pooled)))
+
+
+class TwoTowerTrainer(keras.Model):
+    """Trains both towers on (history, weights, target) batches of catalog indices.
+
+    Each step embeds the whole catalog once (it is small next to a batch of 50-movie histories),
+    gathers history and target vectors, and scores every user of the batch against every target
+    of the batch. Logits are corrected by log q (the target's share of training examples), so
+    popular movies are not pushed down just for being frequent negatives; a target that appears
+    twice in a batch is not its own negative.
+    """
+
+    def __init__(
+        self,
+        movie_tower: MovieTower,
+        user_tower: UserTower,
+        catalog: Mapping[str, np.ndarray],
+        log_q: np.ndarray,
+        temperature: float,
+    ) -> None:
+        super().__init__(name="two_tower")
+        self.movie_tower = movie_tower
+        self.user_tower = user_tower
+        self.catalog = {name: tf.constant(value) for name, value in catalog.items()}
+        self.log_q = tf.constant(log_q, dtype=tf.float32)
+        self.temperature = temperature
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.loss_tracker]
+
+    def call(self, inputs: tuple[tf.Tensor, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """User vectors of a batch of (history indices, weights); index -1 is padding."""
+        movies = self.movie_tower(self.catalog, training=training)
+        return self._users(movies, *inputs, training=training)
+
+    def _users(
+        self, movies: tf.Tensor, history: tf.Tensor, weights: tf.Tensor, training: bool
+    ) -> tf.Tensor:
+        padded = ops.concatenate([movies, ops.zeros_like(movies[:1])], axis=0)
+        vectors = ops.take(padded, ops.where(history < 0, ops.shape(movies)[0], history), axis=0)
+        return self.user_tower(vectors, weights, training=training)
+
+    def compute_batch_loss(self, data: tuple[tf.Tensor, ...], training: bool) -> tf.Tensor:
+        history, weights, targets = data
+        movies = self.movie_tower(self.catalog, training=training)
+        users = self._users(movies, history, weights, training)
+        logits = ops.matmul(users, ops.transpose(ops.take(movies, targets, axis=0)))
+        logits = logits / self.temperature - ops.take(self.log_q, targets)[None, :]
+        same = ops.equal(targets[:, None], targets[None, :])
+        diagonal = ops.eye(ops.shape(targets)[0], dtype="bool")
+        logits = ops.where(ops.logical_and(same, ~diagonal), MASKED_LOGIT, logits)
+        labels = ops.arange(ops.shape(targets)[0])
+        return ops.mean(
+            keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        )
+
+    def train_step(self, data: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss = self.compute_batch_loss(data, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}

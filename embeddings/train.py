@@ -1,0 +1,229 @@
+"""Train, export and evaluate one model version, deterministically for a given seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from embeddings.artifacts import open_towers
+from embeddings.config import TrainConfig
+from embeddings.data import Dataset, Ratings, load_dataset
+from embeddings.evaluate import evaluate, model_ranking
+from embeddings.examples import Examples, build_examples
+from embeddings.export import embed_movies, publish, save_catalog, save_towers, staging_dir
+from embeddings.export import write_manifest
+from embeddings.features import YEAR_BUCKETS, MovieEncoder, build_vocabularies, encode_catalog
+from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
+from embeddings.split import EvalCases, Split, leave_last_out
+
+TINY_USERS = 40
+TINY_CONFIG = TrainConfig(batch_size=256, epochs=2, patience=1, movie_hidden=64, user_hidden=32)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    directory: Path
+    manifest: dict[str, Any]
+
+
+class ValidationRanking(keras.callbacks.Callback):
+    """Full-ranking HR/NDCG on the validation cases after each epoch; keeps the best weights.
+
+    It runs before EarlyStopping and the progress bar, so both see `val_ndcg@k` in the logs.
+    """
+
+    def __init__(self, trainer: TwoTowerTrainer, cases: EvalCases, length: int, k: int) -> None:
+        super().__init__()
+        self.trainer, self.cases, self.length, self.k = trainer, cases, length, k
+        self.best = -1.0
+        self.best_epoch = -1
+        self.best_weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        vectors = self.trainer.movie_tower(self.trainer.catalog, training=False).numpy()
+        ranking = model_ranking(
+            self.cases,
+            vectors,
+            lambda h, w: self.trainer.user_tower(h, w).numpy(),
+            self.length,
+        )
+        ndcg = ranking.ndcg(self.k)
+        if logs is not None:
+            logs[f"val_hr@{self.k}"] = ranking.hit_rate(self.k)
+            logs[f"val_ndcg@{self.k}"] = ndcg
+        if ndcg > self.best:
+            self.best, self.best_epoch = ndcg, epoch
+            self.best_weights = self.trainer.get_weights()
+
+    def restore_best(self) -> None:
+        if self.best_weights is not None:
+            self.trainer.set_weights(self.best_weights)
+
+
+def model_version(data_hash: str, config: TrainConfig, seed: int) -> str:
+    payload = json.dumps({"data": data_hash, "config": config.to_dict(), "seed": seed}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def train(
+    dataset: Dataset,
+    artifacts: Path,
+    *,
+    config: TrainConfig = TrainConfig(),
+    seed: int = 0,
+    verbose: int | str = "auto",
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Split, train, export to a staging directory, evaluate the export, then publish it."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    length = config.history_length
+
+    split = leave_last_out(
+        dataset, min_rating=config.min_rating, cold_fraction=config.cold_fraction, seed=seed
+    )
+    sequences = split.train_sequences()
+    trained = np.zeros(len(split.movie_ids), dtype=bool)
+    for movies, _ in sequences:
+        trained[movies] = True
+    vocabularies = build_vocabularies(dataset.movies, trained, min_count=config.min_word_count)
+    encoder = MovieEncoder(vocabularies)
+    catalog = encode_catalog(encoder, dataset.movies)
+    examples = build_examples(sequences, length)
+    log(
+        f"{len(examples)} training examples, {int(trained.sum())} trained movies, "
+        f"{int(split.cold.sum())} cold movies, {len(split.users)} users"
+    )
+
+    movie_tower = MovieTower(
+        vocabularies.sizes(),
+        year_buckets=YEAR_BUCKETS,
+        dim=config.dim,
+        hidden=config.movie_hidden,
+        word_dim=config.word_dim,
+        id_dropout=config.id_dropout,
+        seed=seed,
+    )
+    user_tower = UserTower(history_length=length, dim=config.dim, hidden=config.user_hidden)
+    trainer = TwoTowerTrainer(
+        movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
+    )
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    trainer((examples.history[:1], examples.weights[:1]))  # build the weights before fit
+    validation = ValidationRanking(trainer, split.cases("validation"), length, config.top_k)
+    stopping = keras.callbacks.EarlyStopping(
+        monitor=f"val_ndcg@{config.top_k}", mode="max", patience=config.patience
+    )
+    trainer.fit(
+        _batches(examples, config.batch_size, seed),
+        epochs=config.epochs,
+        callbacks=[validation, stopping],
+        verbose=verbose,
+    )
+    validation.restore_best()
+    training_seconds = time.perf_counter() - started
+
+    staging = staging_dir(artifacts)
+    save_towers(
+        staging,
+        encoder=encoder,
+        movie_tower=movie_tower,
+        user_tower=user_tower,
+        vocabularies=vocabularies,
+        history_length=length,
+        dim=config.dim,
+    )
+    towers = open_towers(staging, {})  # evaluate what ships, not the in-memory model
+    vectors = embed_movies(towers.movie_tower, dataset.movies)
+    save_catalog(staging, split.movie_ids, vectors)
+    metrics = evaluate(split, vectors, towers.embed_users, length=length, k=config.top_k)
+    data_hash = dataset.content_hash()
+    version = model_version(data_hash, config, seed)
+    manifest = {
+        "version": version,
+        "dim": config.dim,
+        "history_length": length,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_seconds": round(training_seconds, 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "seed": seed,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "data_hash": data_hash,
+        "num_movies": len(split.movie_ids),
+        "best_epoch": validation.best_epoch + 1,
+        "title_format": "without the (year) suffix; a trailing (YYYY) is stripped anyway",
+        "report": {**dataset.report, **split.report},
+    }
+    write_manifest(staging, manifest)
+    del towers
+    return TrainResult(publish(staging, artifacts, version), manifest)
+
+
+def train_directory(
+    data_dir: Path, artifacts: Path, *, config: TrainConfig = TrainConfig(), seed: int = 0
+) -> TrainResult:
+    return train(load_dataset(data_dir), artifacts, config=config, seed=seed)
+
+
+def tiny_dataset(data_dir: Path, users: int = TINY_USERS) -> Dataset:
+    """The first `users` users of a dataset (by id) and the movies they rated."""
+    full = load_dataset(data_dir)
+    chosen = set(sorted(set(full.ratings.user_ids), key=lambda u: (len(u), u))[:users])
+    rows = np.array([u in chosen for u in full.ratings.user_ids])
+    ratings = Ratings(
+        full.ratings.user_ids[rows],
+        full.ratings.movie_ids[rows],
+        full.ratings.ratings[rows],
+        full.ratings.timestamps[rows],
+    )
+    rated = set(ratings.movie_ids)
+    movies = [m for m in full.movies if m.movie_id in rated]
+    return Dataset(movies=movies, ratings=ratings, report=full.report)
+
+
+def train_tiny(artifacts: Path, *, data_dir: Path | None = None, seed: int = 0) -> Path:
+    """Train and publish a tiny real model in seconds (for tests); returns its version directory.
+
+    Same code path and artifact layout as a full training, on 40 users of the bundled data.
+    """
+    if data_dir is None:
+        from service.config import BUNDLED_DATA
+
+        data_dir = BUNDLED_DATA
+    result = train(
+        tiny_dataset(data_dir), Path(artifacts), config=TINY_CONFIG, seed=seed, verbose=0, log=_quiet
+    )
+    return result.directory
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _log_q(examples: Examples, num_movies: int) -> np.ndarray:
+    """log of each movie's share of training targets: the in-batch sampling probability."""
+    counts = np.bincount(examples.targets, minlength=num_movies).astype(np.float64)
+    return np.log(np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
+
+
+def _batches(examples: Examples, batch_size: int, seed: int) -> tf.data.Dataset:
+    data = tf.data.Dataset.from_tensor_slices(
+        (examples.history, examples.weights, examples.targets)
+    )
+    return (
+        data.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )

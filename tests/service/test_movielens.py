@@ -1,0 +1,82 @@
+"""Parsing the MovieLens CSV format: what is kept, what is skipped, what stops the import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.movielens import DatasetError, read_movielens, split_title
+
+
+def write(directory: Path, name: str, text: str) -> None:
+    (directory / name).write_text(text.strip() + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Toy Story (1995)", ("Toy Story", 1995)),
+        ("Babylon 5", ("Babylon 5", None)),
+        ("Fawlty Towers (1975-1979)", ("Fawlty Towers", 1975)),
+        ("Stranger Things (2016\u2013 )", ("Stranger Things", 2016)),
+        ("1984 (1984)", ("1984", 1984)),
+    ],
+)
+def test_split_title(raw: str, expected: tuple[str, int | None]) -> None:
+    assert split_title(raw) == expected
+
+
+def test_rows_are_parsed_and_bad_ones_reported_with_file_and_line(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "movies.csv",
+        """
+movieId,title,genres
+1,Toy Story (1995),Adventure|Animation
+2,Untitled Thing,(no genres listed)
+3,,Drama
+""",
+    )
+    write(
+        tmp_path,
+        "ratings.csv",
+        """
+userId,movieId,rating,timestamp
+7,1,4.0,100
+7,2,abc,101
+7,99,3.0,102
+""",
+    )
+    write(tmp_path, "tags.csv", "userId,movieId,tag,timestamp\n7,1,Pixar,1\n8,1,pixar,2\n8,1,fun,3")
+
+    data = read_movielens(tmp_path)
+
+    assert [m.id for m in data.movies] == ["1", "2"]
+    toy, untitled = data.movies
+    assert (toy.title, toy.year, toy.genres, toy.tags) == (
+        "Toy Story",
+        1995,
+        ("Adventure", "Animation"),
+        ("pixar", "fun"),
+    )
+    assert (untitled.year, untitled.genres) == (None, ())
+    assert [e.movie_id for e in data.events["7"]] == ["1"]
+    assert {(b.file, b.line) for b in data.bad_rows} == {
+        ("movies.csv", 4),
+        ("ratings.csv", 3),
+        ("ratings.csv", 4),
+    }
+
+
+def test_missing_column_stops_with_a_clear_message(tmp_path: Path) -> None:
+    write(tmp_path, "movies.csv", "movieId,name\n1,x")
+    write(tmp_path, "ratings.csv", "userId,movieId,rating,timestamp")
+    with pytest.raises(DatasetError, match=r"movies.csv lacks column\(s\) title, genres"):
+        read_movielens(tmp_path)
+
+
+def test_missing_file_stops_with_a_clear_message(tmp_path: Path) -> None:
+    write(tmp_path, "movies.csv", "movieId,title,genres\n1,x,Drama")
+    with pytest.raises(DatasetError, match=r"cannot read .*ratings\.csv"):
+        read_movielens(tmp_path)
