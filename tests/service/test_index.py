@@ -1,0 +1,126 @@
+"""The index: exact and ANN search, delta + tombstones, compaction, concurrent readers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.index import BaseIndex, IndexParams, MovieMeta, Snapshot, build_snapshot
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def catalog() -> tuple[list[str], np.ndarray, list[MovieMeta]]:
+    rng = np.random.default_rng(0)
+    vectors = unit(rng.normal(size=(500, 16)))
+    ids = [f"m{i}" for i in range(500)]
+    meta = [
+        MovieMeta(f"T{i}", ("Drama",) if i % 2 else ("Comedy",), 1950 + i % 60) for i in range(500)
+    ]
+    return ids, vectors, meta
+
+
+def exact(vectors: np.ndarray, ids: list[str], q: np.ndarray, k: int) -> list[str]:
+    order = np.argsort(-(vectors @ q), kind="stable")[:k]
+    return [ids[i] for i in order]
+
+
+def test_flat_search_is_exact(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    snap = build_snapshot(ids, vectors, meta, version=7)
+    q = vectors[3]
+    assert [m for m, _, _ in snap.search(q, 10)] == exact(vectors, ids, q, 10)
+    assert snap.base.kind == "flat" and snap.version == 7 and len(snap) == 500
+
+
+def test_hnsw_above_threshold_has_high_recall(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    snap = build_snapshot(ids, vectors, meta, 0, IndexParams(ann_threshold=100))
+    assert snap.base.kind == "hnsw"
+    hits = 0
+    for q in vectors[:50]:
+        hits += len({m for m, _, _ in snap.search(q, 10)} & set(exact(vectors, ids, q, 10)))
+    assert hits / 500 >= 0.95
+
+
+def test_filters_are_honoured_even_when_rare(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    snap = build_snapshot(ids, vectors, meta, 0)
+    rare = {"m10", "m400"}
+    got = snap.search(vectors[0], 5, accept=lambda mid, _: mid in rare)
+    assert {m for m, _, _ in got} == rare
+    dramas = snap.search(vectors[0], 20, accept=lambda _, m: "Drama" in m.genres)
+    assert len(dramas) == 20 and all("Drama" in m.genres for _, _, m in dramas)
+
+
+def test_delta_upserts_and_deletes_without_touching_the_old_snapshot(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    old = build_snapshot(ids, vectors, meta, 0)
+    q = vectors[0]
+    newcomer = q.copy()  # identical to m0's vector: scores 1.0
+    new = old.with_changes(
+        [("new", newcomer, MovieMeta("New", (), None)), ("m1", -q, meta[1])], ["m0"], version=3
+    )
+    top = [m for m, _, _ in new.search(q, 3)]
+    assert top[0] == "new" and "m0" not in top
+    assert "m1" not in top  # moved far away by its update
+    assert new.get("m1")[0] @ q == pytest.approx(-1.0, abs=1e-5)  # type: ignore[index]
+    assert "m0" not in new and "new" in new and len(new) == 500
+    assert [m for m, _, _ in old.search(q, 1)] == ["m0"] and old.version == 0
+
+
+def test_compaction_keeps_changes_applied_during_the_build(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    snap = build_snapshot(ids, vectors, meta, 0).with_changes(
+        [("a", vectors[5], MovieMeta("A", (), None))], ["m2"], version=1
+    )
+    started_from = snap
+    base = BaseIndex.build(*snap.live_items())
+    # while the base was building, the refresher applied more
+    snap = snap.with_changes([("a", vectors[6], MovieMeta("A2", (), None))], ["m3"], 2)
+    snap = snap.with_changes([("b", vectors[7], MovieMeta("B", (), None))], [], 3)
+
+    swapped = snap.rebased(base, started_from)
+
+    assert set(swapped.ids()) == set(snap.ids())
+    assert swapped.get("a")[1].title == "A2"  # type: ignore[index]
+    assert "m2" not in swapped and "m3" not in swapped and "b" in swapped
+    assert "m2" not in swapped.tombstones and swapped.version == 3  # folded into the base
+    assert sorted(swapped.ids()) == sorted(set(swapped.ids()))
+
+
+def test_searches_in_threads_never_fail_while_snapshots_are_swapped(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    current = {"snap": build_snapshot(ids, vectors, meta, 0)}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                snap = current["snap"]
+                got = snap.search(vectors[1], 10)
+                assert len(got) == 10 and len({m for m, _, _ in got}) == 10
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for step in range(1, 60):
+        snap = current["snap"].with_changes(
+            [(f"n{step}", vectors[step], meta[step])], [f"m{step}"], step
+        )
+        if step % 20 == 0:
+            snap = snap.rebased(BaseIndex.build(*snap.live_items()), snap)
+        current["snap"] = snap
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert isinstance(current["snap"], Snapshot) and len(current["snap"]) == 500
