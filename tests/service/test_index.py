@@ -106,7 +106,7 @@ def test_searches_in_threads_never_fail_while_snapshots_are_swapped(catalog) -> 
                 snap = current["snap"]
                 got = snap.search(vectors[1], 10)
                 assert len(got) == 10 and len({m for m, _, _ in got}) == 10
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+        except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=reader) for _ in range(3)]
