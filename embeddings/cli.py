@@ -2,14 +2,109 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from service.config import BUNDLED_DATA
+
+DataOption = Annotated[
+    Path, typer.Option("--data", help="A MovieLens-format directory (ratings.csv, movies.csv).")
+]
 
 
-def train_command() -> None:
-    """Train the two-tower model (not implemented yet)."""
-    raise typer.Exit(1)
+def train_command(
+    data: DataOption = BUNDLED_DATA,
+    out: Annotated[
+        Path, typer.Option("--out", help="Artifacts directory; the version goes in a subdirectory.")
+    ] = Path("artifacts"),
+    seed: Annotated[
+        int, typer.Option("--seed", help="Same data, config and seed: same model.")
+    ] = 0,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Maximum epochs (early stopping).")
+    ] = None,
+) -> None:
+    """Train the two-tower model, evaluate it and publish it as artifacts/<version>/ + latest."""
+    console = Console()
+    with _friendly_errors():
+        from embeddings.config import TrainConfig
+        from embeddings.data import load_dataset
+        from embeddings.report import data_table, metrics_table
+
+        started = time.perf_counter()
+        dataset = load_dataset(data)
+        console.print(data_table(dataset.report))
+        _quiet_tensorflow()
+        from embeddings.train import train
+
+        config = TrainConfig().with_overrides(epochs=epochs)
+        result = train(dataset, out, config=config, seed=seed, log=console.print)
+        console.print(metrics_table(result.manifest["metrics"], config.top_k))
+        console.print(
+            f"model {result.manifest['version']} -> {result.directory} "
+            f"(training {result.manifest['training_seconds']:.0f} s, "
+            f"total {time.perf_counter() - started:.0f} s)"
+        )
 
 
-def evaluate_command() -> None:
-    """Evaluate a trained model (not implemented yet)."""
-    raise typer.Exit(1)
+def evaluate_command(
+    data: DataOption = BUNDLED_DATA,
+    model: Annotated[
+        Path,
+        typer.Option("--model", help="A version directory, or an artifacts directory (latest)."),
+    ] = Path("artifacts"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object only.")] = False,
+) -> None:
+    """Evaluate an exported model against the popularity and co-occurrence baselines."""
+    console = Console(stderr=as_json)
+    with _friendly_errors():
+        from embeddings.artifacts import resolve_model_dir
+        from embeddings.data import load_dataset
+        from embeddings.report import metrics_table
+
+        version_dir = resolve_model_dir(model)
+        dataset = load_dataset(data)
+        _quiet_tensorflow()
+        from embeddings.artifacts import load_towers
+        from embeddings.evaluate import evaluate_towers
+
+        towers = load_towers(version_dir)
+        if dataset.content_hash() != towers.manifest["data_hash"]:
+            console.print(
+                "[yellow]this data is not the data the model was trained on: "
+                "test movies may have been training movies.[/yellow]"
+            )
+        metrics = evaluate_towers(dataset, towers)
+        if as_json:
+            typer.echo(json.dumps(metrics))
+        else:
+            console.print(metrics_table(metrics, towers.manifest["config"]["top_k"]))
+
+
+class _friendly_errors:
+    """Known input problems end in one red line and exit code 2, without a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> bool:
+        from embeddings.artifacts import ArtifactError
+        from embeddings.data import DataError
+
+        if isinstance(error, DataError | ArtifactError):
+            Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from None
+        return False
+
+
+def _quiet_tensorflow() -> None:
+    """TensorFlow's C++ start-up logging is noise for a CLI user (set before TF is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from embeddings.artifacts import LoadedTowers
 from embeddings.baselines import cooccurrence_scores, popularity_scores, training_matrix
+from embeddings.data import Dataset
 from embeddings.examples import newest_first
 from embeddings.metrics import Ranking, random_hit_rate, rank_targets
-from embeddings.split import EvalCases, Split, Stage
+from embeddings.split import EvalCases, Split, Stage, leave_last_out
 
 UserEmbedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # [B, L, D], [B, L] -> [B, D]
 
@@ -91,3 +93,24 @@ def _summary(ranking: Ranking, k: int) -> dict[str, Any]:
         f"ndcg@{k}": round(ranking.ndcg(k), 6),
         "cases": len(ranking.above),
     }
+
+
+def evaluate_towers(dataset: Dataset, towers: LoadedTowers) -> dict[str, Any]:
+    """Evaluate an exported version on `dataset`, rebuilding the split its manifest describes."""
+    from embeddings.export import embed_movies
+
+    config = towers.manifest["config"]
+    split = leave_last_out(
+        dataset,
+        min_rating=config["min_rating"],
+        cold_fraction=config["cold_fraction"],
+        seed=towers.manifest["seed"],
+    )
+    vectors = embed_movies(towers.movie_tower, dataset.movies)
+    return evaluate(
+        split,
+        vectors,
+        towers.embed_users,
+        length=towers.manifest["history_length"],
+        k=config["top_k"],
+    )

@@ -31,7 +31,7 @@ def _bag_mean(embedded: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
     return ops.sum(embedded * mask, axis=-2) / ops.maximum(ops.sum(mask, axis=-2), 1.0)
 
 
-class MovieTower(keras.Model):
+class MovieTower(layers.Layer):
     def __init__(
         self,
         sizes: Mapping[str, int],
@@ -74,7 +74,7 @@ class MovieTower(keras.Model):
         return l2_normalize(vector)
 
 
-class UserTower(keras.Model):
+class UserTower(layers.Layer):
     """Pure tensor algebra, mirrored by `embeddings.numpy_user_tower.forward`."""
 
     def __init__(self, *, history_length: int, dim: int, hidden: int) -> None:

@@ -20,11 +20,17 @@ from embeddings.config import TrainConfig
 from embeddings.data import Dataset, Ratings, load_dataset
 from embeddings.evaluate import evaluate, model_ranking
 from embeddings.examples import Examples, build_examples
-from embeddings.export import embed_movies, publish, save_catalog, save_towers, staging_dir
-from embeddings.export import write_manifest
+from embeddings.export import (
+    embed_movies,
+    publish,
+    save_catalog,
+    save_towers,
+    staging_dir,
+    write_manifest,
+)
 from embeddings.features import YEAR_BUCKETS, MovieEncoder, build_vocabularies, encode_catalog
 from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
-from embeddings.split import EvalCases, Split, leave_last_out
+from embeddings.split import EvalCases, leave_last_out
 
 TINY_USERS = 40
 TINY_CONFIG = TrainConfig(batch_size=256, epochs=2, patience=1, movie_hidden=64, user_hidden=32)
@@ -71,7 +77,9 @@ class ValidationRanking(keras.callbacks.Callback):
 
 
 def model_version(data_hash: str, config: TrainConfig, seed: int) -> str:
-    payload = json.dumps({"data": data_hash, "config": config.to_dict(), "seed": seed}, sort_keys=True)
+    payload = json.dumps(
+        {"data": data_hash, "config": config.to_dict(), "seed": seed}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -129,6 +137,7 @@ def train(
         _batches(examples, config.batch_size, seed),
         epochs=config.epochs,
         callbacks=[validation, stopping],
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
         verbose=verbose,
     )
     validation.restore_best()
@@ -203,7 +212,12 @@ def train_tiny(artifacts: Path, *, data_dir: Path | None = None, seed: int = 0) 
 
         data_dir = BUNDLED_DATA
     result = train(
-        tiny_dataset(data_dir), Path(artifacts), config=TINY_CONFIG, seed=seed, verbose=0, log=_quiet
+        tiny_dataset(data_dir),
+        Path(artifacts),
+        config=TINY_CONFIG,
+        seed=seed,
+        verbose=0,
+        log=_quiet,
     )
     return result.directory
 

@@ -1,0 +1,51 @@
+"""The evaluation as a Rich table: what a person reads after `train` or `evaluate`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from rich.table import Table
+
+METHODS = (
+    ("model", "two-tower model"),
+    ("popularity", "most popular"),
+    ("cooccurrence", "item co-occurrence"),
+)
+
+
+def metrics_table(metrics: Mapping[str, Any], k: int = 10) -> Table:
+    table = Table(
+        title=f"Leave-last-out, full ranking over the catalog, seen movies excluded (k={k})"
+    )
+    table.add_column("method")
+    table.add_column("cases", justify="right")
+    table.add_column(f"HR@{k}", justify="right")
+    table.add_column(f"NDCG@{k}", justify="right")
+    for key, label in METHODS:
+        row = metrics[key]
+        table.add_row(label, str(row["cases"]), f"{row[f'hr@{k}']:.4f}", f"{row[f'ndcg@{k}']:.4f}")
+    cold = metrics["cold_movies"]
+    table.add_section()
+    table.add_row(
+        "model, cold movies only",
+        str(cold["cases"]),
+        f"{cold[f'hr@{k}']:.4f}",
+        f"{cold[f'ndcg@{k}']:.4f}",
+    )
+    table.add_row(
+        "random, cold movies only", str(cold["cases"]), f"{cold[f'random_hr@{k}']:.4f}", ""
+    )
+    return table
+
+
+def data_table(report: Mapping[str, int] | Counter[str]) -> Table:
+    """What was skipped or noticed while reading and splitting the data."""
+    table = Table(title="Data")
+    table.add_column("count", justify="right")
+    table.add_column("what")
+    for name, count in sorted(report.items()):
+        if count:
+            table.add_row(str(count), name.replace("_", " "))
+    return table
