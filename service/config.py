@@ -34,8 +34,6 @@ class Settings(BaseSettings):
     )
     history_length: int = Field(default=50, ge=1, le=50, description="L fed to the user tower.")
 
-    max_k: int = Field(default=100, ge=1, le=1000)
-    max_history_items: int = Field(default=200, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_max_movies: int = Field(default=1000, ge=1)
@@ -48,6 +46,10 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_search: int = Field(default=128, ge=1)
     hnsw_ef_construction: int = Field(default=80, ge=1)
+    compact_at: int = Field(default=2000, ge=1, description="Delta + tombstones that compact.")
+    freshness_wait_seconds: float = Field(
+        default=2.0, ge=0, le=30, description="How long min_index_version may wait."
+    )
     omp_threads: int = Field(default=1, ge=1)
     tf_threads: int = Field(default=1, ge=1)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_redis import factories
 
+from service.config import BUNDLED_DATA
 from service.store import Store, open_store
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -53,3 +54,38 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real two-tower model, trained in seconds on 40 users of the bundled data."""
+    from embeddings.train import train_tiny
+
+    return train_tiny(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The bundled MovieLens imported into a SQLite file, with the tiny model's embeddings cached.
+
+    Tests copy it, so each one starts from the same catalog without re-importing.
+    """
+    import asyncio
+
+    from service.importer import import_movielens
+    from service.movielens import read_movielens
+    from service.refresher import vectors_for
+    from service.towers import load_towers
+
+    path = tmp_path_factory.mktemp("seed") / "store.db"
+    towers = load_towers(tiny_model_dir, "latest")
+
+    async def seed() -> None:
+        store = await open_store(f"sqlite:///{path}")
+        await import_movielens(store, read_movielens(BUNDLED_DATA))
+        async for batch in store.iter_movies(5000):
+            await vectors_for(store, towers, batch)
+        await store.close()
+
+    asyncio.run(seed())
+    return path

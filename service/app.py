@@ -1,0 +1,132 @@
+"""`create_app(settings)`: the FastAPI app. Everything heavy happens in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from service.config import Settings
+from service.deps import require_api_key
+from service.index import IndexParams, set_threads
+from service.metrics import Metrics
+from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.recommender import Recommender
+from service.refresher import IndexState, refresh_once, run_refresher
+from service.routes import events, health, movies, recommendations
+from service.runtime import Runtime
+from service.store import StoreError, open_store
+from service.towers import load_towers
+
+log = logging.getLogger("service")
+WEBHOOK_PATH = "/v1/webhooks/catalog"
+
+
+def load_popular(model_dir: Path) -> list[tuple[str, float]]:
+    """Most-popular movies of the training data, for users without history."""
+    path = model_dir / "popular.json"
+    if not path.is_file():
+        return []
+    return [(str(mid), float(score)) for mid, score in json.loads(path.read_text("utf-8"))]
+
+
+def index_params(settings: Settings) -> IndexParams:
+    return IndexParams(
+        ann_threshold=settings.ann_threshold,
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_search=settings.hnsw_ef_search,
+        hnsw_ef_construction=settings.hnsw_ef_construction,
+    )
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    set_threads(settings.omp_threads)
+    if not settings.api_keys:
+        log.warning(
+            "!!! NO API KEY CONFIGURED: /v1 IS OPEN TO ANYONE (set MOVIE_RECS_API_KEYS) !!!"
+        )
+    store = await open_store(
+        settings.store_url,
+        activity_max_events=settings.activity_max_events,
+        changelog_max_len=settings.changelog_max_len,
+    )
+    refresher: asyncio.Task[None] | None = None
+    try:
+        towers = await asyncio.to_thread(
+            load_towers, settings.artifacts_dir, settings.model_version, settings.tf_threads
+        )
+        params = index_params(settings)
+        state = IndexState()
+        while await refresh_once(state, store, towers, params, metrics) > 0 or not state.caught_up:
+            pass
+        assert state.snapshot is not None
+        if len(state.snapshot) == 0:
+            raise StoreError(
+                f"{settings.store_url} holds no movies; run `movie-recs import-movielens` first"
+            )
+        metrics.model.info({"version": towers.version})
+        app.state.runtime = Runtime(
+            settings=settings,
+            store=store,
+            towers=towers,
+            state=state,
+            metrics=metrics,
+            recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
+            params=params,
+        )
+        refresher = asyncio.create_task(
+            run_refresher(state, store, towers, params, metrics, compact_at=settings.compact_at),
+            name="refresher",
+        )
+        log.info(
+            "ready: model %s, %d movies indexed (%s) at version %d",
+            towers.version,
+            len(state.snapshot),
+            state.snapshot.base.kind,
+            state.version,
+        )
+        yield
+    finally:
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await store.close()
+
+
+async def _store_error(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="movie-recs",
+        version="1",
+        summary="Movie recommendations from a two-tower model and an in-memory FAISS index.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+    for module in (recommendations, events, movies):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    app.add_exception_handler(StoreError, _store_error)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,68 @@
+"""Dependencies the routes declare: the runtime, its parts, and the API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.recommender import Recommender
+from service.runtime import Runtime
+from service.store import Store
+
+bearer = HTTPBearer(auto_error=False, description="An API key from MOVIE_RECS_API_KEYS.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_store(runtime: RuntimeDep) -> Store:
+    return runtime.store
+
+
+def get_recommender(runtime: RuntimeDep) -> Recommender:
+    return runtime.recommender
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+
+
+def require_api_key(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Auth is off only when no key is configured (the local demo; startup says so loudly)."""
+    keys = runtime.settings.api_keys
+    if not keys:
+        return
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    given = credentials.credentials.encode()
+    if not any(hmac.compare_digest(given, k.get_secret_value().encode()) for k in keys):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+async def require_index_version(runtime: Runtime, min_index_version: int | None) -> None:
+    """Read-your-writes across replicas: 503 (retry) when this replica is still behind."""
+    if min_index_version is None or runtime.state.version >= min_index_version:
+        return
+    if not await runtime.wait_for_version(min_index_version):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"this replica has applied index version {runtime.state.version}, behind the "
+            f"requested {min_index_version}; retry shortly",
+            headers={"Retry-After": "1"},
+        )

@@ -1,0 +1,42 @@
+"""Prometheus metrics, one registry per app (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.request_seconds = Histogram(
+            "movie_recs_request_seconds",
+            "Request latency by route template",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.index_size = Gauge("movie_recs_index_size", "Live movies in the index", registry=r)
+        self.index_version = Gauge(
+            "movie_recs_index_version", "Last change-log sequence applied", registry=r
+        )
+        self.replica_lag = Gauge(
+            "movie_recs_replica_lag", "Change-log head minus last applied sequence", registry=r
+        )
+        self.model = Info("movie_recs_model", "The model version this replica serves", registry=r)
+        self.freshness_seconds = Histogram(
+            "movie_recs_change_applied_seconds",
+            "Webhook accepted -> applied in this replica's index",
+            buckets=FRESHNESS_BUCKETS,
+            registry=r,
+        )
+        self.resyncs = Counter(
+            "movie_recs_resyncs", "Full resyncs from the store", ["reason"], registry=r
+        )
+        self.refresher_errors = Counter(
+            "movie_recs_refresher_errors", "Failed refresher steps (retried)", registry=r
+        )
+        self.compactions = Counter("movie_recs_compactions", "Index compactions", registry=r)

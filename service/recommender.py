@@ -1,0 +1,124 @@
+"""The request path, free of HTTP: history -> user tower -> index search -> filter -> explain.
+
+It reads the index snapshot once per call, so a swap in the middle of a request is invisible.
+The Lambda-style handler reuses it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from service.index import MovieMeta, Snapshot
+from service.refresher import IndexState
+from service.store import Event
+from service.towers import Towers, weights_of
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    genres: frozenset[str] = frozenset()
+    year_min: int | None = None
+    year_max: int | None = None
+
+    def admits(self, meta: MovieMeta) -> bool:
+        if self.genres and not self.genres.intersection(meta.genres):
+            return False
+        if self.year_min is not None and (meta.year is None or meta.year < self.year_min):
+            return False
+        return not (self.year_max is not None and (meta.year is None or meta.year > self.year_max))
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    movie_id: str
+    meta: MovieMeta
+    score: float
+    because: tuple[str, str] | None  # (movie id, title) of the nearest history movie
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    strategy: Literal["personalized", "popular"]
+    model_version: str
+    index_version: int
+    history_length: int
+    items: list[Item]
+
+
+class Recommender:
+    def __init__(self, towers: Towers, state: IndexState, popular: Sequence[tuple[str, float]]):
+        self.towers = towers
+        self.state = state
+        self.popular = list(popular)
+
+    def snapshot(self) -> Snapshot:
+        snapshot = self.state.snapshot
+        if snapshot is None:
+            raise RuntimeError("the index is not built yet")
+        return snapshot
+
+    def recommend(
+        self,
+        events: Sequence[Event],
+        k: int,
+        filters: Filters = Filters(),
+        exclude_seen: bool = True,
+    ) -> Result:
+        """`events` newest first; movies no longer in the index are skipped."""
+        snap = self.snapshot()
+        seen = {e.movie_id for e in events}
+        used: list[Event] = []
+        vectors: list[np.ndarray] = []
+        titles: list[str] = []
+        for event in events:
+            if len(used) == self.towers.history_length:
+                break
+            if any(e.movie_id == event.movie_id for e in used):
+                continue
+            found = snap.get(event.movie_id)
+            if found is not None:
+                used.append(event)
+                vectors.append(found[0])
+                titles.append(found[1].title)
+
+        def accept(movie_id: str, meta: MovieMeta) -> bool:
+            return not (exclude_seen and movie_id in seen) and filters.admits(meta)
+
+        if not used:
+            return self._popular(snap, k, accept)
+        history = np.stack(vectors)
+        user = self.towers.embed_user(history, weights_of(used))
+        hits = snap.search(user, k, accept)
+        items: list[Item] = []
+        if hits:
+            found_vectors = np.stack([snap.get(mid)[0] for mid, _, _ in hits])  # type: ignore[index]
+            nearest = np.argmax(found_vectors @ history.T, axis=1)
+            items = [
+                Item(mid, meta, score, (used[j].movie_id, titles[j]))
+                for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
+            ]
+        return Result("personalized", self.towers.version, snap.version, len(used), items)
+
+    def _popular(self, snap: Snapshot, k: int, accept: object) -> Result:
+        items: list[Item] = []
+        for movie_id, score in self.popular:
+            found = snap.get(movie_id)
+            if found is not None and accept(movie_id, found[1]):  # type: ignore[operator]
+                items.append(Item(movie_id, found[1], score, None))
+                if len(items) == k:
+                    break
+        return Result("popular", self.towers.version, snap.version, 0, items)
+
+    def similar(self, movie_id: str, k: int) -> tuple[Snapshot, list[Item]] | None:
+        """Nearest movies to one movie; None when the movie is not in this replica's index."""
+        snap = self.snapshot()
+        found = snap.get(movie_id)
+        if found is None:
+            return None
+        vector, meta = found
+        hits = snap.search(vector, k, lambda mid, _: mid != movie_id)
+        return snap, [Item(mid, m, score, (movie_id, meta.title)) for mid, score, m in hits]

@@ -1,0 +1,219 @@
+"""Keeping this replica's index equal to the store's catalog.
+
+`full_sync` builds a snapshot from the whole catalog (startup, and after any gap);
+`refresh_once` applies one batch of change-log entries; `run_refresher` is the loop around it
+that blocks on the log, compacts, logs, backs off and never dies silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.index import BaseIndex, IndexParams, MovieMeta, Snapshot
+from service.metrics import Metrics
+from service.store import Movie, Store
+from service.towers import Towers
+
+log = logging.getLogger(__name__)
+
+SYNC_BATCH = 5000
+
+
+@dataclass(eq=False)
+class IndexState:
+    """The one mutable reference requests read; only the refresher assigns `snapshot`."""
+
+    snapshot: Snapshot | None = None
+    epoch: str = ""
+    caught_up: bool = False
+    head: int = 0
+    generation: int = 0  # bumped by every full sync, so a stale compaction is dropped
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version if self.snapshot else 0
+
+
+def meta_of(movie: Movie) -> MovieMeta:
+    return MovieMeta(movie.title, movie.genres, movie.year, movie.version)
+
+
+async def vectors_for(store: Store, towers: Towers, movies: Sequence[Movie]) -> np.ndarray:
+    """Embeddings from the store's cache where the (model, movie version) matches, else the tower.
+
+    What the tower computes is written back, so other replicas and restarts reuse it.
+    """
+    if not movies:
+        return np.zeros((0, towers.dim), np.float32)
+    cached = await store.get_embeddings(towers.version, {m.id: m.version for m in movies})
+    misses = [m for m in movies if m.id not in cached]
+    if misses:
+        fresh = await asyncio.to_thread(towers.embed_movies, misses)
+        computed = {m.id: (m.version, fresh[i]) for i, m in enumerate(misses)}
+        await store.put_embeddings(towers.version, computed)
+        cached.update({mid: vec for mid, (_, vec) in computed.items()})
+    return np.stack([cached[m.id] for m in movies]).astype(np.float32)
+
+
+async def full_sync(store: Store, towers: Towers, params: IndexParams) -> tuple[Snapshot, str]:
+    """A snapshot of the whole live catalog, and the epoch it belongs to.
+
+    The head is read before the scan: anything written during the scan has a later sequence
+    and is applied again by tailing, which is idempotent.
+    """
+    epoch = await store.epoch()
+    head = await store.head_seq()
+    movies: dict[str, Movie] = {}
+    async for batch in store.iter_movies(SYNC_BATCH):
+        movies.update((m.id, m) for m in batch)
+    items = list(movies.values())
+    parts = [
+        await vectors_for(store, towers, items[i : i + SYNC_BATCH])
+        for i in range(0, len(items), SYNC_BATCH)
+    ]
+    vectors = np.concatenate(parts) if parts else np.zeros((0, towers.dim), np.float32)
+    ids = [m.id for m in items]
+    metas = [meta_of(m) for m in items]
+    base = await asyncio.to_thread(BaseIndex.build, ids, vectors, metas, params)
+    return Snapshot.create(base, head), epoch
+
+
+async def resync(
+    state: IndexState,
+    store: Store,
+    towers: Towers,
+    params: IndexParams,
+    metrics: Metrics,
+    reason: str,
+) -> None:
+    state.caught_up = False
+    started = time.perf_counter()
+    snapshot, epoch = await full_sync(store, towers, params)
+    state.epoch = epoch
+    state.generation += 1
+    state.publish(snapshot)
+    metrics.resyncs.labels(reason).inc()
+    log.warning(
+        "full resync (%s): %d movies at sequence %d in %.2fs",
+        reason,
+        len(snapshot),
+        snapshot.version,
+        time.perf_counter() - started,
+    )
+
+
+async def refresh_once(
+    state: IndexState,
+    store: Store,
+    towers: Towers,
+    params: IndexParams,
+    metrics: Metrics,
+    *,
+    limit: int = 1000,
+    block_seconds: float = 0.0,
+) -> int:
+    """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
+    if state.snapshot is None:
+        await resync(state, store, towers, params, metrics, "startup")
+    snapshot = state.snapshot
+    assert snapshot is not None
+    if await store.epoch() != state.epoch:
+        await resync(state, store, towers, params, metrics, "epoch changed")
+        return 0
+    entries = await store.read_changes(snapshot.version, limit, block_seconds)
+    if entries and entries[0].seq != snapshot.version + 1:
+        await resync(state, store, towers, params, metrics, "change log trimmed past cursor")
+        return 0
+    if not entries:
+        head = await store.head_seq()
+        if head < snapshot.version:
+            await resync(state, store, towers, params, metrics, "change log behind cursor")
+            return 0
+        state.head = head
+        state.caught_up = head == snapshot.version
+        metrics.replica_lag.set(head - snapshot.version)
+        return 0
+
+    latest = {e.movie_id: e for e in entries}  # the last entry per movie wins
+    current = await store.get_movies(list(latest))
+    live = [m for m in current.values() if not m.deleted]
+    deletes = [mid for mid in latest if mid not in current or current[mid].deleted]
+    vectors = await vectors_for(store, towers, live)
+    upserts = [(m.id, vectors[i], meta_of(m)) for i, m in enumerate(live)]
+    state.publish(snapshot.with_changes(upserts, deletes, entries[-1].seq))
+
+    now = time.time()
+    for entry in entries:
+        metrics.freshness_seconds.observe(max(0.0, now - entry.accepted_at))
+    head = await store.head_seq()
+    state.head = max(head, entries[-1].seq)
+    state.caught_up = state.head == entries[-1].seq
+    metrics.replica_lag.set(state.head - entries[-1].seq)
+    return len(entries)
+
+
+async def compact(state: IndexState, params: IndexParams, metrics: Metrics) -> None:
+    """Fold delta and tombstones into a new base, built off the event loop, swapped in once."""
+    started = state.snapshot
+    generation = state.generation
+    if started is None:
+        return
+    base = await asyncio.to_thread(BaseIndex.build, *started.live_items(), params)
+    current = state.snapshot
+    if state.generation != generation or current is None:
+        return  # a full resync replaced the lineage this base was built from
+    state.publish(current.rebased(base, started))
+    metrics.compactions.inc()
+    log.info("compacted the index: %d movies, %d pending after", len(base), current.pending)
+
+
+async def run_refresher(
+    state: IndexState,
+    store: Store,
+    towers: Towers,
+    params: IndexParams,
+    metrics: Metrics,
+    *,
+    compact_at: int = 2000,
+    block_seconds: float = 1.0,
+) -> None:
+    """Tail the change log until cancelled. Errors are logged, counted and retried with backoff."""
+    backoff = 0.1
+    compaction: asyncio.Task[None] | None = None
+    try:
+        while True:
+            try:
+                await refresh_once(
+                    state, store, towers, params, metrics, block_seconds=block_seconds
+                )
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                state.caught_up = False
+                metrics.refresher_errors.inc()
+                log.exception("refresher step failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            if compaction is not None and compaction.done():
+                if not compaction.cancelled() and compaction.exception() is not None:
+                    log.error("compaction failed", exc_info=compaction.exception())
+                compaction = None
+            snapshot = state.snapshot
+            if compaction is None and snapshot is not None and snapshot.pending >= compact_at:
+                compaction = asyncio.create_task(compact(state, params, metrics))
+    finally:
+        if compaction is not None:
+            compaction.cancel()

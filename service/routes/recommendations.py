@@ -1,0 +1,96 @@
+"""Recommendations for a known user (history from the store) or an anonymous session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from service.deps import RecommenderDep, RuntimeDep, StoreDep, require_index_version
+from service.recommender import Filters, Result
+from service.schemas import (
+    MAX_GENRES,
+    MAX_K,
+    AnonymousRequest,
+    Because,
+    ErrorBody,
+    MovieId,
+    Recommendations,
+    RecommendedItem,
+)
+from service.store import Event
+
+router = APIRouter(tags=["recommendations"])
+ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    503: {"model": ErrorBody, "description": "This replica is behind min_index_version."},
+}
+
+
+def to_response(result: Result, user_id: str | None) -> Recommendations:
+    return Recommendations(
+        user_id=user_id,
+        strategy=result.strategy,
+        model_version=result.model_version,
+        index_version=result.index_version,
+        history_length=result.history_length,
+        items=[
+            RecommendedItem(
+                movie_id=item.movie_id,
+                title=item.meta.title,
+                genres=list(item.meta.genres),
+                year=item.meta.year,
+                score=round(item.score, 6),
+                because=Because(movie_id=item.because[0], title=item.because[1])
+                if item.because
+                else None,
+            )
+            for item in result.items
+        ],
+    )
+
+
+def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:
+    wanted = frozenset(g.strip() for part in genres or [] for g in part.split(",") if g.strip())
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "year_min is greater than year_max")
+    return Filters(wanted, year_min, year_max)
+
+
+@router.get("/users/{user_id}/recommendations", responses=ERRORS)
+async def user_recommendations(
+    runtime: RuntimeDep,
+    store: StoreDep,
+    recommender: RecommenderDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    exclude_seen: bool = True,
+    genres: Annotated[
+        list[str] | None,
+        Query(max_length=MAX_GENRES, description="Any of these genres (repeat or comma-separate)."),
+    ] = None,
+    year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    min_index_version: Annotated[int | None, Query(ge=0)] = None,
+) -> Recommendations:
+    """Top-k movies for a user from their recent activity (most popular if they have none)."""
+    filters = make_filters(genres, year_min, year_max)
+    await require_index_version(runtime, min_index_version)
+    events = await store.recent_events(user_id)
+    return to_response(recommender.recommend(events, k, filters, exclude_seen), user_id)
+
+
+@router.post("/recommendations", responses=ERRORS)
+async def anonymous_recommendations(
+    runtime: RuntimeDep, recommender: RecommenderDep, body: AnonymousRequest
+) -> Recommendations:
+    """Top-k movies for a session whose recent history (newest first) is in the body."""
+    filters = make_filters(body.genres, body.year_min, body.year_max)
+    await require_index_version(runtime, body.min_index_version)
+    events = [Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history]
+    return to_response(recommender.recommend(events, body.k, filters, body.exclude_seen), None)
+
+
+__all__ = ["MovieId", "router"]

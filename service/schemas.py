@@ -1,0 +1,139 @@
+"""Request and response bodies of the public API (pydantic; they drive the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_K = 100
+MAX_HISTORY = 200
+MAX_EVENTS = 200
+MAX_GENRES = 20
+
+MovieId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f]+$", examples=["1"])
+]
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(examples=["movie 999999 is not in the catalog"])
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    movie_id: MovieId
+    kind: Literal["watch", "rate"] = "watch"
+    rating: float | None = Field(default=None, ge=0.5, le=5.0, examples=[4.5])
+    timestamp: float | None = Field(
+        default=None, ge=0, le=4_102_444_800, description="Unix seconds; default: now."
+    )
+
+    @model_validator(mode="after")
+    def _rating_matches_kind(self) -> EventIn:
+        if self.kind == "rate" and self.rating is None:
+            raise ValueError("a 'rate' event needs a rating (0.5 to 5)")
+        if self.kind == "watch" and self.rating is not None:
+            raise ValueError("a 'watch' event carries no rating; use kind 'rate'")
+        return self
+
+    def at(self) -> float:
+        return self.timestamp if self.timestamp is not None else time.time()
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"events": [{"movie_id": "1", "kind": "rate", "rating": 5.0}]}]
+        },
+    )
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsAccepted(BaseModel):
+    user_id: str
+    accepted: int
+
+
+class Because(BaseModel):
+    movie_id: str
+    title: str
+
+
+class RecommendedItem(BaseModel):
+    movie_id: str
+    title: str
+    genres: list[str]
+    year: int | None
+    score: float = Field(description="Inner product with the user vector (popularity for popular).")
+    because: Because | None = Field(
+        description="The movie of the history nearest to this item (none for popular)."
+    )
+
+
+class Recommendations(BaseModel):
+    user_id: str | None
+    strategy: Literal["personalized", "popular"]
+    model_version: str
+    index_version: int = Field(description="Last change-log sequence applied by this replica.")
+    history_length: int = Field(description="History items the user tower saw.")
+    items: list[RecommendedItem]
+
+
+class HistoryItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    movie_id: MovieId
+    kind: Literal["watch", "rate"] = "watch"
+    rating: float | None = Field(default=None, ge=0.5, le=5.0)
+
+
+class AnonymousRequest(BaseModel):
+    """Recommendations for a session that has no user id: its recent history, newest first."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"history": [{"movie_id": "1"}, {"movie_id": "260"}], "k": 5}]
+        },
+    )
+
+    history: list[HistoryItem] = Field(default_factory=list, max_length=MAX_HISTORY)
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    exclude_seen: bool = True
+    genres: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=MAX_GENRES
+    )
+    year_min: int | None = Field(default=None, ge=0, le=3000)
+    year_max: int | None = Field(default=None, ge=0, le=3000)
+    min_index_version: int | None = Field(default=None, ge=0)
+
+
+class MovieOut(BaseModel):
+    movie_id: str
+    title: str
+    genres: list[str]
+    year: int | None
+    tags: list[str]
+    version: int
+    indexed: bool = Field(description="Whether this replica's index already holds it.")
+
+
+class SimilarMovies(BaseModel):
+    movie_id: str
+    model_version: str
+    index_version: int
+    items: list[RecommendedItem]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    reason: str | None = None
+    model_version: str | None = None
+    index_version: int | None = None
+    index_size: int | None = None
+    lag: int | None = None
