@@ -19,7 +19,7 @@ from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.recommender import Recommender
 from service.refresher import IndexState, refresh_once, run_refresher
-from service.routes import events, health, movies, recommendations
+from service.routes import events, health, movies, recommendations, webhooks
 from service.runtime import Runtime
 from service.store import StoreError, open_store
 from service.towers import load_towers
@@ -121,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (recommendations, events, movies):
         v1.include_router(module.router)
     app.include_router(v1)
+    # Webhooks authenticate by signature, not by API key.
+    app.include_router(webhooks.router, prefix="/v1")
     app.include_router(health.router)
     app.add_exception_handler(StoreError, _store_error)
     app.add_middleware(

@@ -96,14 +96,55 @@ def import_movielens_command(
     asyncio.run(_import(settings, directory))
 
 
+DEMO_HOST = "127.0.0.1"
+DEMO_PORT = 8000
+
+
+def uvicorn_options(workers: int = 1) -> dict[str, object]:
+    """The production server settings (the Dockerfile's CMD uses the same values)."""
+    return {
+        "timeout_keep_alive": 75,  # longer than the ALB's 60 s idle timeout
+        "timeout_graceful_shutdown": 20,  # well inside ECS's 30 s stop timeout
+        "limit_concurrency": 200,  # beyond this uvicorn answers 503 instead of queueing
+        "access_log": False,  # per-route metrics instead of a log line per request
+        "workers": workers,
+    }
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = DEMO_HOST,
+    port: Annotated[int, typer.Option(help="TCP port.")] = DEMO_PORT,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; each holds its own index.")] = 1,
+) -> None:
+    """Serve the API with the settings from the environment (MOVIE_RECS_*)."""
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:create_app", factory=True, host=host, port=port, **uvicorn_options(workers)
+    )
+
+
+def _demo_secret() -> str:
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
 @app.command("demo")
-def demo_command() -> None:
-    """Import the bundled MovieLens into the store if it is empty, and say what it holds."""
+def demo_command(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = DEMO_PORT,
+) -> None:
+    """Import MovieLens into the store if empty, train if no model exists, then serve."""
+    import os
+
+    from embeddings.artifacts import ArtifactError, resolve_model_dir
     from service.store import StoreError, open_store
 
     settings = Settings()
 
-    async def run() -> None:
+    async def import_if_empty() -> None:
         try:
             store = await open_store(settings.store_url)
             movies = await store.count_movies()
@@ -114,6 +155,83 @@ def demo_command() -> None:
             await _import(settings, settings.data_dir)
         else:
             console.print(f"{settings.store_url} already holds {movies:,} movies; not importing.")
-        console.print("[yellow]Serving is not built yet: the demo stops after the import.[/]")
 
-    asyncio.run(run())
+    asyncio.run(import_if_empty())
+    try:
+        resolve_model_dir(settings.artifacts_dir)
+        console.print(f"using the trained model in {settings.artifacts_dir}/")
+    except ArtifactError:
+        console.print(f"no model in {settings.artifacts_dir}/: training one (about 2 minutes)")
+        train_command(data=settings.data_dir, out=settings.artifacts_dir)
+    if not settings.webhook_secrets:
+        os.environ["MOVIE_RECS_WEBHOOK_SECRETS"] = _demo_secret()
+        console.print(
+            "generated a webhook secret for this demo run (set MOVIE_RECS_WEBHOOK_SECRETS)"
+        )
+    secret = os.environ.get("MOVIE_RECS_WEBHOOK_SECRETS", "").split(",")[0]
+    base = f"http://{DEMO_HOST}:{port}"
+    console.print(
+        "\n[bold]Once it says 'Application startup complete', try:[/]\n"
+        f"  curl -s '{base}/v1/users/1/recommendations?k=5'\n"
+        f"  curl -s '{base}/v1/users/1/recommendations?k=5&genres=Comedy&year_min=2000'\n"
+        f"  curl -s -X POST {base}/v1/users/42/events -H 'content-type: application/json' "
+        '-d \'{"movie_id": "1", "kind": "rate", "rating": 5}\'\n'
+        f"  curl -s '{base}/v1/movies/1/similar?k=5'\n"
+        f"  curl -s -X POST {base}/v1/recommendations -H 'content-type: application/json' "
+        '-d \'{"history": [{"movie_id": "260"}], "k": 5}\'\n'
+        f"  .venv/bin/movie-recs send-webhook examples/new-movie.json --url {base} "
+        f"--secret '{secret}'\n"
+        f"  curl -s '{base}/v1/movies/900001'\n"
+        f"  (API docs: {base}/docs)\n",
+        highlight=False,
+    )
+    serve_command(host=DEMO_HOST, port=port, workers=1)
+
+
+@app.command("send-webhook")
+def send_webhook_command(
+    file: Annotated[Path, typer.Argument(help="A JSON payload (one event or {'events': [...]}).")],
+    url: Annotated[str, typer.Option(help="Service base URL.")] = f"http://{DEMO_HOST}:{DEMO_PORT}",
+    secret: Annotated[
+        str | None,
+        typer.Option(help="whsec_… secret; default: the first of MOVIE_RECS_WEBHOOK_SECRETS."),
+    ] = None,
+    webhook_id: Annotated[
+        str | None, typer.Option("--id", help="webhook-id; default: a new random one.")
+    ] = None,
+) -> None:
+    """Sign a payload with Standard Webhooks and POST it to /v1/webhooks/catalog."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import httpx
+    from standardwebhooks.webhooks import Webhook
+
+    if secret is None:
+        configured = Settings().webhook_secrets
+        if not configured:
+            raise fail("no secret: pass --secret or set MOVIE_RECS_WEBHOOK_SECRETS")
+        secret = configured[0].get_secret_value()
+    try:
+        body = file.read_bytes()
+        signer = Webhook(secret)
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    except Exception as exc:  # a malformed secret: the library raises several kinds
+        raise fail(f"invalid webhook secret: {exc}") from None
+    msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(tz=UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signer.sign(msg_id, now, body.decode()),
+    }
+    target = url.rstrip("/") + "/v1/webhooks/catalog"
+    try:
+        response = httpx.post(target, content=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach {target}: {exc}") from None
+    console.print(f"{response.status_code} {response.text}", highlight=False)
+    if response.status_code >= 400:
+        raise typer.Exit(1)
