@@ -28,8 +28,8 @@ def popularity_scores(train: np.ndarray, num_cases: int) -> np.ndarray:
 def cooccurrence_scores(
     train: np.ndarray, histories: Sequence[np.ndarray], chunk: int = 1024
 ) -> np.ndarray:
-    """Sum of item-item cosines, computed as (H D^-1/2 X^T)(X D^-1/2) without the items x items
-    matrix, which would not fit in memory for a larger catalog."""
+    """Sum of item-item cosines, computed as (H (X D^-1/2)^T)(X D^-1/2) without the items x items
+    matrix, which would not fit in memory for a larger catalog (H: histories, X: training)."""
     counts = train.sum(axis=0)
     inv_sqrt = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0).astype(np.float32)
     normalized = train * inv_sqrt
@@ -39,5 +39,5 @@ def cooccurrence_scores(
         history = np.zeros((len(part), train.shape[1]), dtype=np.float32)
         for row, movies in enumerate(part):
             history[row, movies] = 1.0
-        scores[begin : begin + len(part)] = ((history * inv_sqrt) @ normalized.T) @ normalized
+        scores[begin : begin + len(part)] = (history @ normalized.T) @ normalized
     return scores

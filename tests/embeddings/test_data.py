@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+
+from embeddings.data import DataError, load_dataset, split_title
+from service.config import BUNDLED_DATA
+from tests.embeddings.conftest import WriteData
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Toy Story (1995)", ("Toy Story", 1995)),
+        ("Babylon 5", ("Babylon 5", 0)),
+        ("Death Note: Desu nôto (2006\u20132007)", ("Death Note: Desu nôto", 2006)),
+        ("Some Show (2007-)", ("Some Show", 2007)),
+        ("Ready Player One ", ("Ready Player One", 0)),
+        ("1984 (1984)", ("1984", 1984)),
+    ],
+)
+def test_split_title_separates_the_year(title: str, expected: tuple[str, int]) -> None:
+    assert split_title(title) == expected
+
+
+def test_bundled_data_loads_with_its_quirks_counted() -> None:
+    dataset = load_dataset(BUNDLED_DATA)
+    assert len(dataset.movies) == 9742
+    assert len(dataset.ratings) == 100_836
+    assert dataset.report["movies_without_genres"] == 34
+    assert dataset.report["movies_without_year"] == 12
+    toy_story = dataset.movies[0]
+    assert (toy_story.movie_id, toy_story.title, toy_story.year) == ("1", "Toy Story", 1995)
+    assert "pixar" in toy_story.tags
+
+
+def test_no_genres_and_no_year_are_kept_and_counted(write_data: WriteData) -> None:
+    dataset = load_dataset(write_data(ratings=[("1", "4", "4.0", "10"), ("1", "5", "3.0", "11")]))
+    by_id = {m.movie_id: m for m in dataset.movies}
+    assert by_id["5"].genres == ()
+    assert (by_id["4"].title, by_id["4"].year) == ("Babylon 5", 0)
+    assert dataset.report["movies_without_genres"] == 1
+    assert dataset.report["movies_without_year"] == 1
+    assert dataset.report["tags_file_missing"] == 1
+
+
+def test_bad_rows_unknown_movies_and_duplicates_are_skipped_and_counted(
+    write_data: WriteData,
+) -> None:
+    ratings = [
+        ("1", "1", "4.0", "10"),
+        ("1", "1", "2.0", "20"),  # re-rated later: the later rating wins
+        ("1", "999", "4.0", "30"),  # not in movies.csv
+        ("1", "2", "four", "40"),  # unparseable
+        ("", "2", "4.0", "50"),  # no user
+        ("2", "3", "5.0", "60"),
+    ]
+    dataset = load_dataset(write_data(ratings=ratings))
+    assert len(dataset.ratings) == 2
+    assert dataset.ratings.ratings.tolist() == [2.0, 5.0]
+    assert dataset.report["ratings_duplicate"] == 1
+    assert dataset.report["ratings_unknown_movie"] == 1
+    assert dataset.report["ratings_bad_rows"] == 2
+
+
+def test_tags_are_lower_cased_and_ordered_by_use(write_data: WriteData) -> None:
+    tags = [("1", "1", "Pixar", "1"), ("2", "1", "fun", "2"), ("3", "1", "pixar ", "3")]
+    dataset = load_dataset(write_data(ratings=[("1", "1", "4", "1")], tags=tags))
+    assert dataset.movies[0].tags == ("pixar", "fun")
+
+
+def test_missing_columns_are_a_data_error(write_data: WriteData) -> None:
+    directory = write_data(
+        ratings=[("1", "1", "4.0")], ratings_header=("userId", "movieId", "rating")
+    )
+    with pytest.raises(DataError, match="missing columns timestamp"):
+        load_dataset(directory)
+
+
+def test_missing_movie_columns_are_a_data_error(write_data: WriteData) -> None:
+    directory = write_data(movies=[("1", "Toy Story (1995)")], movies_header=("movieId", "title"))
+    with pytest.raises(DataError, match=r"movies\.csv: missing columns genres"):
+        load_dataset(directory)
+
+
+def test_an_empty_ratings_file_is_a_data_error(write_data: WriteData) -> None:
+    with pytest.raises(DataError, match="no usable ratings"):
+        load_dataset(write_data(ratings=[]))
+
+
+def test_a_missing_directory_is_a_data_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError, match="file not found"):
+        load_dataset(tmp_path / "nowhere")

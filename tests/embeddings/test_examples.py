@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import numpy as np
+
+from embeddings.examples import PAD, build_examples, newest_first
+from embeddings.weights import event_weight
+
+
+def test_each_interaction_is_predicted_from_the_ones_before_it_newest_first() -> None:
+    examples = build_examples([(np.array([5, 6, 7, 8]), np.array([0.1, 0.2, 0.3, 0.4]))], 2)
+    assert examples.targets.tolist() == [6, 7, 8]
+    assert examples.history.tolist() == [[5, PAD], [6, 5], [7, 6]]
+    assert (
+        examples.weights.tolist()
+        == np.array([[0.1, 0], [0.2, 0.1], [0.3, 0.2]], np.float32).tolist()
+    )
+
+
+def test_a_single_interaction_gives_no_example() -> None:
+    examples = build_examples([(np.array([1]), np.ones(1)), (np.array([2, 3]), np.ones(2))], 3)
+    assert examples.targets.tolist() == [3]
+
+
+def test_newest_first_keeps_the_most_recent() -> None:
+    history, weights = newest_first(np.array([1, 2, 3]), np.array([1.0, 0.5, 0.2]), 2)
+    assert history.tolist() == [3, 2]
+    assert weights.tolist() == [np.float32(0.2), 0.5]
+
+
+def test_event_weights() -> None:
+    assert event_weight("watch") == 1.0
+    assert event_weight("rating", 5.0) == 1.0
+    assert event_weight("rating", 2.5) == 0.5
+    assert event_weight("rating", 0.0) == 0.1  # never 0: 0 means padding
+    assert event_weight("rating", None) == 1.0
+    assert event_weight("click", 3.0) == 1.0

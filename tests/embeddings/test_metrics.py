@@ -1,0 +1,63 @@
+"""Metrics against rankings small enough to check by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from embeddings.baselines import cooccurrence_scores, popularity_scores, training_matrix
+from embeddings.metrics import Ranking, random_hit_rate, rank_targets
+
+
+def test_toy_ranking_checked_by_hand() -> None:
+    scores = np.array(
+        [
+            [0.9, 0.8, 0.7, 0.6, 0.5],  # target 2; movie 0 seen -> rank 1 (0-based)
+            [0.1, 0.2, 0.3, 0.4, 0.5],  # target 0, nothing seen -> rank 4
+            [0.5, 0.9, 0.1, 0.2, 0.3],  # target 1; movie 1 is the best -> rank 0
+        ]
+    )
+    ranking = rank_targets(
+        scores, np.array([2, 0, 1]), [np.array([0]), np.array([], int), np.array([3])]
+    )
+    assert ranking.above.tolist() == [1, 4, 0]
+    assert ranking.tied.tolist() == [0, 0, 0]
+    # k = 2: hits for ranks 1 and 0; NDCG = 1/log2(3) and 1/log2(2).
+    assert ranking.hit_rate(2) == pytest.approx(2 / 3)
+    assert ranking.ndcg(2) == pytest.approx((1 / math.log2(3) + 1.0) / 3)
+    assert ranking.hit_rate(5) == pytest.approx(1.0)
+    assert ranking.ndcg(5) == pytest.approx((1 / math.log2(3) + 1 / math.log2(6) + 1) / 3)
+
+
+def test_ties_count_as_their_expectation() -> None:
+    # Target tied with 3 others at the top, k = 2: positions 0..3 equally likely.
+    ranking = Ranking(above=np.array([0]), tied=np.array([3]))
+    assert ranking.hit_rate(2) == pytest.approx(2 / 4)
+    assert ranking.ndcg(2) == pytest.approx((1.0 + 1 / math.log2(3)) / 4)
+    # One movie above, tied with one other, k = 2: position 1 or 2.
+    ranking = Ranking(above=np.array([1]), tied=np.array([1]))
+    assert ranking.hit_rate(2) == pytest.approx(0.5)
+    assert ranking.ndcg(2) == pytest.approx(0.5 / math.log2(3))
+
+
+def test_seen_movies_are_not_candidates_even_when_tied() -> None:
+    scores = np.array([[1.0, 1.0, 1.0, 0.0]])
+    ranking = rank_targets(scores, np.array([2]), [np.array([0, 1])])
+    assert (ranking.above.tolist(), ranking.tied.tolist()) == ([0], [0])
+
+
+def test_random_hit_rate_excludes_seen() -> None:
+    assert random_hit_rate(100, np.array([50, 90]), 10) == pytest.approx((10 / 50 + 1.0) / 2)
+
+
+def test_popularity_and_cooccurrence_by_hand() -> None:
+    # users x movies: u0 {0,1}, u1 {0,1,2}, u2 {2,3}
+    train = training_matrix([np.array([0, 1]), np.array([0, 1, 2]), np.array([2, 3])], 5)
+    assert popularity_scores(train, 1)[0].tolist() == [2, 2, 2, 1, 0]
+    scores = cooccurrence_scores(train, [np.array([0])])[0]
+    # cos(0, j) = co-watchers / sqrt(n0 * nj): j=1 -> 2/2, j=2 -> 1/2, j=3 -> 0, j=4 -> 0
+    assert scores.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
+    two = cooccurrence_scores(train, [np.array([0, 3])], chunk=1)[0]
+    assert two[2] == pytest.approx(0.5 + 1 / math.sqrt(2))
