@@ -111,15 +111,27 @@ def uvicorn_options(workers: int = 1) -> dict[str, object]:
     }
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = DEMO_HOST,
     port: Annotated[int, typer.Option(help="TCP port.")] = DEMO_PORT,
     workers: Annotated[int, typer.Option(min=1, help="Processes; each holds its own index.")] = 1,
 ) -> None:
-    """Serve the API with the settings from the environment (MOVIE_RECS_*)."""
+    """Serve the API with the settings from the environment (MOVIE_RECS_*).
+
+    On SIGTERM uvicorn stops accepting, finishes in-flight requests, runs the lifespan's
+    shutdown (which stops the refresher), then re-raises the signal: the handler below turns
+    that into exit code 0, which is what ECS and compose expect of a clean stop.
+    """
+    import signal
+
     import uvicorn
 
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "service.app:create_app", factory=True, host=host, port=port, **uvicorn_options(workers)
     )
