@@ -65,7 +65,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+def tiny_towers(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    from service.towers import load_towers
+
+    return load_towers(tiny_model_dir, "latest")
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, tiny_towers) -> Path:  # type: ignore[no-untyped-def]
     """The bundled MovieLens imported into a SQLite file, with the tiny model's embeddings cached.
 
     Tests copy it, so each one starts from the same catalog without re-importing.
@@ -75,10 +82,9 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     from service.importer import import_movielens
     from service.movielens import read_movielens
     from service.refresher import vectors_for
-    from service.towers import load_towers
 
     path = tmp_path_factory.mktemp("seed") / "store.db"
-    towers = load_towers(tiny_model_dir, "latest")
+    towers = tiny_towers
 
     async def seed() -> None:
         store = await open_store(f"sqlite:///{path}")

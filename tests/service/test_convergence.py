@@ -1,0 +1,111 @@
+"""Randomized convergence: any sequence of catalog writes, trims, refreshes and replica restarts
+ends with every replica's indexed ids (and titles) equal to the store's live catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+
+from service.index import IndexParams
+from service.metrics import Metrics
+from service.refresher import IndexState, compact, refresh_once
+from service.store import Delete, Movie, Store, Upsert, open_store
+from service.towers import Towers
+
+IDS = st.sampled_from([f"m{i}" for i in range(8)])
+TITLES = st.sampled_from(["Alpha", "Beta", "Gamma"])
+REPLICA = st.integers(0, 1)
+PARAMS = IndexParams(ann_threshold=4)  # small catalogs exercise HNSW bases too
+_counter = itertools.count()
+
+
+class Convergence(RuleBasedStateMachine):
+    towers: Towers
+    store_url: str
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner = asyncio.Runner()
+        self.metrics = Metrics()
+        self.store: Store = self.run(open_store(self.store_url.format(n=next(_counter))))
+        self.run(self.store.clear())
+        self.replicas = [IndexState(), IndexState()]
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.runner.run(coro)
+
+    @initialize(ids=st.lists(IDS, min_size=1, max_size=5, unique=True))
+    def seed(self, ids: list[str]) -> None:
+        self.run(self.store.apply_changes([Upsert(Movie(i, "Seed")) for i in ids]))
+
+    @rule(movie_id=IDS, title=TITLES)
+    def upsert(self, movie_id: str, title: str) -> None:
+        self.run(self.store.apply_changes([Upsert(Movie(movie_id, title, ("Drama",)))]))
+
+    @rule(movie_id=IDS)
+    def delete(self, movie_id: str) -> None:
+        self.run(self.store.apply_changes([Delete(movie_id)]))
+
+    @rule(replica=REPLICA, limit=st.integers(1, 4))
+    def refresh(self, replica: int, limit: int) -> None:
+        state = self.replicas[replica]
+        self.run(refresh_once(state, self.store, self.towers, PARAMS, self.metrics, limit=limit))
+
+    @rule(replica=REPLICA)
+    def restart(self, replica: int) -> None:
+        self.replicas[replica] = IndexState()
+
+    @rule(replica=REPLICA)
+    def compact(self, replica: int) -> None:
+        self.run(compact(self.replicas[replica], PARAMS, self.metrics))
+
+    @rule(keep=st.integers(1, 3))
+    def trim(self, keep: int) -> None:
+        self.run(self.store.trim_changes(keep))
+
+    def teardown(self) -> None:
+        try:
+            live = {m.id: m.title for batch in self.run(self._all()) for m in batch}
+            for state in self.replicas:
+                for _ in range(200):
+                    self.run(refresh_once(state, self.store, self.towers, PARAMS, self.metrics))
+                    if state.caught_up:
+                        break
+                assert state.caught_up
+                snapshot = state.snapshot
+                assert snapshot is not None
+                indexed = {mid: snapshot.get(mid)[1].title for mid in snapshot.ids()}  # type: ignore[index]
+                assert indexed == live
+                assert len(snapshot) == len(live)
+        finally:
+            self.run(self.store.close())
+            self.runner.close()
+
+    async def _all(self) -> list[list[Movie]]:
+        return [batch async for batch in self.store.iter_movies()]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_replicas_converge_to_the_store(
+    backend: str, tiny_towers: Towers, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    Convergence.towers = tiny_towers
+    if backend == "sqlite":
+        Convergence.store_url = f"sqlite:///{tmp_path}/convergence-{{n}}.db"
+    else:
+        Convergence.store_url = str(request.getfixturevalue("redis_url"))
+    run_state_machine_as_test(
+        Convergence,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -1,0 +1,118 @@
+"""The refresher against a real store (both backends) and the real tiny towers."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.index import IndexParams
+from service.metrics import Metrics
+from service.refresher import IndexState, compact, refresh_once
+from service.store import Delete, Movie, Store, Upsert
+from service.towers import Towers
+
+pytestmark = pytest.mark.anyio
+PARAMS = IndexParams()
+
+
+def movie(mid: str, title: str = "Film", genres: tuple[str, ...] = ("Drama",)) -> Movie:
+    return Movie(id=mid, title=title, genres=genres, year=2001)
+
+
+async def catch_up(state: IndexState, store: Store, towers: Towers, metrics: Metrics) -> None:
+    for _ in range(100):
+        await refresh_once(state, store, towers, PARAMS, metrics, limit=7)
+        if state.caught_up:
+            return
+    raise AssertionError("refresher did not catch up")
+
+
+async def live_ids(store: Store) -> set[str]:
+    return {m.id async for batch in store.iter_movies() for m in batch}
+
+
+async def test_startup_then_tailing_tracks_upserts_updates_and_deletes(
+    store: Store, tiny_towers: Towers
+) -> None:
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(20)])
+    state = IndexState()
+    await catch_up(state, store, tiny_towers, metrics)
+    assert state.snapshot is not None and len(state.snapshot) == 20 and state.version == 20
+
+    await store.apply_changes([Upsert(movie("new")), Delete("3"), Upsert(movie("4", "Changed"))])
+    await catch_up(state, store, tiny_towers, metrics)
+
+    assert set(state.snapshot.ids()) == await live_ids(store)
+    assert state.snapshot.get("4")[1].title == "Changed"  # type: ignore[index]
+    assert state.version == await store.head_seq()
+    assert metrics.freshness_seconds._sum.get() >= 0  # observed per applied entry
+
+
+async def test_embeddings_are_cached_by_model_and_movie_version(
+    store: Store, tiny_towers: Towers
+) -> None:
+    await store.apply_changes([Upsert(movie("a"))])
+    state = IndexState()
+    await catch_up(state, store, tiny_towers, Metrics())
+    cached = await store.get_embeddings(tiny_towers.version, {"a": 1})
+    assert set(cached) == {"a"}
+    vector = state.snapshot.get("a")[0]  # type: ignore[union-attr, index]
+    assert float(cached["a"] @ vector) == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_an_emptied_store_changes_epoch_and_forces_a_resync(
+    store: Store, tiny_towers: Towers
+) -> None:
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(5)])
+    state = IndexState()
+    await catch_up(state, store, tiny_towers, metrics)
+
+    await store.clear()  # what a Redis restart without persistence looks like
+    await store.apply_changes([Upsert(movie("after"))])
+    await catch_up(state, store, tiny_towers, metrics)
+
+    assert set(state.snapshot.ids()) == {"after"}  # type: ignore[union-attr]
+    assert metrics.resyncs.labels("epoch changed")._value.get() == 1
+
+
+async def test_a_cursor_trimmed_away_forces_a_resync(store: Store, tiny_towers: Towers) -> None:
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie("0"))])
+    paused = IndexState()
+    await catch_up(paused, store, tiny_towers, metrics)
+
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(1, 30)])
+    await store.apply_changes([Delete("0")])
+    await store.trim_changes(keep_last=5)
+    await catch_up(paused, store, tiny_towers, metrics)
+
+    assert set(paused.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    assert metrics.resyncs.labels("change log trimmed past cursor")._value.get() == 1
+
+
+async def test_readiness_is_false_until_caught_up(store: Store, tiny_towers: Towers) -> None:
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
+    state = IndexState()
+    await refresh_once(state, store, tiny_towers, PARAMS, Metrics())
+    assert state.caught_up
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(10, 30)])
+    await refresh_once(state, store, tiny_towers, PARAMS, Metrics(), limit=5)
+    assert not state.caught_up and state.head == 30
+
+
+async def test_compaction_folds_the_delta_and_keeps_later_changes(
+    store: Store, tiny_towers: Towers
+) -> None:
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
+    state = IndexState()
+    await catch_up(state, store, tiny_towers, metrics)
+    await store.apply_changes([Upsert(movie("x")), Delete("1")])
+    await catch_up(state, store, tiny_towers, metrics)
+    assert state.snapshot.pending > 0  # type: ignore[union-attr]
+
+    await compact(state, PARAMS, metrics)
+
+    assert state.snapshot.pending == 0  # type: ignore[union-attr]
+    assert set(state.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
