@@ -1,0 +1,105 @@
+# syntax=docker/dockerfile:1.7
+# The movie-recs API. One image serves one model version: a new model is a new image and a
+# rolling deploy, so a replica never mixes the user tower of one version with the movie vectors
+# of another.
+#
+#   make train && docker build -t movie-recs .          # bakes artifacts/<latest> (the default)
+#   docker build --build-arg MODEL_SOURCE=train -t movie-recs .   # trains inside the build
+#
+# MODEL_SOURCE=context (default) ships exactly the model you trained and evaluated; `train`
+# makes the image from a bare clone with only Docker (the compose demo uses it).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+ARG MODEL_SOURCE=context
+
+FROM ${UV_IMAGE} AS uv
+
+# --- dependencies from the lock file, then the project itself --------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+WORKDIR /app
+# This layer changes only when the lock file does (TensorFlow is most of the image).
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    uv sync --frozen --no-dev --no-install-project
+COPY pyproject.toml uv.lock README.md ./
+COPY service/ service/
+COPY embeddings/ embeddings/
+COPY data/ data/
+# Editable on purpose: the settings find the bundled data next to the `service` package.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev
+
+# --- the model: trained artifacts from the build context, or trained here -------------------
+FROM ${PYTHON_IMAGE} AS model-context
+COPY artifacts/ /src/artifacts/
+
+FROM builder AS model-train
+RUN /opt/venv/bin/movie-recs train --out /src/artifacts
+
+# A stage picked by build arg, not an image to pull (hadolint cannot tell the two apart).
+# hadolint ignore=DL3006
+FROM model-${MODEL_SOURCE} AS model-source
+
+FROM ${PYTHON_IMAGE} AS model
+ARG MODEL_VERSION=latest
+COPY --from=model-source /src/artifacts /src/artifacts
+# Keep one version only, with its own `latest` pointer.
+RUN set -eu; \
+    version="${MODEL_VERSION}"; \
+    if [ "$version" = latest ]; then \
+      test -f /src/artifacts/latest || { echo "artifacts/latest missing: run 'make train' first" >&2; exit 1; }; \
+      version="$(cat /src/artifacts/latest)"; \
+    fi; \
+    test -f "/src/artifacts/$version/manifest.json" \
+      || { echo "artifacts/$version has no manifest.json" >&2; exit 1; }; \
+    mkdir -p /model; \
+    cp -a "/src/artifacts/$version" /model/; \
+    printf '%s\n' "$version" > /model/latest
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /tmp \
+       --shell /usr/sbin/nologin app
+# One thread per pool: a small FAISS query or user-tower call is slower with more, and the
+# replica count (not threads) is what scales. The root filesystem can be read-only: nothing is
+# written outside /tmp (bytecode is compiled at build time).
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1 \
+    TF_NUM_INTRAOP_THREADS=1 \
+    TF_NUM_INTEROP_THREADS=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MOVIE_RECS_OMP_THREADS=1 \
+    MOVIE_RECS_TF_THREADS=1 \
+    MOVIE_RECS_ARTIFACTS_DIR=/app/artifacts \
+    MOVIE_RECS_MODEL_VERSION=latest
+WORKDIR /app
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+COPY --from=model /model /app/artifacts
+VOLUME ["/tmp"]
+USER 10001:10001
+EXPOSE 8000
+# Liveness only: uvicorn answers once the lifespan has loaded the model and the index, so the
+# start period covers that load. Readiness (/readyz) is the load balancer's check.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=180s --retries=3 \
+    CMD ["/opt/venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# The flags equal service.cli.uvicorn_options() (tests/infra checks): keep-alive above the
+# ALB's 60 s idle timeout, graceful shutdown inside the 30 s ECS stop timeout, overload -> 503.
+CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000", \
+     "--lifespan", "on", "--timeout-keep-alive", "75", "--timeout-graceful-shutdown", "20", \
+     "--limit-concurrency", "200", "--no-access-log"]

@@ -1,0 +1,108 @@
+"""What differs between environments, read from CDK context or the environment, never edited in.
+
+`cdk deploy -c stage=prod -c maxTasks=12` (or `"context"` in infra/cdk.json) wins; then an
+environment variable `MOVIE_RECS_INFRA_<SNAKE_CASE>` (handy for `make synth`); then the default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from constructs import Node
+
+ENV_PREFIX = "MOVIE_RECS_INFRA_"
+RETENTION = {
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: str = "dev"
+    # ALB access logging needs a concrete region; the account may stay open (offline synth).
+    region: str = ""  # default: CDK_DEFAULT_REGION (set by the cdk CLI), else us-east-1
+    account: str = ""  # default: CDK_DEFAULT_ACCOUNT, else an account-agnostic template
+    cpu: int = 1024  # Fargate units; one uvicorn worker with one thread per pool uses ~1 vCPU
+    memory_mib: int = 3072  # TensorFlow runtime + model + FAISS index + catalog, with headroom
+    min_tasks: int = 2  # two AZs: never fewer than one replica in each
+    max_tasks: int = 6
+    cpu_target_percent: int = 60
+    requests_per_target: int = 3000  # ALB requests per target per minute (50/s)
+    health_check_grace_seconds: int = 240  # model load + index build on a cold replica
+    redis_node_type: str = "cache.t4g.small"
+    redis_engine_version: str = "7.1"
+    nat_gateways: int = 2
+    log_retention_days: int = 30
+    certificate_arn: str | None = None  # HTTPS when set; plain HTTP (demo only) otherwise
+    retain_data: bool = True  # Redis snapshot, secrets and logs survive `cdk destroy`
+    model_version: str = "latest"  # which version under artifacts/ the image bakes in
+
+    @property
+    def stack_name(self) -> str:
+        return f"MovieRecs-{self.stage}"
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return RETENTION[self.log_retention_days]
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        """What `cdk destroy` does to state: keep it (or its final snapshot) unless told not to."""
+        return RemovalPolicy.RETAIN if self.retain_data else RemovalPolicy.DESTROY
+
+    @classmethod
+    def from_node(cls, node: Node, environ: dict[str, str] | None = None) -> StageConfig:
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = node.try_get_context(_camel(field.name))
+            if raw is None:
+                raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _coerce(field.name, raw, type(getattr(cls(), field.name)))
+        values.setdefault("region", environ.get("CDK_DEFAULT_REGION") or "us-east-1")
+        values.setdefault("account", environ.get("CDK_DEFAULT_ACCOUNT", ""))
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Fail synth on settings that would deploy but not work."""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,30}", self.stage):
+            raise ValueError(f"stage {self.stage!r}: letters, digits and '-' only")
+        if not 1 <= self.min_tasks <= self.max_tasks:
+            raise ValueError("need 1 <= minTasks <= maxTasks")
+        if not 60 <= self.health_check_grace_seconds <= 600:
+            raise ValueError("healthCheckGraceSeconds must be 60..600")
+        if self.nat_gateways not in (1, 2):
+            raise ValueError("natGateways must be 1 (cheaper) or 2 (one per AZ)")
+        if self.log_retention_days not in RETENTION:
+            raise ValueError(f"logRetentionDays must be one of {sorted(RETENTION)}")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _coerce(name: str, raw: object, kind: type) -> object:
+    """`-c key=value` and environment variables arrive as strings."""
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"{_camel(name)}: expected true or false, got {raw!r}")
+        return str(raw).lower() in ("true", "1")
+    if kind is int:
+        return int(raw)  # type: ignore[call-overload]
+    return str(raw)

@@ -1,0 +1,47 @@
+"""One stack per stage: each concern is a construct, wired here by passing what it needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.cache import RedisCache
+from infra.config import StageConfig
+from infra.image import api_image
+from infra.load_balancer import PublicLoadBalancer
+from infra.network import Network
+from infra.scaling import add_autoscaling
+from infra.secrets import AppSecrets
+from infra.service import CONTAINER_PORT, ApiService
+
+
+class MovieRecsStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        network = Network(self, "Network", config=config)
+        secrets = AppSecrets(self, "Secrets", config=config)
+        self.cache = RedisCache(
+            self, "Redis", config=config, vpc=network.vpc, auth_token=secrets.redis_auth
+        )
+        self.api = ApiService(
+            self,
+            "Api",
+            config=config,
+            vpc=network.vpc,
+            image=api_image(config),
+            secrets=secrets,
+            store_url=self.cache.url,
+        )
+        self.cache.allow_from(self.api.service)
+        self.load_balancer = PublicLoadBalancer(
+            self, "LoadBalancer", config=config, vpc=network.vpc
+        )
+        target_group = self.load_balancer.route_to(self.api.service, CONTAINER_PORT)
+        add_autoscaling(self.api.service, target_group, config)
+
+        CfnOutput(self, "Url", value=self.load_balancer.url)
+        CfnOutput(self, "ApiKeysSecret", value=secrets.api_keys.secret_name)
+        CfnOutput(self, "WebhookSecretsSecret", value=secrets.webhook_secrets.secret_name)
+        CfnOutput(self, "LogGroup", value=self.api.log_group.log_group_name)
