@@ -9,12 +9,12 @@ from infra.config import StageConfig
 from infra.stack import MovieRecsStack
 
 
-def build(app: App) -> MovieRecsStack:
+def build(app: App, environ: dict[str, str] | None = None) -> MovieRecsStack:
     """The stack, and cdk-nag's AWS Solutions checks: synth fails on any unacknowledged rule.
 
     Each rule the stack does not follow is acknowledged, with its reason, next to the resource.
     """
-    config = StageConfig.from_node(app.node)
+    config = StageConfig.from_node(app.node, environ)
     stack = MovieRecsStack(
         app,
         config.stack_name,

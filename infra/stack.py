@@ -21,7 +21,7 @@ class MovieRecsStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         network = Network(self, "Network", config=config)
-        secrets = AppSecrets(self, "Secrets", config=config)
+        self.secrets = secrets = AppSecrets(self, "Secrets", config=config)
         self.cache = RedisCache(
             self, "Redis", config=config, vpc=network.vpc, auth_token=secrets.redis_auth
         )

@@ -1,0 +1,46 @@
+"""cdk-nag's AWS Solutions pack runs on every synth; each exception to it carries a reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack, Validations
+from aws_cdk import aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks
+
+from tests.infra.conftest import Synth
+
+
+def test_cdk_nag_passes_and_every_acknowledgment_says_why(synth: Synth) -> None:
+    report = json.loads((synth.outdir / "validation-report.json").read_text())
+    assert report["pluginReports"] == []  # a failure would have raised during synth
+    found: dict[str, set[str]] = {}
+    for construct in synth.stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type != Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                continue
+            for rule, reason in entry.data.items():
+                if "AwsSolutions-" in rule:
+                    assert len(reason) >= 80, f"{rule}: say why, not just that"
+                    path = construct.node.path.removeprefix(synth.stack.node.path + "/")
+                    found.setdefault(rule.partition("::")[2], set()).add(path)
+    # A new acknowledgment is a decision: add it here, with its reason in the code.
+    assert found == {
+        "AwsSolutions-SMG4": {"Secrets/ApiKeys", "Secrets/WebhookSecrets", "Secrets/RedisAuth"},
+        "AwsSolutions-AEC5": {"Redis/ReplicationGroup"},
+        "AwsSolutions-ECS2": {"Api/Task"},
+        "AwsSolutions-IAM5[Resource::*]": {"Api/Task"},
+        "AwsSolutions-EC23": {"LoadBalancer/SecurityGroup"},
+        "AwsSolutions-S1": {"LoadBalancer/AccessLogs"},
+    }
+
+
+def test_cdk_nag_fails_synth_on_an_unacknowledged_rule(tmp_path: Path) -> None:
+    """The check is live: the same plugin rejects a bucket without TLS or access logs."""
+    app = App(outdir=str(tmp_path))
+    s3.Bucket(Stack(app, "Careless"), "Bucket")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(RuntimeError, match=r"AwsSolutions-S10"):
+        app.synth()
