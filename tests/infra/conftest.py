@@ -26,8 +26,8 @@ class Synth:
     template: Template
     outdir: Path
 
-    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
-        return self.template.find_resources(kind)
+    def resources(self, kind: str) -> dict[str, Any]:
+        return dict(self.template.find_resources(kind))
 
     def one(self, kind: str) -> dict[str, Any]:
         found = self.resources(kind)

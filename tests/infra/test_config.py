@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from aws_cdk import App
 
 from infra.config import StageConfig
 
 
-def config(context: dict[str, object] | None = None, **environ: str) -> StageConfig:
+def config(context: Mapping[str, object] | None = None, **environ: str) -> StageConfig:
     return StageConfig.from_node(App(context=context or {}).node, environ)
 
 

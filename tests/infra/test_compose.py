@@ -1,0 +1,92 @@
+"""The compose demo's wiring (`docker-compose config` in make check-containers validates syntax)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from standardwebhooks.webhooks import Webhook
+
+from infra.service import CONTAINER_PORT
+from service.cli import uvicorn_options
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, dict[str, Any]]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
+    return compose["services"]  # type: ignore[no-any-return]
+
+
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in ENV_EXAMPLE.read_text("utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def test_redis_is_persistent_and_healthchecked(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_seed_imports_movielens_once_redis_is_healthy(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    seed = services["seed"]
+    assert seed["entrypoint"] + seed["command"] == ["movie-recs", "import-movielens"]
+    assert seed["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert seed["restart"] == "no"
+
+
+def test_two_api_replicas_share_the_store_on_their_own_ports(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    replicas = {name: s for name, s in services.items() if name.startswith("api-")}
+    assert len(replicas) == 2
+    published = set()
+    for api in replicas.values():
+        assert api["depends_on"] == {
+            "redis": {"condition": "service_healthy"},
+            "seed": {"condition": "service_completed_successfully"},
+        }
+        assert api["environment"]["MOVIE_RECS_STORE_URL"] == "redis://redis:6379/0"
+        (port,) = api["ports"]
+        host, _, container = port.partition(":")
+        assert int(container) == CONTAINER_PORT
+        published.add(int(host))
+        assert api["read_only"] is True and api["tmpfs"] == ["/tmp"]
+        grace = int(api["stop_grace_period"].removesuffix("s"))
+        assert grace > uvicorn_options()["timeout_graceful_shutdown"]  # type: ignore[operator]
+    assert published == {8001, 8002}
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert "localhost:8001" in readme and "localhost:8002" in readme
+
+
+def test_secrets_come_from_the_env_file(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("seed", "api-1", "api-2", "cli"):
+        assert services[name]["env_file"] == "${MOVIE_RECS_ENV_FILE:-.env.example}"
+        assert not {"MOVIE_RECS_API_KEYS", "MOVIE_RECS_WEBHOOK_SECRETS"} & set(
+            services[name]["environment"]
+        )
+
+
+def test_env_example_values_work_and_are_clearly_fake() -> None:
+    values = env_example()
+    assert set(values) == {"MOVIE_RECS_API_KEYS", "MOVIE_RECS_WEBHOOK_SECRETS"}
+    assert "not-secret" in values["MOVIE_RECS_API_KEYS"]
+    for secret in values["MOVIE_RECS_WEBHOOK_SECRETS"].split(","):
+        assert secret.startswith("whsec_")
+        Webhook(secret)  # a valid Standard Webhooks secret, so the demo's signatures verify
+    assert "FAKE" in ENV_EXAMPLE.read_text("utf-8")
+    assert ".env" in (ROOT / ".gitignore").read_text("utf-8").split()  # real values stay local

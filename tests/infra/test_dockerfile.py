@@ -1,0 +1,144 @@
+"""The Dockerfile, checked without a Docker engine: what it runs, as whom, and from what.
+
+hadolint (make check-containers) lints it; these tests check it agrees with the code: the
+uvicorn flags with `uvicorn_options()`, the liveness probe with the ECS task's, the settings it
+sets with `Settings`, the files it copies with the .dockerignore allow-list.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from infra.service import CONTAINER_PORT, LIVENESS
+from service.cli import uvicorn_options
+from service.config import Settings
+from tests.infra import dockerfile as df
+
+
+def test_final_stage_is_the_runtime_the_deploy_builds() -> None:
+    froms = [i for i in df.instructions() if i.keyword == "FROM"]
+    assert froms[-1].stage == "runtime"  # infra/image.py builds target="runtime"
+
+
+def test_runs_as_a_numeric_non_root_user() -> None:
+    runtime = df.final_stage()
+    users = [i.value for i in runtime if i.keyword == "USER"]
+    assert users, "the runtime stage sets no USER: it would run as root"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) > 0 and (not gid or int(gid) > 0)
+    created = " ".join(i.value for i in runtime if i.keyword == "RUN")
+    assert f"--uid {uid}" in created  # the user exists in /etc/passwd
+
+
+def test_no_secret_is_set_in_the_image() -> None:
+    for instruction in df.instructions():
+        if instruction.keyword in ("ENV", "ARG"):
+            names = [w.partition("=")[0] for w in instruction.words()]
+            assert not [n for n in names if re.search(r"KEY|SECRET|PASSWORD|TOKEN", n)], names
+    # The allow-list never lets .env (or anything unexpected) into the build context.
+    assert df.allowed_in_context() == {
+        "Dockerfile",
+        ".dockerignore",
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "service",
+        "embeddings",
+        "data",
+        "artifacts",
+    }
+
+
+def test_every_file_it_copies_is_in_the_build_context() -> None:
+    allowed = df.allowed_in_context()
+    for instruction in df.instructions():
+        if instruction.keyword == "COPY" and "from" not in instruction.flags():
+            sources = [w for w in instruction.words() if not w.startswith("--")][:-1]
+            for source in sources:
+                assert source.rstrip("/") in allowed, f"COPY {source}: excluded by .dockerignore"
+        for mount in re.findall(r"--mount=type=bind,source=([^,\s]+)", instruction.value):
+            assert mount in allowed, f"bind mount {mount}: excluded by .dockerignore"
+
+
+def test_dependencies_come_from_the_lock_file_without_dev_tools() -> None:
+    syncs = [i for i in df.stage("builder") if i.keyword == "RUN" and "uv sync" in i.value]
+    assert len(syncs) == 2
+    for sync in syncs:
+        command = sync.value[sync.value.index("uv sync") :].split()
+        assert "--frozen" in command and "--no-dev" in command
+        assert not {"--all-extras", "--extra", "--group", "--all-groups"} & set(command)
+    first = syncs[0].value
+    assert "--no-install-project" in first  # the heavy layer depends on the lock file only
+    assert "source=uv.lock" in first and "source=pyproject.toml" in first
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", df.global_args()["UV_IMAGE"])
+
+
+def test_base_image_is_slim_python_of_the_project_version() -> None:
+    image = df.global_args()["PYTHON_IMAGE"]
+    match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?-slim-\w+(?:@sha256:[0-9a-f]{64})?", image)
+    assert match, image
+    pyproject = tomllib.loads((df.ROOT / "pyproject.toml").read_text("utf-8"))
+    assert match.group(1) == "3.11" and ">=3.11" in pyproject["project"]["requires-python"]
+
+
+def test_cmd_is_uvicorn_with_the_production_options() -> None:
+    """Parsed by uvicorn's own command line, so a misspelt or removed flag fails here."""
+    from uvicorn.main import main as uvicorn_cli
+
+    (cmd,) = [i.exec_form() for i in df.final_stage() if i.keyword == "CMD"]
+    assert cmd[0] == "uvicorn"
+    params = uvicorn_cli.make_context("uvicorn", cmd[1:]).params
+    options = uvicorn_options()
+    assert params["app"] == "service.app:create_app" and params["factory"] is True
+    assert (params["host"], params["port"]) == ("0.0.0.0", CONTAINER_PORT)
+    assert params["lifespan"] == "on"  # a model that fails to load fails startup
+    assert params["timeout_keep_alive"] == options["timeout_keep_alive"]
+    assert params["timeout_graceful_shutdown"] == options["timeout_graceful_shutdown"]
+    assert params["limit_concurrency"] == options["limit_concurrency"]
+    assert params["access_log"] is options["access_log"] is False
+    assert params["workers"] in (None, options["workers"])
+    exposed = [i.value for i in df.final_stage() if i.keyword == "EXPOSE"]
+    assert exposed == [str(CONTAINER_PORT)]
+
+
+def test_healthcheck_is_the_liveness_probe_the_task_uses() -> None:
+    (check,) = [i for i in df.final_stage() if i.keyword == "HEALTHCHECK"]
+    command = check.exec_form()
+    assert command[:2] == ["/opt/venv/bin/python", "-c"]  # no curl in a slim image
+    assert command[2] == LIVENESS  # the ECS container health check runs the same code
+    assert "/healthz" in LIVENESS and "/readyz" not in LIVENESS
+    start = int(re.search(r"--start-period=(\d+)s", check.value).group(1))  # type: ignore[union-attr]
+    assert start >= 120  # uvicorn answers only after the model and the index are loaded
+
+
+def test_thread_pools_are_pinned_and_every_setting_exists() -> None:
+    env = df.env(df.final_stage())
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert env[name] == "1"
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "1"
+    settings = {k: v for k, v in env.items() if k.startswith("MOVIE_RECS_")}
+    assert settings["MOVIE_RECS_OMP_THREADS"] == settings["MOVIE_RECS_TF_THREADS"] == "1"
+    for name in settings:
+        field = name.removeprefix("MOVIE_RECS_").lower()
+        assert field in Settings.model_fields, f"{name} is not a setting: a typo is ignored"
+
+
+def test_root_filesystem_can_be_read_only() -> None:
+    runtime = df.final_stage()
+    assert [i.value for i in runtime if i.keyword == "VOLUME"] == ['["/tmp"]']
+    env = df.env(runtime)
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["HOME"] == env["TMPDIR"] == "/tmp"
+    assert df.env(df.stage("builder"))["UV_COMPILE_BYTECODE"] == "1"  # compiled at build time
+
+
+def test_image_bakes_one_model_version_where_the_settings_look() -> None:
+    assert df.global_args()["MODEL_SOURCE"] == "context"  # the trained, evaluated artifacts
+    model = " ".join(i.value for i in df.stage("model") if i.keyword == "RUN")
+    assert "/model/latest" in model  # one version, with its own pointer
+    copies = [i for i in df.final_stage() if i.keyword == "COPY" and i.flags().get("from")]
+    destination = {i.flags()["from"]: i.words()[-1] for i in copies}["model"]
+    env = df.env(df.final_stage())
+    assert env["MOVIE_RECS_ARTIFACTS_DIR"] == destination
+    assert env["MOVIE_RECS_MODEL_VERSION"] == "latest"

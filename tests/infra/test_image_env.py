@@ -1,0 +1,159 @@
+"""The image's Python environment, checked without building it.
+
+The Dockerfile installs `uv sync --frozen --no-dev` from uv.lock (test_dockerfile checks the
+flags). Installing that again here would download 2 GB of TensorFlow, so instead: the lock
+agrees with pyproject.toml; this test environment holds every package of that no-dev set at
+the locked version; the application code imports nothing outside it (dev tools and extras are
+absent from the image); and the CLI starts. What this cannot show: that the wheels install on
+the slim base image (system libraries), which only a real `docker build` proves.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_PARTY = {"service", "embeddings"}
+LOCK = tomllib.loads((ROOT / "uv.lock").read_text("utf-8"))
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+PACKAGES = {p["name"]: p for p in LOCK["package"]}
+PROJECT = PACKAGES[PYPROJECT["project"]["name"]]
+
+
+def _applies(dependency: dict[str, object]) -> bool:
+    """Markers evaluated for this interpreter: Linux, x86_64, CPython 3.11, like the image."""
+    marker = dependency.get("marker")
+    return marker is None or Marker(str(marker)).evaluate({"extra": ""})
+
+
+def image_packages() -> dict[str, str]:
+    """name -> locked version for what `uv sync --no-dev --no-install-project` installs."""
+    todo = [(d["name"], tuple(d.get("extra", ()))) for d in PROJECT["dependencies"]]
+    found: dict[str, str] = {}
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        package = PACKAGES[name]
+        found[name] = package["version"]
+        dependencies = list(package.get("dependencies", []))
+        for extra in extras:
+            dependencies += package.get("optional-dependencies", {}).get(extra, [])
+        todo += [(d["name"], tuple(d.get("extra", ()))) for d in dependencies if _applies(d)]
+    return found
+
+
+def _requirement_key(requirement: Requirement) -> tuple[str, str, tuple[str, ...], str]:
+    return (
+        canonicalize_name(requirement.name),
+        str(requirement.specifier),
+        tuple(sorted(requirement.extras)),
+        str(requirement.marker or ""),
+    )
+
+
+def test_lock_file_is_up_to_date_with_pyproject() -> None:
+    """`--frozen` trusts the lock as is; a dependency edited without `uv lock` must fail CI."""
+    declared = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
+    for extra, requirements in PYPROJECT["project"].get("optional-dependencies", {}).items():
+        declared += [Requirement(f"{r}; extra == '{extra}'") for r in requirements]
+    locked = []
+    for entry in PROJECT["metadata"]["requires-dist"]:
+        text = entry["name"]
+        if entry.get("extras"):
+            text += f"[{','.join(entry['extras'])}]"
+        text += entry.get("specifier", "")
+        if entry.get("marker"):
+            text += f"; {entry['marker']}"
+        locked.append(Requirement(text))
+    assert sorted(map(_requirement_key, declared)) == sorted(map(_requirement_key, locked))
+
+
+def test_this_environment_has_every_image_package_at_its_locked_version() -> None:
+    packages = image_packages()
+    assert {"tensorflow-cpu", "faiss-cpu", "uvicorn", "uvloop", "redis"} <= set(packages)
+    assert not {"pytest", "ruff", "aws-cdk-lib", "matplotlib"} & set(packages)
+    wrong = {}
+    for name, version in packages.items():
+        installed = importlib.metadata.version(name)
+        if installed != version:
+            wrong[name] = (version, installed)
+    assert not wrong, f"locked vs installed: {wrong}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level modules a file imports anywhere (functions too), except under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text("utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(child) for child in ast.walk(node)}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _outside_the_image(modules: set[str]) -> dict[str, list[NormalizedName]]:
+    """Modules that no package of the image provides (stdlib and first-party are fine)."""
+    image = {canonicalize_name(name) for name in image_packages()}
+    providers = importlib.metadata.packages_distributions()
+    outside = {}
+    for module in modules - FIRST_PARTY - set(sys.stdlib_module_names) - {"__future__"}:
+        distributions = [canonicalize_name(d) for d in providers.get(module, [])]
+        if not set(distributions) & image:
+            outside[module] = distributions
+    return outside
+
+
+def test_application_code_imports_only_what_the_image_installs() -> None:
+    """Lazy imports inside functions count: they run in production, not at start-up."""
+    modules: set[str] = set()
+    for package in FIRST_PARTY:
+        for path in (ROOT / package).rglob("*.py"):
+            modules |= _imports(path)
+    assert "tensorflow" in modules and "faiss" in modules
+    assert not _outside_the_image(modules)
+
+
+def test_cli_and_app_start_in_this_environment() -> None:
+    """`movie-recs --help` runs, and importing the app loads no package the image lacks."""
+    cli = Path(sys.executable).parent / "movie-recs"
+    shown = subprocess.run(
+        [str(cli), "--help"], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    for command in ("serve", "import-movielens", "train", "send-webhook"):
+        assert command in shown
+    probe = (
+        "import json, sys; import service.app, service.cli; "
+        "print(json.dumps(sorted({n.split('.')[0] for n, m in list(sys.modules.items()) "
+        "if getattr(m, '__file__', None)})))"  # SWIG and friends add file-less modules
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    modules = {m for m in json.loads(loaded) if not m.startswith("_")}
+    assert {"fastapi", "numpy", "faiss"} <= modules
+    assert not _outside_the_image(modules)
