@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from aws_cdk import App
@@ -54,3 +56,11 @@ def test_json_context_values_keep_their_types() -> None:
 def test_settings_that_would_not_work_fail_synth(context: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config(context)
+
+
+def test_cdk_json_runs_this_app_and_writes_to_the_repository_cdk_out() -> None:
+    """The CLI runs `app` from infra/ and resolves `output` there; a `cd` would misplace it."""
+    cdk_json = json.loads((Path(__file__).parents[2] / "infra" / "cdk.json").read_text())
+    assert cdk_json["output"] == "../cdk.out"
+    assert "cd " not in cdk_json["app"]
+    assert cdk_json["app"].endswith("PYTHONPATH=.. ../.venv/bin/python -m infra.app")
