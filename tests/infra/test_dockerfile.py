@@ -7,8 +7,13 @@ sets with `Settings`, the files it copies with the .dockerignore allow-list.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
+from pathlib import Path
+
+import pytest
 
 from infra.service import CONTAINER_PORT, LIVENESS
 from service.cli import uvicorn_options
@@ -142,3 +147,45 @@ def test_image_bakes_one_model_version_where_the_settings_look() -> None:
     env = df.env(df.final_stage())
     assert env["MOVIE_RECS_ARTIFACTS_DIR"] == destination
     assert env["MOVIE_RECS_MODEL_VERSION"] == "latest"
+
+
+def _model_script(tmp_path: Path) -> str:
+    (script,) = [i.value for i in df.stage("model") if i.keyword == "RUN"]
+    return script.replace("/src/", f"{tmp_path}/src/").replace("/model", f"{tmp_path}/model")
+
+
+def _artifacts(tmp_path: Path, versions: list[str], latest: str | None) -> None:
+    for version in versions:
+        (tmp_path / "src" / "artifacts" / version).mkdir(parents=True)
+        (tmp_path / "src" / "artifacts" / version / "manifest.json").write_text("{}")
+    if latest:
+        (tmp_path / "src" / "artifacts" / "latest").write_text(latest + "\n")
+
+
+@pytest.mark.parametrize(("chosen", "kept"), [("latest", "v2"), ("v1", "v1")])
+def test_model_stage_keeps_one_version_with_its_pointer(
+    tmp_path: Path, chosen: str, kept: str
+) -> None:
+    """The model stage's shell script, run by /bin/sh on a fake artifacts directory."""
+    _artifacts(tmp_path, ["v1", "v2"], latest="v2")
+    subprocess.run(
+        ["sh", "-c", _model_script(tmp_path)],
+        env={"PATH": os.environ["PATH"], "MODEL_VERSION": chosen},
+        check=True,
+    )
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {kept, "latest"}
+    assert (tmp_path / "model" / "latest").read_text() == kept + "\n"
+    assert (tmp_path / "model" / kept / "manifest.json").is_file()
+
+
+def test_model_stage_fails_clearly_without_a_trained_model(tmp_path: Path) -> None:
+    _artifacts(tmp_path, [], latest=None)
+    (tmp_path / "src" / "artifacts").mkdir(parents=True)
+    result = subprocess.run(
+        ["sh", "-c", _model_script(tmp_path)],
+        env={"PATH": os.environ["PATH"], "MODEL_VERSION": "latest"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "make train" in result.stderr
