@@ -13,11 +13,11 @@ class TrainConfig:
     # 0 keeps every rating as an interaction: see README of embeddings (threshold decision).
     min_rating: float = 0.0
     cold_fraction: float = 0.05
-    batch_size: int = 1024
-    epochs: int = 30
-    patience: int = 2
-    learning_rate: float = 3e-3
-    temperature: float = 0.05
+    batch_size: int = 2048
+    epochs: int = 20
+    patience: int = 3
+    learning_rate: float = 5e-3
+    temperature: float = 0.1
     id_dropout: float = 0.5
     word_dim: int = 32
     movie_hidden: int = 256

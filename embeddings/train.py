@@ -172,6 +172,7 @@ def train(
         "data_hash": data_hash,
         "num_movies": len(split.movie_ids),
         "best_epoch": validation.best_epoch + 1,
+        f"validation_ndcg@{config.top_k}": round(validation.best, 6),
         "title_format": "without the (year) suffix; a trailing (YYYY) is stripped anyway",
         "report": {**dataset.report, **split.report},
     }
