@@ -79,10 +79,15 @@ def evaluate(
     result: dict[str, Any] = {name: _summary(ranking, k) for name, ranking in rankings.items()}
     cold = split.cold[cases.targets]
     seen = np.array([len(h) for h in cases.histories], dtype=np.int64)
+    every = split.cold_cases()
+    every_seen = np.array([len(h) for h in every.histories], dtype=np.int64)
     result["cold_movies"] = {
         **_summary(rankings["model"].subset(cold), k),
         f"random_hr@{k}": random_hit_rate(len(split.movie_ids), seen[cold], k),
-        f"popularity_hr@{k}": rankings["popularity"].subset(cold).hit_rate(k),
+        "all_interactions": {
+            **_summary(model_ranking(every, movie_vectors, embed_users, length), k),
+            f"random_hr@{k}": random_hit_rate(len(split.movie_ids), every_seen, k),
+        },
     }
     return result
 

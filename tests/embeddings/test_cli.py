@@ -47,3 +47,4 @@ def test_evaluate_json_is_one_object_scripts_can_read(tiny_artifacts: Path) -> N
         assert 0.0 <= metrics[method]["hr@10"] <= 1.0
         assert metrics[method]["cases"] == 610  # the bundled data, every user
     assert "random_hr@10" in metrics["cold_movies"]
+    assert metrics["cold_movies"]["all_interactions"]["cases"] > metrics["cold_movies"]["cases"]

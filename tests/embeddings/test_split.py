@@ -87,3 +87,12 @@ def test_no_user_long_enough_is_a_data_error(write_data: WriteData) -> None:
     ratings = [("a", "1", "4", "1"), ("b", "1", "4", "1"), ("b", "2", "4", "2")]
     with pytest.raises(DataError, match="nothing to evaluate"):
         leave_last_out(load_dataset(write_data(ratings)), min_rating=0, cold_fraction=0, seed=0)
+
+
+def test_cold_cases_are_every_later_interaction_with_a_cold_movie(bundled_split) -> None:  # type: ignore[no-untyped-def]
+    split = bundled_split
+    cases = split.cold_cases()
+    assert split.cold[cases.targets].all()
+    assert len(cases) > 1000  # far steadier than the few test cases ending on a cold movie
+    for history, target in zip(cases.histories[:50], cases.targets[:50], strict=True):
+        assert len(history) > 0 and target not in history
