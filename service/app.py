@@ -21,7 +21,7 @@ from service.recommender import Recommender
 from service.refresher import IndexState, refresh_once, run_refresher
 from service.routes import events, health, movies, recommendations, webhooks
 from service.runtime import Runtime
-from service.store import StoreError, open_store
+from service.store import StoreError, store_from_settings
 from service.towers import load_towers
 
 log = logging.getLogger("service")
@@ -54,11 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning(
             "!!! NO API KEY CONFIGURED: /v1 IS OPEN TO ANYONE (set MOVIE_RECS_API_KEYS) !!!"
         )
-    store = await open_store(
-        settings.store_url,
-        activity_max_events=settings.activity_max_events,
-        changelog_max_len=settings.changelog_max_len,
-    )
+    store = await store_from_settings(settings)
     refresher: asyncio.Task[None] | None = None
     try:
         towers = await asyncio.to_thread(

@@ -36,18 +36,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 async def _import(settings: Settings, directory: Path) -> None:
     from service.importer import import_movielens
     from service.movielens import DatasetError, read_movielens
-    from service.store import StoreError, open_store
+    from service.store import StoreError, store_from_settings
 
     try:
         data = read_movielens(directory)
     except DatasetError as exc:
         raise fail(str(exc)) from None
     try:
-        store = await open_store(
-            settings.store_url,
-            activity_max_events=settings.activity_max_events,
-            changelog_max_len=settings.changelog_max_len,
-        )
+        store = await store_from_settings(settings)
     except StoreError as exc:
         raise fail(str(exc)) from None
     try:
@@ -152,13 +148,13 @@ def demo_command(
     import os
 
     from embeddings.artifacts import ArtifactError, resolve_model_dir
-    from service.store import StoreError, open_store
+    from service.store import StoreError, store_from_settings
 
     settings = Settings()
 
     async def import_if_empty() -> None:
         try:
-            store = await open_store(settings.store_url)
+            store = await store_from_settings(settings)
             movies = await store.count_movies()
             await store.close()
         except StoreError as exc:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         default="sqlite:///var/movie-recs.db",
         description="redis://host:port/db, or sqlite:///relative.db / sqlite:////absolute.db",
     )
+    store_password: SecretStr | None = Field(
+        default=None, description="Redis AUTH token, kept out of the URL (an ECS secret on AWS)."
+    )
     artifacts_dir: Path = Path("artifacts")
     model_version: str = Field(default="latest", description="Directory under artifacts_dir.")
     data_dir: Path = BUNDLED_DATA

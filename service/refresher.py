@@ -133,14 +133,17 @@ async def refresh_once(
         await resync(state, store, towers, params, metrics, "epoch changed")
         return 0
     entries = await store.read_changes(snapshot.version, limit, block_seconds)
+    gap = None
     if entries and entries[0].seq != snapshot.version + 1:
-        await resync(state, store, towers, params, metrics, "change log trimmed past cursor")
+        gap = "change log trimmed past cursor"
+    elif not entries and (head := await store.head_seq()) < snapshot.version:
+        gap = "change log behind cursor"
+    if gap is not None:
+        # The store may have restarted empty while this step was reading: say so if it did.
+        reason = "epoch changed" if await store.epoch() != state.epoch else gap
+        await resync(state, store, towers, params, metrics, reason)
         return 0
     if not entries:
-        head = await store.head_seq()
-        if head < snapshot.version:
-            await resync(state, store, towers, params, metrics, "change log behind cursor")
-            return 0
         state.head = head
         state.caught_up = head == snapshot.version
         metrics.replica_lag.set(head - snapshot.version)

@@ -13,7 +13,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.store import keys
 from service.store.base import (
@@ -106,13 +110,29 @@ def _parse_range(text: bytes | str) -> tuple[int | None, int | None]:
 
 
 class RedisStore(Store):
-    def __init__(self, url: str, *, activity_max_events: int, changelog_max_len: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        activity_max_events: int,
+        changelog_max_len: int,
+        password: str | None = None,
+    ) -> None:
         self.url = url
         self.activity_max_events = activity_max_events
         self.changelog_max_len = changelog_max_len
-        # Blocking XREAD holds a connection; the socket timeout must outlast it.
+        # Blocking XREAD holds a connection; the socket timeout must outlast it. Servers close
+        # idle connections (Redis `timeout`, failovers): retrying is safe because every write
+        # here is idempotent (unchanged upserts, repeated deletes and identical events are no-ops).
         self._redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=30,
+            socket_keepalive=True,
+            health_check_interval=15,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            **({"password": password} if password else {}),
         )
         self._apply = self._redis.register_script(_APPLY)
 
@@ -214,9 +234,18 @@ class RedisStore(Store):
         await self._redis.xtrim(keys.CHANGES, maxlen=keep_last, approximate=False)
 
     async def epoch(self) -> str:
-        await self._redis.set(keys.EPOCH, uuid.uuid4().hex, nx=True)
-        value = await self._redis.get(keys.EPOCH)
-        return value.decode() if value else ""
+        """The epoch key plus the server's run id.
+
+        The key goes when the data goes (flush, restart without persistence); the run id
+        changes on every restart and failover, which may bring back an older snapshot whose
+        sequence numbers get handed out again: either way readers must resync.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.EPOCH, uuid.uuid4().hex, nx=True)
+        pipe.get(keys.EPOCH)
+        _, value = await pipe.execute()
+        run_id = (await self._redis.info("server")).get("run_id", "")
+        return f"{value.decode() if value else ''}:{run_id}"
 
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
         for event in events:

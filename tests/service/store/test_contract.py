@@ -188,3 +188,33 @@ async def test_unwritable_sqlite_path_is_a_clear_error(tmp_path) -> None:  # typ
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot open SQLite store"):
         await open_store(f"sqlite:///{blocker}/sub/store.db")
+
+
+def test_redis_epoch_changes_when_the_server_restarts_with_its_data(redis_proc) -> None:  # type: ignore[no-untyped-def]
+    """A restart may restore an older snapshot and hand out sequences again: resync."""
+    import redis
+
+    url = f"redis://{redis_proc.host}:{redis_proc.port}/0"
+
+    async def epoch_and_head() -> tuple[str, int]:
+        store = await open_store(url)
+        try:
+            return await store.epoch(), await store.head_seq()
+        finally:
+            await store.close()
+
+    async def write() -> None:
+        store = await open_store(url)
+        await store.apply_changes([Upsert(movie("kept"))])
+        await store.close()
+
+    asyncio.run(write())
+    before, head = asyncio.run(epoch_and_head())
+    client = redis.Redis(host=redis_proc.host, port=redis_proc.port)
+    client.save()
+    client.close()
+    redis_proc.stop()
+    redis_proc.start()
+    after, head_after = asyncio.run(epoch_and_head())
+    assert head_after == head  # the data came back...
+    assert after != before  # ...but readers are told to resync

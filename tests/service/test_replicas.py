@@ -1,0 +1,222 @@
+"""Two real replica processes on one real Redis: webhooks, convergence, gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from pytest_redis import factories
+from standardwebhooks.webhooks import Webhook
+
+from service.importer import import_movielens
+from service.movielens import read_movielens
+from service.store import open_store
+from tests.conftest import REDIS_SERVER
+from tests.service.server import Server, server_env
+
+pytestmark = pytest.mark.slow
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+# A server of its own: these tests kill and restart it.
+replica_redis = factories.redis_proc(executable=REDIS_SERVER, port=None)
+
+
+def deliver(url: str, payload: object, msg_id: str) -> httpx.Response:
+    body = json.dumps(payload)
+    now = datetime.now(tz=UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SECRET).sign(msg_id, now, body),
+    }
+    return httpx.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers, timeout=30)
+
+
+def seed(url: str, data: Path) -> None:
+    async def run() -> None:
+        store = await open_store(url)
+        await store.clear()
+        await import_movielens(store, read_movielens(data))
+        await store.close()
+
+    asyncio.run(run())
+
+
+def indexed(replica: Server, movie_id: str, version: int) -> bool:
+    """Whether the replica has `movie_id` among its similar-able movies at `version`."""
+    response = httpx.get(
+        f"{replica.url}/v1/movies/{movie_id}/similar",
+        params={"k": 1},
+        headers={"x-min": str(version)},
+        timeout=30,
+    )
+    return response.status_code == 200
+
+
+def recommends(replica: Server, movie_id: str, min_version: int) -> list[str]:
+    body = {
+        "history": [{"movie_id": movie_id}],
+        "k": 5,
+        "exclude_seen": False,
+        "min_index_version": min_version,
+    }
+    response = httpx.post(f"{replica.url}/v1/recommendations", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return [item["movie_id"] for item in response.json()["items"]]
+
+
+def wait_until(predicate, timeout: float = 60, what: object = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"condition not reached in time: {what() if callable(what) else what}")
+
+
+@pytest.fixture
+def cluster(replica_redis, tiny_model_dir: Path, tmp_path: Path) -> Iterator[tuple[Server, ...]]:  # type: ignore[no-untyped-def]
+    from service.config import BUNDLED_DATA
+
+    url = f"redis://{replica_redis.host}:{replica_redis.port}/0"
+    seed(url, BUNDLED_DATA)
+    env = server_env(
+        url,
+        tiny_model_dir,
+        MOVIE_RECS_WEBHOOK_SECRETS=SECRET,
+        MOVIE_RECS_FRESHNESS_WAIT_SECONDS="10",
+        MOVIE_RECS_CHANGELOG_MAX_LEN="100",
+    )
+    replicas = tuple(Server(env, tmp_path / f"replica-{i}.log") for i in range(2))
+    try:
+        for replica in replicas:
+            replica.wait_ready(timeout=180)
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.kill()
+
+
+def metric(replica: Server, name: str) -> float:
+    text = httpx.get(f"{replica.url}/metrics").text
+    lines = [line for line in text.splitlines() if line.startswith(name)]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_a_webhook_to_one_replica_reaches_both(cluster: tuple[Server, ...]) -> None:
+    a, b = cluster
+    new = {"id": "900001", "title": "The Recommender", "genres": ["Sci-Fi"], "year": 2026}
+    seq = deliver(a.url, {"type": "movie.upserted", "data": new}, "msg_up").json()["last_seq"]
+
+    for replica in cluster:
+        assert recommends(replica, "900001", seq)[0] == "900001"
+
+    gone = deliver(b.url, {"type": "movie.deleted", "data": {"id": "900001"}}, "msg_del")
+    seq = gone.json()["last_seq"]
+    for replica in cluster:
+        similar = httpx.get(
+            f"{replica.url}/v1/recommendations".replace(
+                "/v1/recommendations", "/v1/movies/1/similar"
+            ),
+            params={"k": 100},
+        ).json()
+        recs = httpx.post(
+            f"{replica.url}/v1/recommendations",
+            json={"history": [{"movie_id": "1"}], "k": 100, "min_index_version": seq},
+        ).json()
+        assert recs["index_version"] >= seq
+        assert "900001" not in {i["movie_id"] for i in similar["items"] + recs["items"]}
+    assert metric(a, "movie_recs_change_applied_seconds_count") >= 2
+
+
+def test_concurrent_identical_deliveries_apply_exactly_once(cluster: tuple[Server, ...]) -> None:
+    payload = {"type": "movie.upserted", "data": {"id": "777777", "title": "Once"}}
+    urls = [cluster[i % 2].url for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda u: deliver(u, payload, "msg_dup"), urls))
+
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert len({r.json()["last_seq"] for r in responses}) == 1
+    seq = responses[0].json()["last_seq"]
+    assert recommends(cluster[0], "777777", seq)[0] == "777777"
+    head = httpx.get(f"{cluster[0].url}/readyz").json()["index_version"]
+    assert head == seq  # nothing else was appended
+
+
+def test_redis_restarted_empty_is_detected_and_replicas_resync(
+    cluster: tuple[Server, ...],
+    replica_redis,  # type: ignore[no-untyped-def]
+) -> None:
+    import redis
+
+    client = redis.Redis(host=replica_redis.host, port=replica_redis.port)
+    client.config_set("save", "")  # no snapshot on shutdown...
+    dump = Path(client.config_get("dir")["dir"]) / client.config_get("dbfilename")["dbfilename"]
+    client.close()
+    replica_redis.stop()
+    dump.unlink(missing_ok=True)  # ...nor an older one: it comes back empty
+    replica_redis.start()
+
+    async def refill() -> None:
+        store = await open_store(f"redis://{replica_redis.host}:{replica_redis.port}/0")
+        from service.store import Movie, Upsert
+
+        await store.apply_changes([Upsert(Movie(f"r{i}", f"Reborn {i}")) for i in range(3)])
+        await store.close()
+
+    asyncio.run(refill())
+
+    def converged(replica: Server) -> bool:
+        ready = httpx.get(f"{replica.url}/readyz").json()
+        return ready["ready"] and ready["index_size"] == 3
+
+    for replica in cluster:
+        wait_until(
+            lambda r=replica: converged(r),
+            timeout=90,
+            what=lambda r=replica: httpx.get(f"{r.url}/readyz").text,
+        )
+        assert metric(replica, 'movie_recs_resyncs_total{reason="epoch changed"}') >= 1
+        assert recommends(replica, "r0", 0)[0] == "r0"
+
+
+def test_a_paused_replica_whose_cursor_was_trimmed_resyncs(
+    cluster: tuple[Server, ...],
+    replica_redis,  # type: ignore[no-untyped-def]
+) -> None:
+    a, b = cluster
+    os.kill(b.process.pid, signal.SIGSTOP)
+    try:
+        # b may already be blocked in XREAD: the first write is answered into its socket.
+        deliver(a.url, {"type": "movie.upserted", "data": {"id": "t0", "title": "T"}}, "msg_0")
+        events = [
+            {"type": "movie.upserted", "data": {"id": f"t{i}", "title": f"Trim {i}"}}
+            for i in range(1, 150)
+        ]
+        deliver(a.url, {"events": events}, "msg_many")
+        gone = {"type": "movie.deleted", "data": {"id": "1"}}
+        last = deliver(a.url, gone, "msg_more").json()["last_seq"]
+
+        async def trim() -> None:
+            store = await open_store(f"redis://{replica_redis.host}:{replica_redis.port}/0")
+            await store.trim_changes(keep_last=5)
+            await store.close()
+
+        asyncio.run(trim())
+    finally:
+        os.kill(b.process.pid, signal.SIGCONT)
+
+    recommends(b, "t149", last)  # returns once b has applied `last`
+    assert metric(b, 'movie_recs_resyncs_total{reason="change log trimmed') >= 1
+    assert httpx.get(f"{b.url}/v1/movies/t100").json()["indexed"]
+    assert httpx.get(f"{b.url}/v1/movies/1/similar").status_code == 404
