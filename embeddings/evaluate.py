@@ -83,10 +83,10 @@ def evaluate(
     every_seen = np.array([len(h) for h in every.histories], dtype=np.int64)
     result["cold_movies"] = {
         **_summary(rankings["model"].subset(cold), k),
-        f"random_hr@{k}": random_hit_rate(len(split.movie_ids), seen[cold], k),
+        f"random_hr@{k}": round(random_hit_rate(len(split.movie_ids), seen[cold], k), 6),
         "all_interactions": {
             **_summary(model_ranking(every, movie_vectors, embed_users, length), k),
-            f"random_hr@{k}": random_hit_rate(len(split.movie_ids), every_seen, k),
+            f"random_hr@{k}": round(random_hit_rate(len(split.movie_ids), every_seen, k), 6),
         },
     }
     return result
