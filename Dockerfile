@@ -100,6 +100,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=180s --retries=3 \
     CMD ["/opt/venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 # The flags equal service.cli.uvicorn_options() (tests/infra checks): keep-alive above the
 # ALB's 60 s idle timeout, graceful shutdown inside the 30 s ECS stop timeout, overload -> 503.
-CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000", \
-     "--lifespan", "on", "--timeout-keep-alive", "75", "--timeout-graceful-shutdown", "20", \
-     "--limit-concurrency", "200", "--no-access-log"]
+CMD ["movie-recs", "serve", "--host", "0.0.0.0", "--port", "8000"]

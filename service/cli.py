@@ -103,6 +103,7 @@ def uvicorn_options(workers: int = 1) -> dict[str, object]:
         "timeout_graceful_shutdown": 20,  # well inside ECS's 30 s stop timeout
         "limit_concurrency": 200,  # beyond this uvicorn answers 503 instead of queueing
         "access_log": False,  # per-route metrics instead of a log line per request
+        "lifespan": "on",  # a model or store that fails to load fails startup
         "workers": workers,
     }
 
