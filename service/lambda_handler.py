@@ -1,0 +1,216 @@
+"""An AWS Lambda-style entry point: what serving this recommender as a function would cost.
+
+A Lambda instance keeps module-level state while it is warm and is frozen between invocations:
+no background task runs, so nothing tails the change log. Its first invocation (the cold start)
+therefore imports TensorFlow, loads the towers, reads every movie vector from the store and
+builds the index; later invocations reuse that state as it was, stale. A catalog change reaches
+an instance only through a new cold start, or a full reload inside an invocation
+(`reload_state`). The request path is the service's own `Recommender`; the state is built by
+the same `full_sync` the container runs at startup.
+
+The state is loaded in the first invocation rather than at import, so one code path measures it
+(`timeline`). On AWS the 10 s init limit applies to module import; an init that overruns it is
+retried inside the first invocation under the function timeout: the first caller waits for all
+of it either way. Nothing here needs AWS: `movie-recs lambda-fit` and the tests call `handler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from service.app import index_params, load_popular
+from service.config import Settings
+from service.index import IndexParams, set_threads
+from service.recommender import Recommender
+from service.refresher import IndexState, full_sync
+from service.routes.recommendations import to_response
+from service.schemas import MAX_K
+from service.store import Store, StoreError, store_from_settings
+from service.towers import Towers
+
+T = TypeVar("T")
+Response = dict[str, Any]
+
+
+class BadRequest(ValueError):
+    """The event cannot be answered; the caller gets a 400 with this message."""
+
+
+class _TimedExecutor(ThreadPoolExecutor):
+    """The loop's default executor, adding up how long its calls run.
+
+    `full_sync` builds the index through `asyncio.to_thread`, so this splits "read the state"
+    from "build the index" without copying `full_sync`. (A movie-tower run for a vector missing
+    from the store's cache would be counted too; measured catalogs have every vector cached.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="lambda-default")
+        self.busy_seconds = 0.0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def timed() -> T:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.busy_seconds += time.perf_counter() - started
+
+        return super().submit(timed)
+
+
+@dataclass(eq=False)
+class Instance:
+    """Everything one warm instance holds between invocations."""
+
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+    executor: _TimedExecutor
+    store: Store
+    towers: Towers
+    params: IndexParams
+    state: IndexState
+    recommender: Recommender
+    timeline: dict[str, float] = field(default_factory=dict)  # cold-start phases, seconds
+    invocations: int = 0
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def load_state(self) -> tuple[float, float]:
+        """Replace the index with a fresh full sync; (state-read seconds, index-build seconds)."""
+        started = time.perf_counter()
+        busy_before = self.executor.busy_seconds
+        snapshot, epoch = self.run(full_sync(self.store, self.towers, self.params))
+        build = self.executor.busy_seconds - busy_before
+        self.state.epoch = epoch
+        self.state.publish(snapshot)
+        self.state.caught_up = True
+        return time.perf_counter() - started - build, build
+
+
+_instance: Instance | None = None
+
+
+def _cold_start() -> Instance:
+    timeline: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timeline[name] = now - mark
+        mark = now
+
+    import tensorflow  # noqa: F401  (timed on its own: the biggest import)
+
+    lap("import tensorflow")
+    settings = Settings()
+    set_threads(settings.omp_threads)
+    from service.towers import load_towers
+
+    towers = load_towers(settings.artifacts_dir, settings.model_version, settings.tf_threads)
+    lap("model load")
+    loop = asyncio.new_event_loop()
+    executor = _TimedExecutor()
+    loop.set_default_executor(executor)
+    store = loop.run_until_complete(store_from_settings(settings))
+    state = IndexState()
+    instance = Instance(
+        settings=settings,
+        loop=loop,
+        executor=executor,
+        store=store,
+        towers=towers,
+        params=index_params(settings),
+        state=state,
+        recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
+        timeline=timeline,
+    )
+    read, build = instance.load_state()
+    if len(state.snapshot or ()) == 0:
+        raise StoreError(f"{settings.store_url} holds no movies")
+    timeline["state load"] = read
+    timeline["index build"] = build
+    return instance
+
+
+def parse(event: object) -> tuple[str, int]:
+    """(user id, k) from an API Gateway proxy-style event."""
+    if not isinstance(event, dict):
+        raise BadRequest("the event must be an object")
+    path = event.get("pathParameters") or {}
+    user_id = path.get("user_id") if isinstance(path, dict) else None
+    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+        raise BadRequest("pathParameters.user_id must be a string of 1..128 characters")
+    query = event.get("queryStringParameters") or {}
+    raw = query.get("k", "10") if isinstance(query, dict) else None
+    try:
+        k = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadRequest(f"queryStringParameters.k must be an integer, not {raw!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise BadRequest(f"queryStringParameters.k must be between 1 and {MAX_K}")
+    return user_id, k
+
+
+def respond(status: int, body: str, *, cold: bool, index_version: int | None = None) -> Response:
+    headers = {"content-type": "application/json", "x-cold-start": str(cold).lower()}
+    if index_version is not None:
+        headers["x-index-version"] = str(index_version)
+    return {"statusCode": status, "headers": headers, "body": body}
+
+
+def handler(event: dict[str, Any], context: object = None) -> Response:
+    """GET /v1/users/{user_id}/recommendations?k=…, as a Lambda function would answer it."""
+    global _instance
+    cold = _instance is None
+    if _instance is None:
+        _instance = _cold_start()
+    instance = _instance
+    started = time.perf_counter()
+    instance.invocations += 1
+    try:
+        user_id, k = parse(event)
+        events = instance.run(instance.store.recent_events(user_id))
+    except BadRequest as exc:
+        return respond(400, json.dumps({"detail": str(exc)}), cold=cold)
+    except StoreError as exc:
+        return respond(503, json.dumps({"detail": f"store unavailable: {exc}"}), cold=cold)
+    result = instance.recommender.recommend(events, k)
+    body = to_response(result, user_id).model_dump_json()
+    if cold:
+        instance.timeline["first answer"] = time.perf_counter() - started
+    return respond(200, body, cold=cold, index_version=result.index_version)
+
+
+def current_instance() -> Instance | None:
+    """The warm instance, if a cold start happened in this process."""
+    return _instance
+
+
+def reload_state() -> float:
+    """A full state reload inside a warm instance, in seconds: the only way a function that
+    cannot tail the change log picks up a catalog change without a new cold start."""
+    if _instance is None:
+        raise RuntimeError("no warm instance: invoke the handler first")
+    started = time.perf_counter()
+    _instance.load_state()
+    return time.perf_counter() - started
+
+
+def discard_instance() -> None:
+    """What Lambda does when it recycles an instance: the next invocation starts cold."""
+    global _instance
+    if _instance is None:
+        return
+    instance, _instance = _instance, None
+    instance.run(instance.store.close())
+    instance.loop.close()
+    instance.executor.shutdown(wait=True)
