@@ -134,6 +134,20 @@ def save_catalog(directory: Path, movie_ids: Sequence[str], vectors: np.ndarray)
     (directory / "movie_ids.json").write_text(json.dumps(list(movie_ids)), "utf-8")
 
 
+def save_popular(
+    directory: Path, movie_ids: Sequence[str], sequences: Sequence[np.ndarray], top: int = 1000
+) -> None:
+    """The most-watched movies of the training data with their share of the maximum: what the
+    service recommends to users without history (`popular.json`, [[id, score], ...])."""
+    counts = np.zeros(len(movie_ids), np.int64)
+    for movies in sequences:
+        np.add.at(counts, movies, 1)
+    order = np.argsort(-counts, kind="stable")[:top]
+    peak = max(int(counts[order[0]]), 1) if len(order) else 1
+    ranked = [[movie_ids[i], round(int(counts[i]) / peak, 6)] for i in order if counts[i] > 0]
+    (directory / "popular.json").write_text(json.dumps(ranked), "utf-8")
+
+
 def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
 

@@ -111,7 +111,7 @@ def leave_last_out(
     for begin, end in itertools.pairwise(bounds):
         users.append(str(user_ids[begin]))
         sequences.append(movies[begin:end])
-        weights.append(np.array([event_weight("rating", r) for r in stars[begin:end]], np.float32))
+        weights.append(np.array([event_weight("rate", r) for r in stars[begin:end]], np.float32))
         n = end - begin
         if n == 1:
             report["users_with_one_interaction"] += 1

@@ -24,6 +24,7 @@ from embeddings.export import (
     embed_movies,
     publish,
     save_catalog,
+    save_popular,
     save_towers,
     staging_dir,
     write_manifest,
@@ -156,6 +157,7 @@ def train(
     towers = open_towers(staging, {})  # evaluate what ships, not the in-memory model
     vectors = embed_movies(towers.movie_tower, dataset.movies)
     save_catalog(staging, split.movie_ids, vectors)
+    save_popular(staging, split.movie_ids, [m for m, _ in split.train_sequences()])
     metrics = evaluate(split, vectors, towers.embed_users, length=length, k=config.top_k)
     data_hash = dataset.content_hash()
     version = model_version(data_hash, config, seed)

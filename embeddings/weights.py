@@ -19,6 +19,6 @@ def event_weight(kind: str, rating: float | None = None) -> float:
     says something about taste (the user chose to watch it) but less than a loved one. This is the
     mapping the model was trained with, so the service must use it for ratings.
     """
-    if kind != "rating" or rating is None:
+    if kind != "rate" or rating is None:
         return WATCH
     return min(1.0, max(MIN_WEIGHT, float(rating) / MAX_RATING))

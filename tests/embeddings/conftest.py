@@ -51,11 +51,7 @@ def write_data(tmp_path: Path) -> WriteData:
 
 
 @pytest.fixture(scope="session")
-def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real model version directory, trained in seconds on 40 users of the bundled data.
-
-    Its parent is an artifacts directory whose `latest` names it.
-    """
-    from embeddings.train import train_tiny
-
-    return train_tiny(tmp_path_factory.mktemp("artifacts"))
+def tiny_artifacts(tiny_model_dir: Path) -> Path:
+    """A real model version directory, trained in seconds on 40 users of the bundled data
+    (the session's one tiny model, from tests/conftest.py). Its parent's `latest` names it."""
+    return tiny_model_dir

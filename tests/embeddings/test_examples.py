@@ -29,8 +29,9 @@ def test_newest_first_keeps_the_most_recent() -> None:
 
 def test_event_weights() -> None:
     assert event_weight("watch") == 1.0
-    assert event_weight("rating", 5.0) == 1.0
-    assert event_weight("rating", 2.5) == 0.5
-    assert event_weight("rating", 0.0) == 0.1  # never 0: 0 means padding
-    assert event_weight("rating", None) == 1.0
+    assert event_weight("rate", 5.0) == 1.0
+    assert event_weight("rate", 2.5) == 0.5
+    assert event_weight("rate", 0.0) == 0.1  # never 0: 0 means padding
+    assert event_weight("rate", None) == 1.0
+    assert event_weight("watch", 2.5) == 1.0  # the service's kinds are "watch" and "rate"
     assert event_weight("click", 3.0) == 1.0

@@ -151,3 +151,18 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert 'route="/v1/users/{user_id}/recommendations"' in text
     assert "movie_recs_index_size 9742.0" in text
     assert "movie_recs_model_info{version=" in text
+
+
+def test_ratings_weigh_the_history(client: TestClient) -> None:
+    """The service passes rating weights to the user tower: loving one movie and barely
+    liking the other recommends differently from the reverse."""
+
+    def recs(first: float, second: float) -> list[str]:
+        history = [
+            {"movie_id": "1", "kind": "rate", "rating": first},
+            {"movie_id": "2571", "kind": "rate", "rating": second},
+        ]
+        body = client.post("/v1/recommendations", json={"history": history, "k": 10}).json()
+        return [i["movie_id"] for i in body["items"]]
+
+    assert recs(5.0, 0.5) != recs(0.5, 5.0)
