@@ -39,9 +39,7 @@ def load_popular(model_dir: Path) -> list[tuple[str, float]]:
 def index_params(settings: Settings) -> IndexParams:
     return IndexParams(
         ann_threshold=settings.ann_threshold,
-        hnsw_m=settings.hnsw_m,
-        hnsw_ef_search=settings.hnsw_ef_search,
-        hnsw_ef_construction=settings.hnsw_ef_construction,
+        ivf_nprobe=settings.ivf_nprobe,
     )
 
 

@@ -45,10 +45,8 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
-    ann_threshold: int = Field(default=200_000, ge=1, description="Above this size: HNSW.")
-    hnsw_m: int = Field(default=32, ge=4)
-    hnsw_ef_search: int = Field(default=128, ge=1)
-    hnsw_ef_construction: int = Field(default=80, ge=1)
+    ann_threshold: int = Field(default=200_000, ge=1, description="Above this size: IVF.")
+    ivf_nprobe: int = Field(default=32, ge=1, description="IVF cells searched per query.")
     compact_at: int = Field(default=2000, ge=1, description="Delta + tombstones that compact.")
     freshness_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="How long min_index_version may wait."

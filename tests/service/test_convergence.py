@@ -21,7 +21,7 @@ from service.towers import Towers
 IDS = st.sampled_from([f"m{i}" for i in range(8)])
 TITLES = st.sampled_from(["Alpha", "Beta", "Gamma"])
 REPLICA = st.integers(0, 1)
-PARAMS = IndexParams(ann_threshold=4)  # small catalogs exercise HNSW bases too
+PARAMS = IndexParams(ann_threshold=4, ivf_nprobe=1, train_points_per_cell=1)  # IVF bases too
 _counter = itertools.count()
 
 

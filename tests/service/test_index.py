@@ -38,19 +38,26 @@ def test_flat_search_is_exact(catalog) -> None:  # type: ignore[no-untyped-def]
     assert snap.base.kind == "flat" and snap.version == 7 and len(snap) == 500
 
 
-def test_hnsw_above_threshold_has_high_recall(catalog) -> None:  # type: ignore[no-untyped-def]
-    ids, vectors, meta = catalog
-    snap = build_snapshot(ids, vectors, meta, 0, IndexParams(ann_threshold=100))
-    assert snap.base.kind == "hnsw"
+def test_ivf_above_threshold_has_high_recall(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, _, meta = catalog
+    rng = np.random.default_rng(1)  # clustered, as embeddings are
+    vectors = unit(
+        rng.normal(size=(20, 16))[rng.integers(0, 20, 500)] + rng.normal(size=(500, 16)) * 0.3
+    )
+    params = IndexParams(ann_threshold=100, ivf_nprobe=8, train_points_per_cell=5)
+    snap = build_snapshot(ids, vectors, meta, 0, params)
+    assert snap.base.kind == "ivf" and snap.base.faiss_index.nlist == 89
     hits = 0
     for q in vectors[:50]:
         hits += len({m for m, _, _ in snap.search(q, 10)} & set(exact(vectors, ids, q, 10)))
     assert hits / 500 >= 0.95
 
 
-def test_filters_are_honoured_even_when_rare(catalog) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("threshold", [10_000, 100])
+def test_filters_are_honoured_even_when_rare(catalog, threshold: int) -> None:  # type: ignore[no-untyped-def]
     ids, vectors, meta = catalog
-    snap = build_snapshot(ids, vectors, meta, 0)
+    params = IndexParams(ann_threshold=threshold, ivf_nprobe=1, train_points_per_cell=5)
+    snap = build_snapshot(ids, vectors, meta, 0, params)
     rare = {"m10", "m400"}
     got = snap.search(vectors[0], 5, accept=lambda mid, _: mid in rare)
     assert {m for m, _, _ in got} == rare
@@ -80,7 +87,7 @@ def test_compaction_keeps_changes_applied_during_the_build(catalog) -> None:  # 
         [("a", vectors[5], MovieMeta("A", (), None))], ["m2"], version=1
     )
     started_from = snap
-    base = BaseIndex.build(*snap.live_items())
+    base = BaseIndex.build(*snap.live_items(), IndexParams(), snap.base)
     # while the base was building, the refresher applied more
     snap = snap.with_changes([("a", vectors[6], MovieMeta("A2", (), None))], ["m3"], 2)
     snap = snap.with_changes([("b", vectors[7], MovieMeta("B", (), None))], [], 3)
@@ -124,3 +131,13 @@ def test_searches_in_threads_never_fail_while_snapshots_are_swapped(catalog) -> 
         t.join()
     assert errors == []
     assert isinstance(current["snap"], Snapshot) and len(current["snap"]) == 500
+
+
+def test_an_ivf_rebuild_reuses_the_trained_cells(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    params = IndexParams(ann_threshold=100, train_points_per_cell=5)
+    first = BaseIndex.build(ids, vectors, meta, params)
+    again = BaseIndex.build(ids[:400], vectors[:400], meta[:400], params, previous=first)
+    cells = first.faiss_index.quantizer.reconstruct_n(0, 89)
+    np.testing.assert_array_equal(cells, again.faiss_index.quantizer.reconstruct_n(0, 89))
+    assert again.faiss_index.ntotal == 400

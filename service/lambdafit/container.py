@@ -1,0 +1,191 @@
+"""The container side: the real `movie-recs serve` as a subprocess, measured from outside.
+
+Startup is timed from spawning the process to /readyz answering 200 (model loaded, index
+built, caught up with the change log) and to the first recommendation; warm latency is a
+sequential loopback HTTP request with keep-alive and an API key; freshness is a signed webhook
+sent to the running server until the movie shows as indexed, while it keeps serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+POLL_SECONDS = 0.005
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water mark of resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def cli_command() -> str:
+    beside = Path(sys.executable).with_name("movie-recs")
+    found = str(beside) if beside.is_file() else shutil.which("movie-recs")
+    if found is None:
+        raise RuntimeError("the movie-recs command is not installed next to this Python")
+    return found
+
+
+def _signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(tz=UTC)
+    return body, {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body.decode()),
+    }
+
+
+def _wait(what: str, condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def _indexed(client: httpx.Client, movie_id: str) -> bool:
+    return client.get(f"/v1/movies/{movie_id}/similar", params={"k": 1}).status_code == 200
+
+
+def webhook_to_recommendable(client: httpx.Client, secret: str, trial: int) -> float:
+    """Seconds from sending an upsert webhook to the movie being recommended; then delete it."""
+    movie_id = f"lambda-fit-webhook-{trial}"
+    data = {"id": movie_id, "title": f"A New Film {trial}", "genres": ["Drama"], "year": 2026}
+    body, headers = _signed(secret, {"type": "movie.upserted", "data": data})
+    started = time.perf_counter()
+    accepted = client.post("/v1/webhooks/catalog", content=body, headers=headers)
+    if accepted.status_code != 202:
+        raise RuntimeError(f"webhook refused: {accepted.status_code} {accepted.text}")
+    _wait(f"{movie_id} to be indexed", lambda: _indexed(client, movie_id), 60)
+    seconds = time.perf_counter() - started
+    recs = client.post(
+        "/v1/recommendations",
+        json={"history": [{"movie_id": movie_id}], "k": 1, "exclude_seen": False},
+    ).json()
+    if recs["items"][0]["movie_id"] != movie_id:  # its own vector is nearest to itself
+        raise RuntimeError(f"{movie_id} indexed but not recommended: {recs}")
+    body, headers = _signed(secret, {"type": "movie.deleted", "data": {"id": movie_id}})
+    client.post("/v1/webhooks/catalog", content=body, headers=headers).raise_for_status()
+    _wait(f"{movie_id} to leave the index", lambda: not _indexed(client, movie_id), 60)
+    return seconds
+
+
+def measure(
+    env: dict[str, str],
+    users: list[str],
+    requests: int,
+    webhooks: int,
+    log: Path,
+    ready_timeout: float,
+) -> dict[str, Any]:
+    """Start one replica on the catalog `env` names, measure it, stop it (SIGTERM)."""
+    port = free_port()
+    api_key = secrets.token_urlsafe(16)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    full_env = {
+        **os.environ,
+        **env,
+        "MOVIE_RECS_API_KEYS": api_key,
+        "MOVIE_RECS_WEBHOOK_SECRETS": secret,
+    }
+    with log.open("wb") as out:
+        spawned = time.perf_counter()
+        process = subprocess.Popen(
+            [cli_command(), "serve", "--port", str(port)],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"authorization": f"Bearer {api_key}"},
+                timeout=60,
+            ) as client:
+                return _measure_running(
+                    client, process, spawned, secret, users, requests, webhooks, ready_timeout
+                )
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+def _measure_running(
+    client: httpx.Client,
+    process: subprocess.Popen[bytes],
+    spawned: float,
+    secret: str,
+    users: list[str],
+    requests: int,
+    webhooks: int,
+    ready_timeout: float,
+) -> dict[str, Any]:
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        try:
+            return client.get("/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    _wait("/readyz", ready, ready_timeout)
+    ready_seconds = time.perf_counter() - spawned
+
+    def recommend(user: str) -> dict[str, Any]:
+        response = client.get(f"/v1/users/{user}/recommendations", params={"k": 10})
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    first = recommend(users[0])
+    first_seconds = time.perf_counter() - spawned
+    warm = []
+    for i in range(requests):
+        started = time.perf_counter()
+        answer = recommend(users[i % len(users)])
+        warm.append(time.perf_counter() - started)
+        if answer["strategy"] != "personalized":
+            raise RuntimeError(f"unexpected answer: {answer}")
+    readiness = client.get("/readyz").json()
+    freshness = [webhook_to_recommendable(client, secret, i) for i in range(webhooks)]
+    return {
+        "ready_seconds": ready_seconds,
+        "first_answer_seconds": first_seconds,
+        "first_strategy": first["strategy"],
+        "movies": readiness["index_size"],
+        "warm_seconds": warm,
+        "webhook_seconds": freshness,
+        "peak_rss_mb": peak_rss_mb(process.pid),
+    }

@@ -1,0 +1,203 @@
+"""The `movie-recs lambda-fit` run: prepare each catalog, measure both designs, write the report.
+
+Catalogs are measured one after another, never two processes under test at once. Per catalog:
+cold starts of the Lambda-style handler, each in a fresh process (the first one then also runs
+the warm invocations, a full state reload and change-log catch-up inside the instance); then one
+container replica, started, queried and sent webhooks. Everything measured is written to
+`lambda-fit.json`; the report and the plots are rendered from that file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from service.config import PROJECT_ROOT, Settings
+from service.lambdafit import catalog as catalogs
+from service.lambdafit import container, deps
+from service.lambdafit.catalog import Catalog
+
+LARGE_CATALOG = 200_000  # above this one cold start takes minutes: measure it once
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    sizes: tuple[int, ...]
+    out: Path
+    work: Path
+    movielens: bool = True
+    container: bool = True
+    cold_runs: int = 3
+    requests: int = 300
+    webhooks: int = 5
+    redis_url: str | None = None
+    timeout: float = 3600.0  # per process under test
+
+
+def _first_line(path: str, prefix: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    mem = _first_line("/proc/meminfo", "MemTotal")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "date": datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _first_line("/proc/cpuinfo", "model name"),
+        "cores": os.cpu_count(),
+        "ram_gb": round(int(mem.split()[0]) / 1024**2, 1) if mem != "unknown" else None,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "commit": commit or "unknown",
+        "versions": {
+            name: version(name)
+            for name in ("tensorflow-cpu", "faiss-cpu", "numpy", "fastapi", "uvicorn")
+        },
+    }
+
+
+def model_dir(settings: Settings) -> Path:
+    from embeddings.artifacts import resolve_model_dir
+
+    base = Path(settings.artifacts_dir)
+    path = base if settings.model_version == "latest" else base / settings.model_version
+    return resolve_model_dir(path).resolve()
+
+
+def _env(store_url: str, model: Path) -> dict[str, str]:
+    return {
+        "MOVIE_RECS_STORE_URL": store_url,
+        "MOVIE_RECS_ARTIFACTS_DIR": str(model),
+        "MOVIE_RECS_MODEL_VERSION": "latest",  # `model` is a version directory itself
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def probe(env: dict[str, str], spec: dict[str, Any], log: Path, timeout: float) -> dict[str, Any]:
+    """One cold start in a fresh process (`service.lambdafit.probe`); its JSON result."""
+    spec = {**spec, "spawned": time.time()}
+    with log.open("ab") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.lambdafit.probe", json.dumps(spec)],
+            env={**os.environ, **env},
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            timeout=timeout,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"probe failed ({done.returncode}); see {log}")
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def measure_catalog(
+    cat: Catalog, options: Options, model: Path, say: Say
+) -> dict[str, Any]:
+    env = _env(cat.store_url, model)
+    logs = options.work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stem = cat.name.replace(" ", "-").replace(",", "")
+    runs = options.cold_runs if cat.size <= LARGE_CATALOG else 1
+    cold = []
+    for i in range(runs):
+        say(f"{cat.name}: Lambda-style cold start {i + 1}/{runs}")
+        spec = {"users": list(cat.users), "requests": options.requests if i == 0 else 0}
+        cold.append(probe(env, {**spec, "reload": i == 0}, logs / f"{stem}-lambda.log", options.timeout))
+    result: dict[str, Any] = {"catalog": asdict(cat), "lambda": cold, "container": None}
+    if options.container:
+        say(f"{cat.name}: container (movie-recs serve) startup, requests, webhooks")
+        result["container"] = container.measure(
+            env,
+            list(cat.users),
+            options.requests,
+            options.webhooks,
+            logs / f"{stem}-serve.log",
+            options.timeout,
+        )
+    return result
+
+
+def prepare(options: Options, settings: Settings, model: Path, say: Say) -> list[Any]:
+    """The catalogs to measure, as thunks: on Redis each one replaces the previous."""
+    from embeddings.artifacts import read_manifest
+
+    manifest = read_manifest(model)
+    version_, dim = str(manifest["version"]), int(manifest["dim"])
+    plan: list[Callable[[], Catalog]] = []
+    if options.movielens:
+        plan.append(
+            lambda: catalogs.movielens(
+                options.work, settings.data_dir, model, version_,
+                redis_url=options.redis_url, say=say,
+            )  # fmt: skip
+        )
+    for size in options.sizes:
+        plan.append(
+            lambda size=size: catalogs.synthetic(  # type: ignore[misc]
+                options.work, size, version_, dim, redis_url=options.redis_url, say=say
+            )
+        )
+    return plan
+
+
+def run(options: Options, settings: Settings, command: str, say: Say = print) -> dict[str, Any]:
+    """Measure everything, then write `lambda-fit.json`, the plots and `lambda-fit.md`."""
+    from service.lambdafit import plots, report
+
+    started = time.perf_counter()
+    options.work.mkdir(parents=True, exist_ok=True)
+    options.out.mkdir(parents=True, exist_ok=True)
+    model = model_dir(settings)
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": machine(),
+        "model": {
+            "version": model.name,
+            "bytes": deps.tree_bytes(model),
+            "source_bytes": sum(
+                deps.tree_bytes(PROJECT_ROOT / pkg, "**/*.py") for pkg in ("service", "embeddings")
+            ),
+        },
+        "settings": {
+            "omp_threads": settings.omp_threads,
+            "tf_threads": settings.tf_threads,
+            "ann_threshold": settings.ann_threshold,
+            "store": "redis" if options.redis_url else "sqlite",
+            "requests": options.requests,
+            "cold_runs": options.cold_runs,
+            "large_catalog": LARGE_CATALOG,
+            "webhooks": options.webhooks,
+            "container": options.container,
+        },
+        "dependencies": [asdict(p) for p in deps.measure(PROJECT_ROOT / "uv.lock")],
+        "catalogs": [],
+    }
+    for make in prepare(options, settings, model, say):
+        cat = make()
+        results["catalogs"].append(measure_catalog(cat, options, model, say))
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["seconds"] = time.perf_counter() - started
+    (options.out / "lambda-fit.json").write_text(json.dumps(results, indent=1), "utf-8")
+    plots.render(results, options.out)
+    (options.out / "lambda-fit.md").write_text(report.render(results), "utf-8")
+    return results
