@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures side by side with a baseline, as ratios. Not tests."""
