@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 from typing import Annotated
 
@@ -96,9 +97,26 @@ DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8000
 
 
+def log_config() -> dict[str, object]:
+    """uvicorn's logging plus the service's own loggers: lifecycle lines as text, and one JSON
+    line per request (`service.requests`) in place of uvicorn's access log."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["plain"] = {"format": "%(levelname)s:     %(name)s: %(message)s"}
+    config["handlers"]["service"] = {
+        "formatter": "plain",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["service"] = {"handlers": ["service"], "level": "INFO", "propagate": False}
+    return config
+
+
 def uvicorn_options(workers: int = 1) -> dict[str, object]:
     """The production server settings (the Dockerfile's CMD uses the same values)."""
     return {
+        "log_config": log_config(),
         "timeout_keep_alive": 75,  # longer than the ALB's 60 s idle timeout
         "timeout_graceful_shutdown": 20,  # well inside ECS's 30 s stop timeout
         "limit_concurrency": 200,  # beyond this uvicorn answers 503 instead of queueing
@@ -244,3 +262,52 @@ def send_webhook_command(
     console.print(f"{response.status_code} {response.text}", highlight=False)
     if response.status_code >= 400:
         raise typer.Exit(1)
+
+
+@app.command("lambda-fit")
+def lambda_fit_command(
+    sizes: Annotated[
+        str, typer.Option(help="Synthetic catalog sizes, comma-separated.")
+    ] = "10000,100000,1000000",
+    out: Annotated[Path, typer.Option(help="Directory for the report and its plots.")] = Path(
+        "reports"
+    ),
+    movielens: Annotated[bool, typer.Option(help="Also measure the MovieLens catalog.")] = True,
+    container: Annotated[
+        bool, typer.Option(help="Also start and measure the real server (movie-recs serve).")
+    ] = True,
+    cold_runs: Annotated[
+        int, typer.Option(min=1, help="Cold starts per catalog (1 above 200k movies).")
+    ] = 3,
+    requests: Annotated[int, typer.Option(min=1, help="Warm requests per catalog and side.")] = 300,
+    webhooks: Annotated[int, typer.Option(min=1, help="Webhooks sent to the container.")] = 5,
+    work: Annotated[
+        Path, typer.Option(help="Catalog stores (reused across runs) and logs.")
+    ] = Path("var/lambda-fit"),
+    redis_url: Annotated[
+        str | None, typer.Option(help="Write each catalog to this Redis (emptied!) instead.")
+    ] = None,
+) -> None:
+    """Measure why this service does not fit AWS Lambda; write lambda-fit.md and plots."""
+    import sys
+
+    from service.lambdafit.run import Options, run
+
+    try:
+        parsed = tuple(int(s.replace("_", "")) for s in sizes.split(",") if s.strip())
+    except ValueError:
+        raise fail(f"--sizes must be comma-separated integers, not {sizes!r}") from None
+    options = Options(
+        sizes=parsed,
+        out=out,
+        work=work,
+        movielens=movielens,
+        container=container,
+        cold_runs=cold_runs,
+        requests=requests,
+        webhooks=webhooks,
+        redis_url=redis_url,
+    )
+    command = "movie-recs " + " ".join(sys.argv[1:])
+    run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
+    console.print(f"wrote {out / 'lambda-fit.md'}")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
+
+requests_log = logging.getLogger("service.requests")
+SLOW_SECONDS = 1.0
 
 
 async def _reply(send: Send, status: int, detail: str) -> None:
@@ -109,6 +113,22 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             template = route_template(scope)
+            seconds = time.perf_counter() - started
             self.metrics.request_seconds.labels(scope["method"], template, str(status)).observe(
-                time.perf_counter() - started
+                seconds
             )
+            # Structured request log instead of an access log: errors and slow requests at
+            # INFO, the rest at DEBUG (off by default, so the hot path pays one level check).
+            level = logging.INFO if status >= 400 or seconds > SLOW_SECONDS else logging.DEBUG
+            if requests_log.isEnabledFor(level):
+                requests_log.log(
+                    level,
+                    json.dumps(
+                        {
+                            "method": scope["method"],
+                            "route": template,
+                            "status": status,
+                            "ms": round(seconds * 1e3, 2),
+                        }
+                    ),
+                )

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,7 @@ def probe(env: dict[str, str], spec: dict[str, Any], log: Path, timeout: float) 
     return json.loads(done.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def measure_catalog(
-    cat: Catalog, options: Options, model: Path, say: Say
-) -> dict[str, Any]:
+def measure_catalog(cat: Catalog, options: Options, model: Path, say: Say) -> dict[str, Any]:
     env = _env(cat.store_url, model)
     logs = options.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -121,8 +120,12 @@ def measure_catalog(
     cold = []
     for i in range(runs):
         say(f"{cat.name}: Lambda-style cold start {i + 1}/{runs}")
-        spec = {"users": list(cat.users), "requests": options.requests if i == 0 else 0}
-        cold.append(probe(env, {**spec, "reload": i == 0}, logs / f"{stem}-lambda.log", options.timeout))
+        spec = {
+            "users": list(cat.users),
+            "requests": options.requests if i == 0 else 0,
+            "reload": i == 0,
+        }
+        cold.append(probe(env, spec, logs / f"{stem}-lambda.log", options.timeout))
     result: dict[str, Any] = {"catalog": asdict(cat), "lambda": cold, "container": None}
     if options.container:
         say(f"{cat.name}: container (movie-recs serve) startup, requests, webhooks")
@@ -137,26 +140,22 @@ def measure_catalog(
     return result
 
 
-def prepare(options: Options, settings: Settings, model: Path, say: Say) -> list[Any]:
+def prepare(
+    options: Options, settings: Settings, model: Path, say: Say
+) -> list[Callable[[], Catalog]]:
     """The catalogs to measure, as thunks: on Redis each one replaces the previous."""
     from embeddings.artifacts import read_manifest
 
     manifest = read_manifest(model)
     version_, dim = str(manifest["version"]), int(manifest["dim"])
+    where = {"redis_url": options.redis_url, "say": say}
     plan: list[Callable[[], Catalog]] = []
     if options.movielens:
         plan.append(
-            lambda: catalogs.movielens(
-                options.work, settings.data_dir, model, version_,
-                redis_url=options.redis_url, say=say,
-            )  # fmt: skip
+            partial(catalogs.movielens, options.work, settings.data_dir, model, version_, **where)
         )
     for size in options.sizes:
-        plan.append(
-            lambda size=size: catalogs.synthetic(  # type: ignore[misc]
-                options.work, size, version_, dim, redis_url=options.redis_url, say=say
-            )
-        )
+        plan.append(partial(catalogs.synthetic, options.work, size, version_, dim, **where))
     return plan
 
 

@@ -1,0 +1,139 @@
+"""The report's two figures (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from service.lambdafit import limits
+from service.lambdafit.summary import MIB, PHASES, CatalogSummary, label, short, summaries
+
+FIRST_RECOMMENDATION = "lambda-fit-first-recommendation.png"
+DEPENDENCIES = "lambda-fit-dependencies.png"
+TOP_PACKAGES = 10
+PHASE_COLOURS = ("#bbbbbb", "#8da0cb", "#e78ac3", "#a6d854", "#fc8d62", "#66c2a5", "#333333")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def render(results: dict[str, Any], out: Path) -> None:
+    plt = _pyplot()
+    for name, draw in ((FIRST_RECOMMENDATION, _first), (DEPENDENCIES, _dependencies)):
+        figure = draw(plt, results)
+        figure.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+
+
+def _first(plt: Any, results: dict[str, Any]) -> Any:
+    rows = summaries(results)
+    synthetic = [r for r in rows if r.synthetic]
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.25, 1]}
+    )
+    _series(left, synthetic, [r for r in rows if not r.synthetic])
+    _phases(right, rows)
+    figure.suptitle(
+        f"Time to first recommendation, measured on {results['machine']['cores']} cores "
+        f"({results['machine']['date']})",
+        fontsize=12,
+    )
+    return figure
+
+
+def _series(ax: Any, synthetic: list[CatalogSummary], real: list[CatalogSummary]) -> None:
+    xs = [r.size for r in synthetic]
+    ax.axhline(limits.INIT_SECONDS, color="crimson", linestyle="--", linewidth=1.2)
+    ax.text(
+        xs[0] if xs else 1e4, limits.INIT_SECONDS * 1.12, "Lambda init limit: 10 s",
+        color="crimson", fontsize=9,
+    )  # fmt: skip
+    lines = (
+        ("Lambda-style cold start (fresh process → answer)", "cold_median", "#d95f02", "o-"),
+        ("container startup (once per replica) → answer", "container_first", "#7570b3", "s--"),
+        ("Lambda-style warm invocation (p50)", "lambda_p50", "#e6ab02", "^:"),
+        ("warm container request over HTTP (p50)", "container_p50", "#1b9e77", "D-"),
+    )
+    for name, field, colour, style in lines:
+        pts = [(r.size, getattr(r, field)) for r in synthetic if getattr(r, field) is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, color=colour, label=name, linewidth=1.8)
+        for r in real:
+            if getattr(r, field) is not None:
+                ax.plot(r.size, getattr(r, field), "*", color=colour, markersize=13)
+    if synthetic:
+        errors = [
+            [r.cold_median - r.cold_min for r in synthetic],
+            [r.cold_max - r.cold_median for r in synthetic],
+        ]
+        ax.errorbar(xs, [r.cold_median for r in synthetic], yerr=errors, fmt="none",
+                    ecolor="#d95f02", capsize=3)  # fmt: skip
+    ax.plot([], [], "*", color="grey", markersize=11, label="★ = MovieLens catalog")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("movies in the catalog")
+    ax.set_ylabel("seconds (log scale)")
+    ax.set_xticks([r.size for r in synthetic + real])
+    ax.set_xticklabels(
+        [short(r.size) if r.synthetic else f"\nML {r.size:,}" for r in synthetic + real],
+        fontsize=8,
+    )
+    ax.minorticks_off()
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="center right")
+    ax.set_title("cold Lambda-style vs warm container", fontsize=10)
+
+
+def _phases(ax: Any, rows: list[CatalogSummary]) -> None:
+    names = [label(r) for r in rows]
+    bottoms = [0.0] * len(rows)
+    for phase, colour in zip(PHASES, PHASE_COLOURS, strict=True):
+        heights = [r.phases[phase] for r in rows]
+        ax.barh(names, heights, left=bottoms, color=colour, label=phase)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    for y, total in enumerate(bottoms):
+        ax.text(total, y, f" {total:.1f} s", va="center", fontsize=9)
+    ax.axvline(limits.INIT_SECONDS, color="crimson", linestyle="--", linewidth=1.2)
+    ax.set_xscale("log" if max(bottoms, default=1) > 100 else "linear")
+    ax.set_xlim(right=max(bottoms, default=10) * (3 if max(bottoms, default=1) > 100 else 1.3))
+    ax.set_xlabel("seconds" + (" (log scale)" if max(bottoms, default=1) > 100 else ""))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("one Lambda-style cold start, by phase (median of runs)", fontsize=10)
+
+
+def _dependencies(plt: Any, results: dict[str, Any]) -> Any:
+    packages = results["dependencies"]
+    top = packages[:TOP_PACKAGES]
+    rest = packages[TOP_PACKAGES:]
+    names = [f"all {len(packages)} runtime packages"] + [p["name"] for p in top]
+    names.append(f"the other {len(rest)}")
+    installed = [sum(p["installed_bytes"] for p in packages)] + [p["installed_bytes"] for p in top]
+    installed.append(sum(p["installed_bytes"] for p in rest))
+    wheels = [sum(p["wheel_bytes"] or 0 for p in packages)] + [p["wheel_bytes"] or 0 for p in top]
+    wheels.append(sum(p["wheel_bytes"] or 0 for p in rest))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
+    panels = (
+        (left, installed, limits.UNZIPPED_BYTES, "installed (unzipped)", "250 MB unzipped limit"),
+        (right, wheels, limits.ZIP_UPLOAD_BYTES, "wheel (zipped), from uv.lock", "50 MB zip limit"),
+    )
+    for ax, sizes, limit, title, limit_label in panels:
+        mib = [s / MIB for s in sizes]
+        colours = ["#d95f02" if v > limit / MIB else "#1b9e77" for v in mib]
+        colours[0] = "#7570b3"
+        ax.barh(names, mib, color=colours)
+        for y, v in enumerate(mib):
+            ax.text(v, y, f" {v:,.1f}", va="center", fontsize=8)
+        ax.axvline(limit / MIB, color="crimson", linestyle="--", linewidth=1.2, label=limit_label)
+        ax.set_xlim(0, max(mib) * 1.18)
+        ax.set_xlabel("MB (MiB)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=9, loc="lower right")
+    left.invert_yaxis()
+    figure.suptitle("Runtime dependencies of movie-recs against Lambda's package limits")
+    return figure
