@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from service.lambdafit.probe import peak_rss_mb
+
 POLL_SECONDS = 0.005
 
 
@@ -33,14 +35,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's high-water mark of resident memory (VmHWM), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def cli_command() -> str:

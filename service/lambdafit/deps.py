@@ -91,7 +91,7 @@ def measure(lock: Path) -> list[Package]:
             wheel = None  # the lock describes another version than the one installed
         packages.append(
             Package(
-                name=dist.metadata["Name"],
+                name=key,
                 version=dist.version,
                 installed_bytes=installed_bytes(dist),
                 wheel_bytes=wheel[2] if wheel else None,
