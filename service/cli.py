@@ -291,12 +291,14 @@ def lambda_fit_command(
     """Measure why this service does not fit AWS Lambda; write lambda-fit.md and plots."""
     import sys
 
-    from service.lambdafit.run import Options, run
+    from service.lambdafit.run import LambdaFitError, Options, run
 
     try:
         parsed = tuple(int(s.replace("_", "")) for s in sizes.split(",") if s.strip())
     except ValueError:
-        raise fail(f"--sizes must be comma-separated integers, not {sizes!r}") from None
+        parsed = ()
+    if not parsed or min(parsed) < 100:
+        raise fail(f"--sizes must be comma-separated integers of at least 100, not {sizes!r}")
     options = Options(
         sizes=parsed,
         out=out,
@@ -309,5 +311,8 @@ def lambda_fit_command(
         redis_url=redis_url,
     )
     command = "movie-recs " + " ".join(sys.argv[1:])
-    run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
+    try:
+        run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
+    except LambdaFitError as exc:
+        raise fail(str(exc)) from None
     console.print(f"wrote {out / 'lambda-fit.md'}")

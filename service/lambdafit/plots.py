@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
 from service.lambdafit import limits
 from service.lambdafit.summary import MIB, PHASES, CatalogSummary, label, short, summaries
 
@@ -15,8 +17,6 @@ PHASE_COLOURS = ("#bbbbbb", "#8da0cb", "#e78ac3", "#a6d854", "#fc8d62", "#66c2a5
 
 
 def _pyplot() -> Any:
-    import matplotlib
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

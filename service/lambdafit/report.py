@@ -72,7 +72,7 @@ def _header(results: dict[str, Any]) -> str:
         f"Python {m['python']}; {versions}.\n"
         f"- **Load**: load average {m['load_average_at_start']} at start and "
         f"{m.get('load_average_at_end')} at end (1, 5, 15 min): other jobs shared this machine, "
-        "so absolute times are noisy; the gaps between the two designs are orders of magnitude.\n"
+        "so absolute times are noisy; compare the two designs within one run.\n"
         f"- **Model**: `{results['model']['version']}` ({mib(results['model']['bytes'])}), "
         f"FAISS/OpenMP threads {s['omp_threads']}, TensorFlow threads {s['tf_threads']}, "
         f"exact index up to {s['ann_threshold']:,} movies and HNSW above, store: {s['store']}.\n"
@@ -214,7 +214,7 @@ def _refresh_row(s: CatalogSummary) -> list[str]:
 def _refresh_verdict(s: CatalogSummary) -> str:
     """Confirmed when a reload is clearly slower than the container's refresh; said if not."""
     if s.webhook_median is None or s.reload_seconds is None:
-        return "not measured"
+        return "no comparison: the container was not measured (--no-container)"
     ratio = s.reload_seconds / s.webhook_median
     if ratio >= 3:
         return f"**confirmed**: a reload takes {ratio:,.0f}x the container's refresh, per instance"
@@ -385,7 +385,8 @@ def _cold(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
         + table(["catalog", "runs", *PHASES, "total (min-max)"], phases)
         + f"\nRuns: {results['settings']['cold_runs']} per catalog, 1 above {large:,} movies "
         "(one takes minutes there). *interpreter start*: spawn to the probe's first line; "
-        "*import handler*: the service modules with NumPy, FAISS, FastAPI's schemas; "
+        "*import handler*: the handler's modules (NumPy, FAISS, pydantic, and FastAPI for the "
+        "service's own response schema and helpers); "
         "*model load*: both SavedModels and the NumPy user tower, checked against each other; "
         "*state load*: every movie and its cached vector read from the store; "
         "*index build*: FAISS; *first answer*: the first request itself.\n"

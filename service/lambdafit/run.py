@@ -32,6 +32,10 @@ LARGE_CATALOG = 200_000  # above this one cold start takes minutes: measure it o
 Say = Callable[[str], None]
 
 
+class LambdaFitError(Exception):
+    """A run that cannot go on; the message says what to do."""
+
+
 @dataclass(frozen=True)
 class Options:
     sizes: tuple[int, ...]
@@ -78,11 +82,14 @@ def machine() -> dict[str, Any]:
 
 
 def model_dir(settings: Settings) -> Path:
-    from embeddings.artifacts import resolve_model_dir
+    from embeddings.artifacts import ArtifactError, resolve_model_dir
 
     base = Path(settings.artifacts_dir)
     path = base if settings.model_version == "latest" else base / settings.model_version
-    return resolve_model_dir(path).resolve()
+    try:
+        return resolve_model_dir(path).resolve()
+    except ArtifactError as exc:
+        raise LambdaFitError(f"{exc}; train one first: movie-recs train --out {base}") from None
 
 
 def _env(store_url: str, model: Path) -> dict[str, str]:
@@ -116,6 +123,15 @@ def measure_catalog(cat: Catalog, options: Options, model: Path, say: Say) -> di
     logs = options.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stem = cat.name.replace(" ", "-").replace(",", "")
+    try:
+        return _measure(cat, options, env, logs, stem, say)
+    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as exc:
+        raise LambdaFitError(f"{cat.name}: {exc} (logs in {logs})") from None
+
+
+def _measure(
+    cat: Catalog, options: Options, env: dict[str, str], logs: Path, stem: str, say: Say
+) -> dict[str, Any]:
     runs = options.cold_runs if cat.size <= LARGE_CATALOG else 1
     cold = []
     for i in range(runs):
@@ -148,21 +164,26 @@ def prepare(
 
     manifest = read_manifest(model)
     version_, dim = str(manifest["version"]), int(manifest["dim"])
-    where = {"redis_url": options.redis_url, "say": say}
+    redis = options.redis_url
     plan: list[Callable[[], Catalog]] = []
     if options.movielens:
-        plan.append(
-            partial(catalogs.movielens, options.work, settings.data_dir, model, version_, **where)
-        )
+        ml = partial(catalogs.movielens, options.work, settings.data_dir, model, version_)
+        plan.append(partial(ml, redis_url=redis, say=say))
     for size in options.sizes:
-        plan.append(partial(catalogs.synthetic, options.work, size, version_, dim, **where))
+        plan.append(
+            partial(catalogs.synthetic, options.work, size, version_, dim, redis_url=redis, say=say)
+        )
     return plan
 
 
 def run(options: Options, settings: Settings, command: str, say: Say = print) -> dict[str, Any]:
     """Measure everything, then write `lambda-fit.json`, the plots and `lambda-fit.md`."""
-    from service.lambdafit import plots, report
-
+    try:
+        from service.lambdafit import plots, report
+    except ImportError as exc:  # checked first, not after an hour of measuring
+        raise LambdaFitError(
+            f"{exc.name} is missing: install the report extra (uv sync --extra report)"
+        ) from None
     started = time.perf_counter()
     options.work.mkdir(parents=True, exist_ok=True)
     options.out.mkdir(parents=True, exist_ok=True)
