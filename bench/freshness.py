@@ -36,7 +36,7 @@ from service.towers import load_towers
 
 SECRET = "whsec_" + "YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1yZWFs"  # benchmark-only
 WORK = Path("var/bench")
-console = Console()
+console = Console(width=200)
 
 
 def deliver(client: httpx.Client, url: str, payload: object, msg_id: str) -> int:

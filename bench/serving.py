@@ -29,7 +29,7 @@ from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
 from service.towers import Towers, load_towers
 
 WORK = Path("var/bench")
-console = Console()
+console = Console(width=200)
 
 
 def ensure_movielens(towers: Towers) -> str:
@@ -103,7 +103,7 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
 def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seconds: int) -> list:
     settings = Settings()
     env = server_env(store_url, settings.artifacts_dir.resolve())
-    server = Server(env, WORK / f"server-{name.split()[0]}.log")
+    server = Server(env, WORK / f"server-{name.split()[-1].strip('()')}-{len(name)}.log")
     started = time.perf_counter()
     try:
         server.wait_ready(timeout=1800)

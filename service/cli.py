@@ -287,6 +287,9 @@ def lambda_fit_command(
     redis_url: Annotated[
         str | None, typer.Option(help="Write each catalog to this Redis (emptied!) instead.")
     ] = None,
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the report and plots from OUT/lambda-fit.json.")
+    ] = False,
 ) -> None:
     """Measure why this service does not fit AWS Lambda; write lambda-fit.md and plots."""
     import sys
@@ -309,6 +312,7 @@ def lambda_fit_command(
         requests=requests,
         webhooks=webhooks,
         redis_url=redis_url,
+        render_only=render_only,
     )
     command = "movie-recs " + " ".join(sys.argv[1:])
     try:

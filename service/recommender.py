@@ -74,11 +74,13 @@ class Recommender:
         used: list[Event] = []
         vectors: list[np.ndarray] = []
         titles: list[str] = []
+        taken: set[str] = set()
         for event in events:
             if len(used) == self.towers.history_length:
                 break
-            if any(e.movie_id == event.movie_id for e in used):
+            if event.movie_id in taken:
                 continue
+            taken.add(event.movie_id)
             found = snap.get(event.movie_id)
             if found is not None:
                 used.append(event)

@@ -85,6 +85,9 @@ def _simulated(results: dict[str, Any]) -> str:
     s = results["settings"]
     return (
         "## What is measured and what is simulated\n\n"
+        "- **The claims** are the article's as this project summarises them (its design notes: "
+        "dependencies too big, state to load and refresh, long cold starts); the ~50 MB "
+        "TensorFlow figure is quoted as given. Lambda's limits are AWS's documented quotas.\n"
         "- **A Lambda instance is simulated** by a fresh local Python process calling "
         "`service.lambda_handler.handler(event, None)` (`service/lambdafit/probe.py`). "
         "Not counted, so real cold starts are *longer*: downloading and unpacking the image or "

@@ -48,6 +48,7 @@ class Options:
     webhooks: int = 5
     redis_url: str | None = None
     timeout: float = 3600.0  # per process under test
+    render_only: bool = False  # re-render the report and plots from the last lambda-fit.json
 
 
 def _first_line(path: str, prefix: str) -> str:
@@ -179,11 +180,13 @@ def prepare(
 def run(options: Options, settings: Settings, command: str, say: Say = print) -> dict[str, Any]:
     """Measure everything, then write `lambda-fit.json`, the plots and `lambda-fit.md`."""
     try:
-        from service.lambdafit import plots, report
-    except ImportError as exc:  # checked first, not after an hour of measuring
+        from service.lambdafit import plots  # noqa: F401  (checked before an hour of measuring)
+    except ImportError as exc:
         raise LambdaFitError(
             f"{exc.name} is missing: install the report extra (uv sync --extra report)"
         ) from None
+    if options.render_only:
+        return render(options.out)
     started = time.perf_counter()
     options.work.mkdir(parents=True, exist_ok=True)
     options.out.mkdir(parents=True, exist_ok=True)
@@ -218,6 +221,17 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["seconds"] = time.perf_counter() - started
     (options.out / "lambda-fit.json").write_text(json.dumps(results, indent=1), "utf-8")
-    plots.render(results, options.out)
-    (options.out / "lambda-fit.md").write_text(report.render(results), "utf-8")
+    return render(options.out)
+
+
+def render(out: Path) -> dict[str, Any]:
+    """The plots and `lambda-fit.md` from `lambda-fit.json`: numbers only ever come from a run."""
+    from service.lambdafit import plots, report
+
+    source = out / "lambda-fit.json"
+    if not source.is_file():
+        raise LambdaFitError(f"no {source}: run the measurements first")
+    results: dict[str, Any] = json.loads(source.read_text("utf-8"))
+    plots.render(results, out)
+    (out / "lambda-fit.md").write_text(report.render(results), "utf-8")
     return results

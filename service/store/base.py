@@ -161,16 +161,20 @@ def validate_event(user_id: str, event: Event) -> None:
         raise InvalidRecord("event timestamp must be a finite number of seconds since 1970")
 
 
-def event_json(event: Event) -> str:
-    """Canonical form: identical events collapse, which makes imports idempotent."""
-    return json.dumps(
-        [event.movie_id, event.kind, event.rating, event.timestamp], separators=(",", ":")
-    )
+def event_key(event: Event) -> str:
+    """Canonical form: identical events collapse, which makes imports idempotent.
+
+    `movie|kind|rating|timestamp`, not JSON: it is parsed for every event of every
+    recommendation request, and splitting is several times faster (ids cannot hold '|').
+    """
+    rating = "" if event.rating is None else repr(float(event.rating))
+    return f"{event.movie_id}|{event.kind}|{rating}|{float(event.timestamp)!r}"
 
 
-def event_from_json(raw: str | bytes) -> Event:
-    movie_id, kind, rating, timestamp = json.loads(raw)
-    return Event(movie_id=movie_id, kind=kind, rating=rating, timestamp=timestamp)
+def event_from_key(raw: str | bytes) -> Event:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    movie_id, kind, rating, timestamp = text.split("|")
+    return Event(movie_id, kind, float(timestamp), float(rating) if rating else None)  # type: ignore[arg-type]
 
 
 class Store(abc.ABC):

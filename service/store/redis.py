@@ -30,8 +30,8 @@ from service.store.base import (
     StoreError,
     Upsert,
     WriteResult,
-    event_from_json,
-    event_json,
+    event_from_key,
+    event_key,
     pack_vector,
     unpack_vector,
     validate_changes,
@@ -254,7 +254,7 @@ class RedisStore(Store):
             return
         key = keys.activity(user_id)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.zadd(key, {event_json(e): e.timestamp for e in events})
+        pipe.zadd(key, {event_key(e): e.timestamp for e in events})
         pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
         pipe.sadd(keys.USERS, user_id)
         await pipe.execute()
@@ -262,7 +262,7 @@ class RedisStore(Store):
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         stop = (limit or self.activity_max_events) - 1
         rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
-        return [event_from_json(row) for row in rows]
+        return [event_from_key(row) for row in rows]
 
     async def count_users(self) -> int:
         return int(await self._redis.scard(keys.USERS))

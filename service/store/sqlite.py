@@ -28,8 +28,8 @@ from service.store.base import (
     StoreError,
     Upsert,
     WriteResult,
-    event_from_json,
-    event_json,
+    event_from_key,
+    event_key,
     pack_vector,
     unpack_vector,
     validate_changes,
@@ -311,7 +311,7 @@ class SQLiteStore(Store):
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT OR IGNORE INTO activity (user_id, ts, payload) VALUES (?, ?, ?)",
-                [(user_id, e.timestamp, event_json(e)) for e in events],
+                [(user_id, e.timestamp, event_key(e)) for e in events],
             )
             conn.execute(
                 "DELETE FROM activity WHERE user_id = ? AND payload IN ("
@@ -329,7 +329,7 @@ class SQLiteStore(Store):
                 "ORDER BY ts DESC, payload DESC LIMIT ?",
                 (user_id, limit or self.activity_max_events),
             ).fetchall()
-            return [event_from_json(row[0]) for row in rows]
+            return [event_from_key(row[0]) for row in rows]
 
         return await self._run(query)
 

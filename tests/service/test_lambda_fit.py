@@ -76,3 +76,7 @@ def test_the_command_measures_both_designs_and_writes_the_report(
     served = measured["container"]
     assert served["movies"] == 2000 and served["first_strategy"] == "personalized"
     assert len(served["webhook_seconds"]) == 1 and served["peak_rss_mb"] > 100
+
+    (out / "lambda-fit.md").unlink()  # the report is a function of the measured numbers alone
+    again = subprocess.run([*command[:2], "--render-only", "--out", str(out)], env=env, timeout=60)
+    assert again.returncode == 0 and (out / "lambda-fit.md").read_text("utf-8") == report
