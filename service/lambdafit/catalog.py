@@ -6,14 +6,14 @@ Their vectors go straight into the store's embedding cache for the model version
 everywhere means reading vectors from the store, as any restart of the container does; nobody
 runs the movie tower over a million synthetic titles (their vectors are not the tower's).
 
-On SQLite each catalog is a file in the work directory, reused by later runs while its marker
-matches; on Redis (one URL) each catalog is written after emptying the store.
+Every run writes its catalogs anew (a million movies take well under a minute), so a catalog
+always matches the store code it is read with: on SQLite a file in the work directory, on Redis
+(one URL) the whole store, emptied first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +38,6 @@ BATCH = 5000
 USERS = 12
 HISTORY = 30
 SPREAD = 0.6  # noise around a cluster centre, relative to the unit centre
-LAYOUT = 1  # bump when the generated data changes, so cached files are rebuilt
 
 Say = Callable[[str], None]
 
@@ -50,25 +49,21 @@ class Catalog:
     store_url: str
     users: tuple[str, ...]
     synthetic: bool
-    prepare_seconds: float  # 0 when reused from an earlier run
+    prepare_seconds: float
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _sqlite_file(work: Path, stem: str) -> tuple[str, Path]:
+def _store_url(work: Path, stem: str, redis_url: str | None) -> str:
+    """The Redis URL as given, or a new SQLite file (any earlier one removed)."""
+    if redis_url is not None:
+        return redis_url
     path = (work / f"{stem}.db").resolve()
-    return f"sqlite:///{path}", path
-
-
-def _reusable(marker: Path, expected: dict[str, object]) -> bool:
-    return marker.is_file() and json.loads(marker.read_text("utf-8")) == expected
-
-
-def _remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".json"):
+    for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
 
 
 async def _fresh_store(url: str) -> Store:
@@ -140,19 +135,7 @@ def synthetic(
 ) -> Catalog:
     """A synthetic catalog of `size` movies with cached vectors and a few users with history."""
     name = f"synthetic {size:,}"
-    users = tuple(f"user-{u}" for u in range(USERS))
-    expected: dict[str, object] = {
-        "size": size, "model": model_version, "dim": dim, "seed": seed, "layout": LAYOUT,
-    }  # fmt: skip
-    if redis_url is None:
-        url, path = _sqlite_file(work, f"synthetic-{size}-{model_version}")
-        marker = Path(f"{path}.json")
-        if _reusable(marker, expected):
-            say(f"{name}: reusing {path}")
-            return Catalog(name, size, url, users, True, 0.0)
-        _remove_sqlite(path)
-    else:
-        url = redis_url
+    url = _store_url(work, f"synthetic-{size}", redis_url)
     say(f"{name}: writing movies, vectors and users to {url}")
     started = time.perf_counter()
 
@@ -164,8 +147,6 @@ def synthetic(
             await store.close()
 
     users = asyncio.run(write())
-    if redis_url is None:
-        marker.write_text(json.dumps(expected), "utf-8")
     return Catalog(name, size, url, users, True, time.perf_counter() - started)
 
 
@@ -173,7 +154,6 @@ def movielens(
     work: Path,
     data_dir: Path,
     model_dir: Path,
-    model_version: str,
     *,
     redis_url: str | None = None,
     say: Say = print,
@@ -185,16 +165,7 @@ def movielens(
     data = read_movielens(data_dir)
     users = tuple(sorted(data.events, key=lambda u: (len(u), u))[:USERS])
     size = len(data.movies)
-    expected: dict[str, object] = {"model": model_version, "movies": size, "layout": LAYOUT}
-    if redis_url is None:
-        url, path = _sqlite_file(work, f"movielens-{model_version}")
-        marker = Path(f"{path}.json")
-        if _reusable(marker, expected):
-            say(f"MovieLens: reusing {path}")
-            return Catalog("MovieLens", size, url, users, False, 0.0)
-        _remove_sqlite(path)
-    else:
-        url = redis_url
+    url = _store_url(work, "movielens", redis_url)
     say(f"MovieLens: importing {size:,} movies and embedding them with the movie tower")
     started = time.perf_counter()
 
@@ -212,6 +183,4 @@ def movielens(
             await store.close()
 
     asyncio.run(write())
-    if redis_url is None:
-        marker.write_text(json.dumps(expected), "utf-8")
     return Catalog("MovieLens", size, url, users, False, time.perf_counter() - started)

@@ -440,7 +440,7 @@ def _run(results: dict[str, Any]) -> str:
     return (
         "## This run\n\n"
         f"The whole command took {secs(results['seconds'])}. Raw numbers: "
-        "[`lambda-fit.json`](lambda-fit.json). Preparing the catalogs "
-        "(0 = reused from an earlier run; not part of any measurement):\n\n"
+        "[`lambda-fit.json`](lambda-fit.json). Writing the catalogs into the store "
+        "(part of the run, not of any measurement):\n\n"
         + table(["catalog", "movies", "prepared in"], prepared)
     )

@@ -168,8 +168,8 @@ def prepare(
     redis = options.redis_url
     plan: list[Callable[[], Catalog]] = []
     if options.movielens:
-        ml = partial(catalogs.movielens, options.work, settings.data_dir, model, version_)
-        plan.append(partial(ml, redis_url=redis, say=say))
+        movielens = partial(catalogs.movielens, options.work, settings.data_dir, model)
+        plan.append(partial(movielens, redis_url=redis, say=say))
     for size in options.sizes:
         plan.append(
             partial(catalogs.synthetic, options.work, size, version_, dim, redis_url=redis, say=say)
