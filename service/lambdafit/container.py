@@ -31,6 +31,10 @@ from service.lambdafit.probe import peak_rss_mb
 POLL_SECONDS = 0.005
 
 
+class ServerStopped(RuntimeError):
+    """The server exited before it was ready: it failed, or something outside stopped it."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -149,7 +153,7 @@ def _measure_running(
 ) -> dict[str, Any]:
     def ready() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}")
+            raise ServerStopped(f"the server exited with code {process.returncode} before ready")
         try:
             return client.get("/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:

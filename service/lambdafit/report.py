@@ -437,9 +437,20 @@ def _run(results: dict[str, Any]) -> str:
         [c["catalog"]["name"], f"{c['catalog']['size']:,}", secs(c["catalog"]["prepare_seconds"])]
         for c in results["catalogs"]
     ]
+    restarted = [
+        c["catalog"]["name"]
+        for c in results["catalogs"]
+        if c.get("container") and c["container"].get("attempts", 1) > 1
+    ]
+    note = (
+        f" The server was started a second time for {', '.join(restarted)}: the first one "
+        "stopped before it was ready, with nothing in its log (stopped from outside)."
+        if restarted
+        else ""
+    )
     return (
         "## This run\n\n"
-        f"The whole command took {secs(results['seconds'])}. Raw numbers: "
+        f"The whole command took {secs(results['seconds'])}.{note} Raw numbers: "
         "[`lambda-fit.json`](lambda-fit.json). Writing the catalogs into the store "
         "(part of the run, not of any measurement):\n\n"
         + table(["catalog", "movies", "prepared in"], prepared)
