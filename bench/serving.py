@@ -145,6 +145,8 @@ def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seco
         ready = time.perf_counter() - started
         script = wrk.user_script(WORK, prefix, *users)
         recs_url = f"{server.url}/"
+        # warm-up: first requests pay one-off costs (lazy imports, caches) that are not serving
+        wrk.run(recs_url, connections=4, seconds=3, script=script)
         base = wrk.run(f"{server.url}/healthz", connections=16, seconds=seconds)
         recs = wrk.run(recs_url, connections=16, seconds=seconds, script=script)
         base1 = wrk.run(f"{server.url}/healthz", connections=1, seconds=max(3, seconds // 2))

@@ -173,7 +173,11 @@ async def compact(state: IndexState, params: IndexParams, metrics: Metrics) -> N
     generation = state.generation
     if started is None:
         return
-    base = await asyncio.to_thread(BaseIndex.build, *started.live_items(), params, started.base)
+
+    def build() -> BaseIndex:
+        return BaseIndex.build(*started.live_items(), params, started.base)
+
+    base = await asyncio.to_thread(build)  # all of it off the event loop
     current = state.snapshot
     if state.generation != generation or current is None:
         return  # a full resync replaced the lineage this base was built from

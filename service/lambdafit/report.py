@@ -444,7 +444,7 @@ def _run(results: dict[str, Any]) -> str:
     ]
     note = (
         f" The server was started a second time for {', '.join(restarted)}: the first one "
-        "stopped before it was ready, with nothing in its log (stopped from outside)."
+        "exited before it was ready, and nothing was measured from it."
         if restarted
         else ""
     )
