@@ -211,6 +211,7 @@ def demo_command(
         f"  curl -s '{base}/v1/movies/900001'\n"
         f"  (API docs: {base}/docs)\n",
         highlight=False,
+        soft_wrap=True,  # keep each command on one line, so it can be copied
     )
     serve_command(host=DEMO_HOST, port=port, workers=1)
 
@@ -259,7 +260,7 @@ def send_webhook_command(
         response = httpx.post(target, content=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         raise fail(f"cannot reach {target}: {exc}") from None
-    console.print(f"{response.status_code} {response.text}", highlight=False)
+    console.print(f"{response.status_code} {response.text}", highlight=False, soft_wrap=True)
     if response.status_code >= 400:
         raise typer.Exit(1)
 
