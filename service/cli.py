@@ -278,7 +278,7 @@ def lambda_fit_command(
         bool, typer.Option(help="Also start and measure the real server (movie-recs serve).")
     ] = True,
     cold_runs: Annotated[
-        int, typer.Option(min=1, help="Cold starts per catalog (1 above 200k movies).")
+        int, typer.Option(min=1, help="Cold starts (fresh processes) per catalog.")
     ] = 3,
     requests: Annotated[int, typer.Option(min=1, help="Warm requests per catalog and side.")] = 300,
     webhooks: Annotated[int, typer.Option(min=1, help="Webhooks sent to the container.")] = 5,

@@ -51,7 +51,7 @@ def _series(ax: Any, synthetic: list[CatalogSummary], real: list[CatalogSummary]
     xs = [r.size for r in synthetic]
     ax.axhline(limits.INIT_SECONDS, color="crimson", linestyle="--", linewidth=1.2)
     ax.text(
-        0.02, limits.INIT_SECONDS * 1.15, "Lambda init limit: 10 s", color="crimson",
+        0.3, limits.INIT_SECONDS * 1.15, "Lambda init limit: 10 s", color="crimson",
         fontsize=9, transform=ax.get_yaxis_transform(),
     )  # fmt: skip
     lines = (
@@ -110,7 +110,7 @@ def _phases(ax: Any, rows: list[CatalogSummary]) -> None:
         ax.set_xlim(0, longest * 1.2)
     ax.set_xlabel("seconds" + (" (log scale)" if longest > 100 else ""))
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4)
-    ax.set_title("one Lambda-style cold start, by phase (median of runs)", fontsize=10)
+    ax.set_title("the median Lambda-style cold start, by phase", fontsize=10)
 
 
 def _dependencies(plt: Any, results: dict[str, Any]) -> Any:

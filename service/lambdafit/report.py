@@ -75,7 +75,8 @@ def _header(results: dict[str, Any]) -> str:
         "so absolute times are noisy; compare the two designs within one run.\n"
         f"- **Model**: `{results['model']['version']}` ({mib(results['model']['bytes'])}), "
         f"FAISS/OpenMP threads {s['omp_threads']}, TensorFlow threads {s['tf_threads']}, "
-        f"exact index up to {s['ann_threshold']:,} movies and HNSW above, store: {s['store']}.\n"
+        f"exact index up to {s['ann_threshold']:,} movies and an approximate one above (the "
+        f"tables name it), store: {s['store']}.\n"
         "- **Units**: MB means MiB (2^20 bytes), as AWS counts its limits "
         "(250 MB unzipped = 262,144,000 bytes).\n"
     )
@@ -380,14 +381,12 @@ def _cold(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
         [label(s), secs(s.container_ready), secs(s.container_first), secs(s.cold_median)]
         for s in rows
     ]
-    large = results["settings"]["large_catalog"]
     return (
         "## 3. Cold starts\n\n"
         + table(["the article's claim", "Lambda limit", "measured here", "verdict"], body)
-        + "\n### One Lambda-style cold start, by phase (median of runs)\n\n"
+        + "\n### The median Lambda-style cold start, by phase\n\n"
         + table(["catalog", "runs", *PHASES, "total (min-max)"], phases)
-        + f"\nRuns: {results['settings']['cold_runs']} per catalog, 1 above {large:,} movies "
-        "(one takes minutes there). *interpreter start*: spawn to the probe's first line; "
+        + "\n*interpreter start*: spawn to the probe's first line; "
         "*import handler*: the handler's modules (NumPy, FAISS, pydantic, and FastAPI for the "
         "service's own response schema and helpers); "
         "*model load*: both SavedModels and the NumPy user tower, checked against each other; "

@@ -28,7 +28,6 @@ from service.lambdafit import catalog as catalogs
 from service.lambdafit import container, deps
 from service.lambdafit.catalog import Catalog
 
-LARGE_CATALOG = 200_000  # above this one cold start takes minutes: measure it once
 Say = Callable[[str], None]
 
 
@@ -133,7 +132,7 @@ def measure_catalog(cat: Catalog, options: Options, model: Path, say: Say) -> di
 def _measure(
     cat: Catalog, options: Options, env: dict[str, str], logs: Path, stem: str, say: Say
 ) -> dict[str, Any]:
-    runs = options.cold_runs if cat.size <= LARGE_CATALOG else 1
+    runs = options.cold_runs
     cold = []
     for i in range(runs):
         say(f"{cat.name}: Lambda-style cold start {i + 1}/{runs}")
@@ -220,7 +219,6 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
             "store": "redis" if options.redis_url else "sqlite",
             "requests": options.requests,
             "cold_runs": options.cold_runs,
-            "large_catalog": LARGE_CATALOG,
             "webhooks": options.webhooks,
             "container": options.container,
         },
