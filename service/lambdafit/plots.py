@@ -51,7 +51,7 @@ def _series(ax: Any, synthetic: list[CatalogSummary], real: list[CatalogSummary]
     xs = [r.size for r in synthetic]
     ax.axhline(limits.INIT_SECONDS, color="crimson", linestyle="--", linewidth=1.2)
     ax.text(
-        0.3, limits.INIT_SECONDS * 1.15, "Lambda init limit: 10 s", color="crimson",
+        0.7, limits.INIT_SECONDS / 1.7, "Lambda init limit: 10 s", color="crimson",
         fontsize=9, transform=ax.get_yaxis_transform(),
     )  # fmt: skip
     lines = (
