@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -77,6 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
             params=params,
         )
+        # The catalog, model and index are long-lived: move them out of the collector's
+        # generations so full collections stop rescanning them on the request path.
+        gc.collect()
+        gc.freeze()
         refresher = asyncio.create_task(
             run_refresher(state, store, towers, params, metrics, compact_at=settings.compact_at),
             name="refresher",
