@@ -283,7 +283,7 @@ def lambda_fit_command(
     requests: Annotated[int, typer.Option(min=1, help="Warm requests per catalog and side.")] = 300,
     webhooks: Annotated[int, typer.Option(min=1, help="Webhooks sent to the container.")] = 5,
     work: Annotated[
-        Path, typer.Option(help="Catalog stores (reused across runs) and logs.")
+        Path, typer.Option(help="Catalog stores (written anew each run) and logs.")
     ] = Path("var/lambda-fit"),
     redis_url: Annotated[
         str | None, typer.Option(help="Write each catalog to this Redis (emptied!) instead.")
