@@ -8,15 +8,17 @@ VENV := .venv/.synced
 demo: $(VENV)  ## import MovieLens into the embedded store, train if needed, serve on :8000
 	.venv/bin/movie-recs demo
 
-test: $(VENV)  ## lint, then the whole test suite (starts its own redis-server)
+test: $(VENV)  ## ruff, mypy, then the whole test suite (starts its own redis-server)
 	@command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server (the Redis tests start their own on a free port)"; exit 1; }
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy service infra
 	.venv/bin/pytest
 
 lint: $(VENV)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy service infra
 
 format: $(VENV)
 	.venv/bin/ruff check --fix .

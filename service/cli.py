@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -89,7 +89,7 @@ def import_movielens_command(
     store_url: Annotated[str | None, typer.Option(help="Overrides MOVIE_RECS_STORE_URL.")] = None,
 ) -> None:
     """Import movies, tags and ratings into the store. Running it twice changes nothing."""
-    settings = Settings(**({"store_url": store_url} if store_url else {}))
+    settings = Settings(store_url=store_url) if store_url else Settings()
     asyncio.run(_import(settings, directory))
 
 
@@ -97,7 +97,7 @@ DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8000
 
 
-def log_config() -> dict[str, object]:
+def log_config() -> dict[str, Any]:
     """uvicorn's logging plus the service's own loggers: lifecycle lines as text, and one JSON
     line per request (`service.requests`) in place of uvicorn's access log."""
     from uvicorn.config import LOGGING_CONFIG
@@ -113,7 +113,7 @@ def log_config() -> dict[str, object]:
     return config
 
 
-def uvicorn_options(workers: int = 1) -> dict[str, object]:
+def uvicorn_options(workers: int = 1) -> dict[str, Any]:
     """The production server settings (the Dockerfile's CMD uses the same values)."""
     return {
         "log_config": log_config(),

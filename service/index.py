@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -52,7 +52,7 @@ class BaseIndex:
     vectors: np.ndarray
     meta: Sequence[MovieMeta]
     row_of: Mapping[str, int]
-    faiss_index: faiss.Index
+    faiss_index: Any  # faiss.IndexFlatIP or faiss.IndexIVFFlat (the stubs know only Index)
     kind: IndexKind
 
     @classmethod
@@ -104,16 +104,16 @@ class BaseIndex:
         fetch = min(fetch, len(self.ids))
         if fetch <= 0:
             return np.empty(0, np.float32), np.empty(0, np.int64)
-        extra = {}
+        extra: dict[str, Any] = {}
         if self.kind == "ivf" and widen > 1:
             nprobe = min(self.faiss_index.nlist, self.faiss_index.nprobe * widen)
-            extra["params"] = faiss.SearchParametersIVF(nprobe=nprobe)
+            extra["params"] = faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
         scores, rows = self.faiss_index.search(query.reshape(1, -1), fetch, **extra)
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 
 
-def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -> faiss.Index:
+def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -> Any:
     """An empty IVF index with trained cells: the previous base's if its size is close."""
     n, dim = vectors.shape
     if (

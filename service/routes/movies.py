@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from service.deps import RecommenderDep, StoreDep
-from service.recommender import Result
-from service.routes.recommendations import ERRORS, to_response
+from service.routes.recommendations import ERRORS, to_items
 from service.schemas import MAX_K, ErrorBody, MovieOut, SimilarMovies
 
 router = APIRouter(tags=["movies"])
-NOT_FOUND = {**ERRORS, 404: {"model": ErrorBody}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"model": ErrorBody}}
 MovieIdPath = Annotated[str, Path(min_length=1, max_length=128, examples=["1"])]
 
 
@@ -46,11 +45,9 @@ async def similar_movies(
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"movie {movie_id} is not in the index")
     snapshot, items = found
-    result = Result("personalized", recommender.towers.version, snapshot.version, 1, items)
-    response = to_response(result, None)
     return SimilarMovies(
         movie_id=movie_id,
-        model_version=response.model_version,
-        index_version=response.index_version,
-        items=response.items,
+        model_version=recommender.towers.version,
+        index_version=snapshot.version,
+        items=to_items(items),
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from service.deps import RecommenderDep, RuntimeDep, StoreDep, require_index_version
-from service.recommender import Filters, Result
+from service.recommender import Filters, Item, Result
 from service.schemas import (
     MAX_GENRES,
     MAX_K,
@@ -21,12 +22,28 @@ from service.schemas import (
 from service.store import Event
 
 router = APIRouter(tags=["recommendations"])
-ERRORS: dict[int | str, dict[str, object]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody},
     401: {"model": ErrorBody},
     413: {"model": ErrorBody},
     503: {"model": ErrorBody, "description": "This replica is behind min_index_version."},
 }
+
+
+def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
+    return [
+        RecommendedItem(
+            movie_id=item.movie_id,
+            title=item.meta.title,
+            genres=list(item.meta.genres),
+            year=item.meta.year,
+            score=round(item.score, 6),
+            because=Because(movie_id=item.because[0], title=item.because[1])
+            if item.because
+            else None,
+        )
+        for item in items
+    ]
 
 
 def to_response(result: Result, user_id: str | None) -> Recommendations:
@@ -36,19 +53,7 @@ def to_response(result: Result, user_id: str | None) -> Recommendations:
         model_version=result.model_version,
         index_version=result.index_version,
         history_length=result.history_length,
-        items=[
-            RecommendedItem(
-                movie_id=item.movie_id,
-                title=item.meta.title,
-                genres=list(item.meta.genres),
-                year=item.meta.year,
-                score=round(item.score, 6),
-                because=Because(movie_id=item.because[0], title=item.because[1])
-                if item.because
-                else None,
-            )
-            for item in result.items
-        ],
+        items=to_items(result.items),
     )
 
 

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Movie:
 
     @classmethod
     def from_content(cls, movie_id: str, content: str, version: int, deleted: bool) -> Movie:
-        data = json.loads(content) if content else {"title": ""}
+        data: dict[str, Any] = json.loads(content) if content else {"title": ""}
         return cls(
             id=movie_id,
             title=data["title"],

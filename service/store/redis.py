@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -124,7 +125,8 @@ class RedisStore(Store):
         # Blocking XREAD holds a connection; the socket timeout must outlast it. Servers close
         # idle connections (Redis `timeout`, failovers): retrying is safe because every write
         # here is idempotent (unchanged upserts, repeated deletes and identical events are no-ops).
-        self._redis = aioredis.Redis.from_url(
+        # Any: redis-py types every reply as a union of all it could be.
+        self._redis: Any = aioredis.Redis.from_url(
             url,
             socket_connect_timeout=5,
             socket_timeout=30,
@@ -132,7 +134,7 @@ class RedisStore(Store):
             health_check_interval=15,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            **({"password": password} if password else {}),
+            password=password,
         )
         self._apply = self._redis.register_script(_APPLY)
 
