@@ -261,6 +261,23 @@ class RedisStore(Store):
         pipe.sadd(keys.USERS, user_id)
         await pipe.execute()
 
+    async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
+        """Every user's ZADD + trim in one MULTI/EXEC pipeline: one round trip per chunk."""
+        for user_id, user_events in events.items():
+            for event in user_events:
+                validate_event(user_id, event)
+        pipe = self._redis.pipeline(transaction=True)
+        for user_id, user_events in events.items():
+            if not user_events:
+                continue
+            key = keys.activity(user_id)
+            pipe.zadd(key, {event_key(e): e.timestamp for e in user_events})
+            pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
+        users = [u for u, e in events.items() if e]
+        if users:
+            pipe.sadd(keys.USERS, *users)
+            await pipe.execute()
+
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         stop = (limit or self.activity_max_events) - 1
         rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
