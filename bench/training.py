@@ -248,8 +248,9 @@ def table(rows: list[dict[str, Any]]) -> Table:
 app = typer.Typer(add_completion=False)
 
 
-@app.command()
+@app.callback(invoke_without_command=True)
 def main(
+    context: typer.Context,
     sizes: Annotated[str, typer.Option(help="Ratings per dataset, comma-separated.")] = (
         "1000000,5000000"
     ),
@@ -261,6 +262,8 @@ def main(
     ),
 ) -> None:
     """Run the phases at each size and print the table (results also in WORK/results.json)."""
+    if context.invoked_subcommand is not None:
+        return
     work.mkdir(parents=True, exist_ok=True)
     chosen = tuple(p for p in phases.split(",") if p in PHASES)
     rows = [run_size(work.resolve(), int(size), chosen) for size in sizes.split(",")]

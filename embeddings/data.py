@@ -190,21 +190,33 @@ def read_movies(directory: Path, skip: Skip) -> list[tuple[int, Movie]]:
 
 
 def read_ratings(directory: Path, known_movies: set[str], skip: Skip) -> Iterator[Rating]:
-    """The rating rows of known movies, in file order, one at a time (any size of file)."""
-    for line, row in _rows(directory / "ratings.csv", RATINGS_COLUMNS):
-        try:
-            user_id, movie_id = row["userId"].strip(), row["movieId"].strip()
-            rating, timestamp = float(row["rating"]), float(row["timestamp"])
-        except (AttributeError, TypeError, ValueError):
-            skip("ratings.csv", line, "ratings_bad_rows", "unparsable value")
-            continue
-        if not user_id or not movie_id or not math.isfinite(rating):
-            skip("ratings.csv", line, "ratings_bad_rows", "missing id or rating")
-            continue
-        if movie_id not in known_movies:
-            skip("ratings.csv", line, "ratings_unknown_movie", f"unknown movie id {movie_id}")
-            continue
-        yield Rating(line, user_id, movie_id, rating, timestamp)
+    """The rating rows of known movies, in file order, one at a time (any size of file).
+
+    Plain `csv.reader` rows by column position: a dict per row costs a third of the time of
+    reading 25M ratings."""
+    path = directory / "ratings.csv"
+    next(_rows(path, RATINGS_COLUMNS), None)  # raises on a missing file or column
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        u, m, r, t = (header.index(c) for c in RATINGS_COLUMNS)
+        for row in reader:
+            if not row:  # a blank line, as DictReader skipped it
+                continue
+            line = reader.line_num
+            try:
+                user_id, movie_id = row[u].strip(), row[m].strip()
+                rating, timestamp = float(row[r]), float(row[t])
+            except (IndexError, ValueError):
+                skip("ratings.csv", line, "ratings_bad_rows", "unparsable value")
+                continue
+            if not user_id or not movie_id or not math.isfinite(rating):
+                skip("ratings.csv", line, "ratings_bad_rows", "missing id or rating")
+                continue
+            if movie_id not in known_movies:
+                skip("ratings.csv", line, "ratings_unknown_movie", f"unknown movie id {movie_id}")
+                continue
+            yield Rating(line, user_id, movie_id, rating, timestamp)
 
 
 def count_ratings(directory: Path) -> int:

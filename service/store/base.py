@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -118,10 +119,13 @@ class WriteResult:
         return self.last_seq - self.first_seq + 1
 
 
+_FORBIDDEN_IN_ID = re.compile(r"[|\x00-\x1f]")  # a regex: checked for every imported rating
+
+
 def _check_id(value: str, what: str) -> None:
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise InvalidRecord(f"{what} must be a non-empty string of at most {MAX_ID_LENGTH} chars")
-    if "|" in value or any(ord(c) < 32 for c in value):
+    if _FORBIDDEN_IN_ID.search(value):
         raise InvalidRecord(f"{what} {value!r} contains '|' or a control character")
 
 
