@@ -8,9 +8,11 @@ Each phase runs in its own child process and reports its own peak resident memor
 one phase's peak never hides another's:
 - import: `import_movielens` into a throwaway redis-server on a free port (never 6379);
   the server's own peak memory is reported beside it;
-- train: `movie-recs train --epochs 1` in-process (data -> 1 epoch -> export -> evaluation of
-  the export, as a user runs it): the epoch's seconds and examples/s, the whole command's time;
-- evaluate: `evaluate_towers` on the exported model (what `movie-recs evaluate` runs).
+- train: what `movie-recs train --epochs 1` runs (data -> 1 epoch -> export -> evaluation of the
+  export), in one child: its peak is the "train + evaluate" peak; the epoch's seconds and
+  examples/s, and the export + evaluation seconds are reported as the `evaluate` row;
+- evaluate (not run by default): `evaluate_towers` alone on the exported model (`movie-recs
+  evaluate`), for its own peak.
 Datasets are generated once per size under --work and reused.
 """
 
@@ -112,6 +114,7 @@ def phase_train(data: Path, out: Path) -> dict[str, Any]:
         "examples": examples,
         "examples_per_second": examples / epoch_seconds,
         "training_seconds": result.manifest["training_seconds"],
+        "evaluate_seconds": result.manifest["total_seconds"] - result.manifest["training_seconds"],
         "model": str(result.directory),
         "metrics": result.manifest["metrics"],
     }
@@ -207,40 +210,46 @@ def run_size(work: Path, ratings: int, phases: tuple[str, ...]) -> dict[str, Any
     return row
 
 
+def measures(row: dict[str, Any]) -> list[tuple[str, float, str, float | None, str]]:
+    """(label, seconds, throughput, peak MB, memory note) of one size's phases."""
+    out: list[tuple[str, float, str, float | None, str]] = []
+    if "import" in row:
+        done = row["import"]
+        note = f"+ redis-server {done['redis_peak_mb']:,.0f} MB"
+        rate = f"{row['ratings'] / done['seconds']:,.0f} ratings/s"
+        out.append(("import into Redis", done["seconds"], rate, done["peak_rss_mb"], note))
+    if "train" in row:
+        done = row["train"]
+        rate = f"{done['examples_per_second']:,.0f} examples/s"
+        note = f"train + evaluate; command {done['wall_seconds'] / 60:,.1f} min"
+        out.append(("train: one epoch", done["epoch_seconds"], rate, done["peak_rss_mb"], note))
+        out.append(
+            ("export + evaluate", done["evaluate_seconds"], "", None, "(in the train process)")
+        )
+    if "evaluate" in row:
+        done = row["evaluate"]
+        out.append(("evaluate alone", done["seconds"], "", done["peak_rss_mb"], ""))
+    return out
+
+
 def table(rows: list[dict[str, Any]]) -> Table:
-    result = Table(title="Import, one epoch and evaluation by size (growth: x per 5x ratings)")
-    for column in ("phase", "ratings", "wall", "throughput", "peak RSS", "growth: time / RSS"):
-        result.add_column(column, justify="right" if column != "phase" else "left")
-    previous: dict[str, dict[str, Any]] = {}
+    result = Table(title="By size; growth = factor per 5x ratings (time / peak memory)")
+    for column in ("phase", "ratings", "seconds", "throughput", "peak RSS", "growth", "note"):
+        result.add_column(column, justify="left" if column in ("phase", "note") else "right")
+    previous: dict[str, tuple[int, float, float | None]] = {}
     for row in rows:
-        for phase in PHASES:
-            if phase not in row:
-                continue
-            measured = row[phase]
-            seconds = measured["epoch_seconds"] if phase == "train" else measured["seconds"]
-            rate = row["ratings"] / measured["seconds"] if phase == "import" else None
-            throughput = (
-                f"{measured['examples_per_second']:,.0f} examples/s (epoch {seconds:,.0f} s, "
-                f"command {measured['wall_seconds']:,.0f} s)"
-                if phase == "train"
-                else f"{rate:,.0f} ratings/s"
-                if rate
-                else ""
-            )
-            peak = measured["peak_rss_mb"]
-            memory = f"{peak:,.0f} MB" + (
-                f" (+ redis {measured['redis_peak_mb']:,.0f} MB)" if phase == "import" else ""
-            )
+        for label, seconds, rate, peak, note in measures(row):
             growth = ""
-            before = previous.get(phase)
-            if before is not None:
-                fives = math.log(row["ratings"] / before["ratings"], 5) or 1.0
-                time_ratio = (seconds / before["seconds"]) ** (1 / fives)
-                rss_ratio = (peak / before["peak"]) ** (1 / fives)
-                growth = f"{time_ratio:.2f}x / {rss_ratio:.2f}x"
-            previous[phase] = {"ratings": row["ratings"], "seconds": seconds, "peak": peak}
+            if label in previous:
+                ratings, before_seconds, before_peak = previous[label]
+                fives = math.log(row["ratings"] / ratings, 5) or 1.0
+                growth = f"{(seconds / before_seconds) ** (1 / fives):.2f}x"
+                if peak and before_peak:
+                    growth += f" / {(peak / before_peak) ** (1 / fives):.2f}x"
+            previous[label] = (row["ratings"], seconds, peak)
+            memory = f"{peak:,.0f} MB" if peak else ""
             result.add_row(
-                phase, f"{row['ratings']:,}", f"{seconds:,.0f} s", throughput, memory, growth
+                label, f"{row['ratings']:,}", f"{seconds:,.0f}", rate, memory, growth, note
             )
     return result
 
@@ -254,21 +263,31 @@ def main(
     sizes: Annotated[str, typer.Option(help="Ratings per dataset, comma-separated.")] = (
         "1000000,5000000"
     ),
-    phases: Annotated[str, typer.Option(help="Which of import,train,evaluate.")] = (
-        "import,train,evaluate"
-    ),
+    phases: Annotated[str, typer.Option(help="Which of import,train,evaluate.")] = ("import,train"),
     work: Annotated[Path, typer.Option(help="Datasets, models, results.")] = Path(
         "var/bench-training"
     ),
 ) -> None:
-    """Run the phases at each size and print the table (results also in WORK/results.json)."""
+    """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
     if context.invoked_subcommand is not None:
         return
     work.mkdir(parents=True, exist_ok=True)
     chosen = tuple(p for p in phases.split(",") if p in PHASES)
-    rows = [run_size(work.resolve(), int(size), chosen) for size in sizes.split(",")]
-    (work / "results.json").write_text(json.dumps(rows, indent=1))
+    rows = []
+    for size in sizes.split(","):
+        saved = work / f"results-{size}.json"
+        row = json.loads(saved.read_text()) if saved.exists() else {}
+        row.update(run_size(work.resolve(), int(size), chosen))  # phases not run: kept
+        saved.write_text(json.dumps(row, indent=1))
+        rows.append(row)
     console.print(table(rows))
+
+
+@app.command()
+def show(work: Annotated[Path, typer.Option()] = Path("var/bench-training")) -> None:
+    """The table of every size measured so far under WORK (each size's latest run)."""
+    found = [json.loads(f.read_text()) for f in work.glob("results-*.json")]
+    console.print(table(sorted(found, key=lambda row: row["ratings"])))
 
 
 @app.command()

@@ -17,6 +17,7 @@ from embeddings.baselines import (
     cooccurrence_scores,
     item_similarity,
     popularity_scores,
+    recent_cap,
     training_matrix,
 )
 from embeddings.data import Dataset
@@ -58,8 +59,14 @@ def model_ranking(
 
 def baseline_rankings(split: Split, cases: EvalCases, chunk: int = CHUNK) -> dict[str, Ranking]:
     """Popularity and co-occurrence on the same cases, `chunk` users at a time."""
-    train = training_matrix([m for m, _ in split.train_sequences()], len(split.movie_ids))
-    similarity = item_similarity(train)
+    sequences = [m for m, _ in split.train_sequences()]
+    train = training_matrix(sequences, len(split.movie_ids))
+    cap = recent_cap(np.array([len(m) for m in sequences]))
+    recent = (
+        train if cap is None else training_matrix([m[-cap:] for m in sequences], train.shape[1])
+    )
+    similarity = item_similarity(recent)
+    del recent
     popular, cooccurring = [], []
     for part in cases.chunks(chunk):
         scores = popularity_scores(train, len(part))

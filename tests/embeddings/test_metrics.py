@@ -11,6 +11,7 @@ from embeddings.baselines import (
     cooccurrence_scores,
     item_similarity,
     popularity_scores,
+    recent_cap,
     training_matrix,
 )
 from embeddings.metrics import Ranking, random_hit_rate, rank_targets
@@ -78,3 +79,9 @@ def test_chunked_rankings_concatenate_in_order() -> None:
     second = rank_targets(np.array([[1.0, 2, 3]]), np.array([0]), [[]])
     joined = Ranking.concatenate([first, second])
     assert joined.above.tolist() == whole.above.tolist() == [2, 2]
+
+
+def test_cooccurrence_cost_cap_counts_each_users_recent_interactions() -> None:
+    assert recent_cap(np.array([3, 4])) is None  # small data: every interaction counts
+    assert recent_cap(np.array([10, 10]), budget=100) == 7  # 2 x 7^2 = 98 <= 100
+    assert recent_cap(np.array([1, 10]), budget=50) == 7
