@@ -23,6 +23,7 @@ REQUIRED = {
     "movies.csv": ("movieId", "title", "genres"),
     "ratings.csv": ("userId", "movieId", "rating", "timestamp"),
     "tags.csv": ("movieId", "tag"),
+    "links.csv": ("movieId", "imdbId", "tmdbId"),
 }
 
 
@@ -71,6 +72,20 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str
             yield reader.line_num, row
 
 
+def _links(path: Path, bad: list[BadRow]) -> dict[str, tuple[str | None, str | None]]:
+    """movieId -> (IMDb, TMDB) ids from the optional links.csv; an empty cell is None."""
+    if not path.exists():
+        return {}
+    links: dict[str, tuple[str | None, str | None]] = {}
+    for line, row in _rows(path, REQUIRED["links.csv"]):
+        imdb, tmdb = (row["imdbId"] or "").strip() or None, (row["tmdbId"] or "").strip() or None
+        if any(v is not None and not (v.isascii() and v.isdigit()) for v in (imdb, tmdb)):
+            bad.append(BadRow("links.csv", line, "imdbId and tmdbId must be digits"))
+            continue
+        links[(row["movieId"] or "").strip()] = (imdb, tmdb)
+    return links
+
+
 def read_movielens(directory: Path) -> MovieLensData:
     if not directory.is_dir():
         raise DatasetError(f"{directory} is not a directory")
@@ -86,6 +101,7 @@ def read_movielens(directory: Path) -> MovieLensData:
             else:
                 bad.append(BadRow("tags.csv", line, "empty or over-long tag"))
 
+    links = _links(directory / "links.csv", bad)
     movies: list[Movie] = []
     seen: set[str] = set()
     for line, row in _rows(directory / "movies.csv", REQUIRED["movies.csv"]):
@@ -93,7 +109,16 @@ def read_movielens(directory: Path) -> MovieLensData:
         title, year = split_title(row["title"] or "")
         genres = tuple(g for g in (row["genres"] or "").split("|") if g and g != NO_GENRES)
         top_tags = tuple(t for t, _ in tags[movie_id].most_common(MAX_TAGS_PER_MOVIE))
-        movie = Movie(id=movie_id, title=title, genres=genres, year=year, tags=top_tags)
+        imdb_id, tmdb_id = links.get(movie_id, (None, None))
+        movie = Movie(
+            id=movie_id,
+            title=title,
+            genres=genres,
+            year=year,
+            tags=top_tags,
+            imdb_id=imdb_id,
+            tmdb_id=tmdb_id,
+        )
         try:
             validate_movie(movie)
         except InvalidRecord as exc:
