@@ -34,9 +34,7 @@ API_KEY = "page-test-key"
 SCREENSHOT_DIR = os.environ.get("MOVIE_RECS_SCREENSHOT_DIR")
 
 
-def start_server(
-    tmp: Path, seeded_sqlite: Path, model_dir: Path, **extra: str
-) -> Iterator[Server]:
+def start_server(tmp: Path, seeded_sqlite: Path, model_dir: Path, **extra: str) -> Iterator[Server]:
     db = tmp / "store.db"
     shutil.copy(seeded_sqlite, db)
     settings = {
@@ -136,9 +134,7 @@ def test_a_user_rates_a_movie_and_the_recommendations_move(
     before = titles(tab, "#recs")
 
     rated = before[0]
-    tab.get_by_role("button", name=f"Rate {rated}", exact=False).filter(
-        has_text="5"
-    ).first.click()
+    tab.get_by_role("button", name=f"Rate {rated}", exact=False).filter(has_text="5").first.click()
     expect(tab.locator("#history li .title").first).to_have_text(rated)
     expect(tab.locator("#history li .rating").first).to_contain_text("5")
     expect(tab.locator("#recs .movie").first).not_to_have_text(rated)  # seen: excluded now
