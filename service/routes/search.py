@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 
 from service.deps import RecommenderDep
 from service.routes.recommendations import ERRORS
-from service.schemas import MovieSearch, MovieSummary
-from service.titles import search_titles
+from service.schemas import ErrorBody, MovieSearch, MovieSummary
+from service.titles import TitleIndexBuilding, search_titles
 
 router = APIRouter(tags=["movies"])
 MAX_SEARCH = 50
+BUILD_WAIT_SECONDS = 2.0  # after a compaction the new base's title index is built once
 
 
 @router.get(
     "/movies",
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        503: {"model": ErrorBody, "description": "The title index is still being built."},
+    },
     openapi_extra={
         "responses": {
             "200": {
@@ -56,7 +60,12 @@ async def search_movies(
 ) -> MovieSearch:
     """Movies this replica can recommend whose title matches: exact titles first."""
     snapshot = recommender.snapshot()
-    hits = await search_titles(snapshot, q, limit)
+    try:
+        hits = await search_titles(snapshot, q, limit, wait=BUILD_WAIT_SECONDS)
+    except TitleIndexBuilding as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"{exc}; retry shortly", {"Retry-After": "1"}
+        ) from None
     return MovieSearch(
         query=q,
         index_version=snapshot.version,

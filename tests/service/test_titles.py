@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.index import MovieMeta, build_snapshot
-from service.titles import normalize, search_titles
+from service.titles import TitleIndexBuilding, genres_of, normalize, search_titles
 
 pytestmark = pytest.mark.anyio
 
@@ -63,3 +63,12 @@ async def test_webhook_changes_are_searchable_at_once() -> None:
     assert await found(changed, "toy story") == ["2"]  # 1 deleted, 2 renamed (from the delta)
     assert await found(changed, "toy story 2") == []  # the base's old title is masked
     assert await found(snap, "zephyrine") == []  # the old snapshot is untouched
+
+
+async def test_a_request_does_not_wait_for_a_title_index_being_built() -> None:
+    snap = snapshot()  # a new base, as after a compaction: nothing built for it yet
+    with pytest.raises(TitleIndexBuilding):
+        await search_titles(snap, "toy", 5, wait=0)
+    assert await genres_of(snap) == []  # the status poll answers without it
+    assert await found(snap, "toy") == ["1", "2"]  # the build went on and finishes
+    assert await genres_of(snap) == ["Action", "Animation", "Drama", "Horror", "Romance"]
