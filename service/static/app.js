@@ -11,6 +11,7 @@ const state = {
   session: JSON.parse(sessionStorage.getItem(SESSION) || "[]"), // newest first
   ranks: new Map(), // movie id -> rank in the list shown before the last change
   changed: false, // the last refresh follows an event: mark what entered or moved
+  ticket: 0,
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -127,16 +128,21 @@ async function refresh() {
     $("recs-meta").textContent = "";
     return;
   }
+  const ticket = ++state.ticket; // only the newest refresh renders (filters change fast)
+  $("recs").setAttribute("aria-busy", "true");
   try {
     const [history, recs] = state.mode === "user"
       ? await Promise.all([api.history(state.user), api.userRecs(state.user, filters())])
       : [{ items: state.session }, await api.sessionRecs(
           state.session.map(({ movie_id, kind, rating }) => ({ movie_id, kind, rating: rating ?? undefined })),
           filters())];
+    if (ticket !== state.ticket) return;
     renderHistory(history.items);
     renderRecs(recs);
   } catch (error) {
     handle(error);
+  } finally {
+    if (ticket === state.ticket) $("recs").setAttribute("aria-busy", "false");
   }
 }
 

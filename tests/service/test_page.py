@@ -133,7 +133,7 @@ def test_a_user_rates_a_movie_and_the_recommendations_move(
     before = titles(tab, "#recs")
 
     rated = before[0]
-    tab.get_by_role("button", name=f"Rate {rated}", exact=False).filter(has_text="5").first.click()
+    tab.locator("#recs .movie").first.get_by_role("button", name="5 of 5").click()
     expect(tab.locator("#history li .title").first).to_have_text(rated)
     expect(tab.locator("#history li .rating").first).to_contain_text("5")
     expect(tab.locator("#recs .movie").first).not_to_have_text(rated)  # seen: excluded now
@@ -188,6 +188,17 @@ def test_an_anonymous_session_is_personalized_after_two_clicks(
     expect(tab.locator("#recs-meta")).to_contain_text("2 history items used")
     reasons = tab.locator("#recs .because").all_inner_texts()
     assert reasons and all(r.startswith("because you watched ") for r in reasons)
+
+    tab.get_by_text("Filters").click()
+    tab.get_by_label("Comedy", exact=True).check()
+    tab.get_by_label("From year").fill("2000")
+    tab.get_by_label("From year").press("Tab")  # the change event refreshes the list
+    expect(tab.locator("#filter-summary")).to_have_text("(1 genre(s), years)")
+    expect(tab.locator("#recs")).to_have_attribute("aria-busy", "false")
+    genres = tab.locator("#recs .genres-line").all_inner_texts()
+    years = [int(y) for y in tab.locator("#recs .movie .year").all_inner_texts()]
+    assert genres and all("Comedy" in g for g in genres), genres
+    assert all(y >= 2000 for y in years), years
     assert console.errors == []
 
 
@@ -237,7 +248,7 @@ def test_with_api_keys_the_page_asks_for_one(
     tab.get_by_role("button", name="Use this key").click()
     expect(tab.locator("#auth-error")).to_contain_text("refused")
     key.fill(API_KEY)
-    tab.get_by_role("button", name="Use this key").click()
+    key.press("Enter")  # the keyboard alone is enough
     expect(tab.locator("#auth-status")).to_have_text("signed in with an API key")
     choose_user(tab, "1")
     expect(tab.locator("#recs .movie")).to_have_count(10)
