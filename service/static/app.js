@@ -60,13 +60,13 @@ function actions(movie) {
       "aria-label": `Watched ${name}`,
       onclick: () => record(movie, { kind: "watch" }),
     }, "Watched"),
-    el("span", { class: "stars", role: "group", "aria-label": `Rate ${name}` }, "rate", stars),
     el("button", {
       type: "button",
       class: "small ghost",
       "aria-label": `Movies similar to ${name}`,
       onclick: () => showSimilar(movie),
     }, "Similar"),
+    el("span", { class: "stars", role: "group", "aria-label": `Rate ${name}` }, "rate", stars),
   );
 }
 
