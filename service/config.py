@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Requests in progress at once (health checks aside); past it: 503 at once.",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="A request's headers must arrive within this, else the connection closes.",
+    )
     resync_min_fraction: float = Field(
         default=0.5,
         ge=0,

@@ -3,25 +3,32 @@
 uvicorn times out a keep-alive connection only after a response; a client that connects and
 sends nothing, or sends its headers a byte at a time, would hold its connection for good.
 Here a connection that sends nothing is closed after the keep-alive timeout, and a request
-whose headers are not complete within `HEADER_TIMEOUT_SECONDS` of its first byte is closed.
-The body has its own deadline in `service.middleware.BodyLimitMiddleware`.
+whose headers are not complete within `header_timeout_seconds` (a setting) of its first byte
+is closed. The body has its own deadline in `service.middleware.BodyLimitMiddleware`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEADER_TIMEOUT_SECONDS = 10.0
+from service.config import Settings
+
+
+@functools.cache
+def header_timeout() -> float:
+    """Read once per process (uvicorn builds the protocol by class, not from our settings)."""
+    return Settings().header_timeout_seconds
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
-    header_timeout = HEADER_TIMEOUT_SECONDS
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.header_timeout = header_timeout()
         self._arm(self.timeout_keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
