@@ -170,18 +170,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(InvalidRecord, _invalid_record)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # Outermost last: metrics see every answer, the limit refuses before a body is read.
-    app.add_middleware(
-        BodyLimitMiddleware,
-        default_limit=settings.max_body_bytes,
-        limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
-        raw_paths=[WEBHOOK_PATH],
-    )
+    # Added innermost first. Metrics see every answer; the body is read (within its deadline)
+    # before a request takes an in-flight slot, so a client trickling its body costs a
+    # connection, never a slot.
     app.add_middleware(
         InFlightLimitMiddleware,
         limit=settings.max_in_flight,
         exempt=HEALTH_PATHS,
         metrics=app.state.metrics,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
+        raw_paths=[WEBHOOK_PATH],
+        read_timeout=settings.read_timeout_seconds,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -49,11 +49,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Requests in progress at once (health checks aside); past it: 503 at once.",
     )
-    header_timeout_seconds: float = Field(
+    read_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
         le=120,
-        description="A request's headers must arrive within this, else the connection closes.",
+        description="A request's headers, then its body, must arrive within this each: else the "
+        "connection closes (headers) or the answer is 408 (body).",
     )
     resync_min_fraction: float = Field(
         default=0.5,

@@ -16,7 +16,6 @@ from service.metrics import Metrics
 
 requests_log = logging.getLogger("service.requests")
 SLOW_SECONDS = 1.0
-BODY_TIMEOUT_SECONDS = 10.0  # a body trickled slower than this holds an in-flight slot: 408
 
 
 async def _reply(
@@ -80,6 +79,8 @@ class BodyLimitMiddleware:
     Content-Length is used only to refuse early, never trusted to be the truth: a chunked or
     lying client is cut off by the count. Bodies are small (≤ 1 MiB), so buffering is cheap.
     Paths in `raw_paths` (the webhook, whose signature covers the raw bytes) parse their own.
+    A body not received within `read_timeout` is a 408: a trickling client would otherwise
+    hold an in-flight slot for good.
     """
 
     def __init__(
@@ -88,8 +89,10 @@ class BodyLimitMiddleware:
         default_limit: int,
         limits: Mapping[str, int],
         raw_paths: Collection[str] = (),
+        read_timeout: float = 10.0,
     ) -> None:
         self.app = app
+        self.read_timeout = read_timeout
         self.default_limit = default_limit
         self.limits = dict(limits)
         self.raw_paths = frozenset(raw_paths)
@@ -107,7 +110,7 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         size = 0
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self.read_timeout):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
@@ -121,7 +124,7 @@ class BodyLimitMiddleware:
                     if not message.get("more_body", False):
                         break
         except TimeoutError:
-            await _reply(send, 408, f"request body not received within {BODY_TIMEOUT_SECONDS:g}s")
+            await _reply(send, 408, f"request body not received within {self.read_timeout:g}s")
             return
         body = b"".join(chunks)
         if body and scope["path"] not in self.raw_paths and _is_json(scope):

@@ -3,7 +3,7 @@
 uvicorn times out a keep-alive connection only after a response; a client that connects and
 sends nothing, or sends its headers a byte at a time, would hold its connection for good.
 Here a connection that sends nothing is closed after the keep-alive timeout, and a request
-whose headers are not complete within `header_timeout_seconds` (a setting) of its first byte
+whose headers are not complete within `read_timeout_seconds` (a setting) of its first byte
 is closed. The body has its own deadline in `service.middleware.BodyLimitMiddleware`.
 """
 
@@ -20,7 +20,7 @@ from service.config import Settings
 @functools.cache
 def header_timeout() -> float:
     """Read once per process (uvicorn builds the protocol by class, not from our settings)."""
-    return Settings().header_timeout_seconds
+    return Settings().read_timeout_seconds
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
