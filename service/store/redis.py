@@ -159,7 +159,7 @@ class RedisStore(Store):
             password=password,
         )
         # Any: redis-py types every reply as a union of all it could be.
-        self._redis: Any = aioredis.Redis(connection_pool=pool)
+        self._redis: Any = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         self._apply = self._redis.register_script(_APPLY)
 
     @contextlib.asynccontextmanager
@@ -172,14 +172,19 @@ class RedisStore(Store):
         except TimeoutError:
             raise StoreUnavailable(f"Redis did not answer {what} within {seconds:g}s") from None
         except (RedisError, OSError) as exc:
-            kind = type(exc).__name__
-            raise StoreUnavailable(f"Redis {what} failed ({kind}): {exc}") from None
+            # The kind, not the text: clients see this message, and the text names hosts.
+            raise StoreUnavailable(f"Redis {what} failed ({type(exc).__name__})") from exc
 
     async def ping(self) -> None:
+        """At startup: the operator reads this message, so it says where and why."""
         try:
-            async with self._deadline("PING"):
+            async with asyncio.timeout(self.timeout):
                 await self._redis.ping()
-        except StoreUnavailable as exc:
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"Redis at {self.url} did not answer within {self.timeout:g}s"
+            ) from None
+        except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
 
     async def apply_changes(
