@@ -97,6 +97,16 @@ check() {  # check URL PYTHON-ASSERTION: the JSON body as `d`
   python3 -c "import json, sys; d = json.loads(sys.argv[1]); assert $2, d" "$body" \
     || fail "GET $1: expected $2"
 }
+eventually() {  # eventually SECONDS URL PYTHON-ASSERTION
+  local end=$((SECONDS + $1)) body
+  while [ "$SECONDS" -lt "$end" ]; do
+    body=$(curl -s --max-time 3 -H "Authorization: Bearer $KEY" "$2") \
+      && python3 -c "import json, sys; d = json.loads(sys.argv[1]); sys.exit(0 if $3 else 1)" \
+        "$body" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  fail "GET $2: not $3 within $1 s"
+}
 status() { curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$1"; }
 wait_ready() {  # wait_ready URL CONTAINER: /readyz 200 within 4 minutes, or the container's log
   for _ in $(seq 120); do
@@ -182,18 +192,16 @@ sent=$(date +%s.%N)
 compose run --rm cli send-webhook examples/new-movie.json --url http://api-1:8000 \
   >"$ST/webhook.log" 2>&1 || { tail -20 "$ST/webhook.log"; fail "send-webhook through the cli service"; }
 echo "send-webhook via cli -> api-1: $(grep -m1 -E '^[0-9]{3} ' "$ST/webhook.log")"
-for _ in $(seq 60); do
-  [ "$(status "$api2/v1/movies/900001")" = 200 ] && break
-  sleep 0.5
-done
+eventually 30 "$api2/v1/movies/900001" "d.get('indexed') is True"
 indexed_s=$(python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$sent")
 check "$api2/v1/movies/900001" "d['indexed'] is True and d['title'] == 'The Recommender'"
 check "$api1/v1/movies/900001" "d['indexed'] is True"
 check "$api2/v1/movies/900001/similar?k=5" "len(d['items']) == 5"
 echo "api-2 serves the movie sent to api-1 ${indexed_s}s after send-webhook started (its container included)"
+volumes=(podman volume ls -q --filter "label=io.podman.compose.project=$PROJECT")
+[ -n "$("${volumes[@]}")" ] || fail "no Redis volume"
 compose down -v >/dev/null 2>&1 || fail "compose down -v"
-[ -z "$(podman volume ls -q --filter "label=io.podman.compose.project=$PROJECT")" ] \
-  || fail "down -v left the Redis volume"
+[ -z "$("${volumes[@]}")" ] || fail "down -v left the Redis volume"
 compose_s=$((SECONDS - t0))
 
 log "OK"
