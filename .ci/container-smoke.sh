@@ -183,7 +183,10 @@ code=$(timeout 300 podman wait "$seed") || fail "the seed did not finish in 5 mi
 podman healthcheck run "$(container redis)" >/dev/null || fail "redis's healthcheck does not pass"
 wait_ready "$api1" "$(container api-1)"
 wait_ready "$api2" "$(container api-2)"
-for name in api-1 api-2; do runs_like_fargate "$(container "$name")"; done
+for name in api-1 api-2; do
+  runs_like_fargate "$(container "$name")"
+  echo "$name ready; restarts: $(podman inspect -f '{{.RestartCount}}' "$(container "$name")")"
+done
 check "$api1/readyz" "d['ready'] and d['index_size'] == $MOVIES"
 check "$api2/readyz" "d['ready'] and d['index_size'] == $MOVIES"
 check "$api1/v1/users/1/recommendations?k=5" "len(d['items']) == 5"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # the mmdebstrap hooks expand $1 themselves
 # CI ONLY, NOT PART OF THE PROJECT'S IMAGE. This machine reaches Debian's mirror and PyPI but no
 # container registry, so the three public images the Dockerfile and docker-compose.yml name are
 # made here under the same names, from Debian packages and the uv wheel:
