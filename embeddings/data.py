@@ -1,17 +1,21 @@
-"""Read a MovieLens-latest directory (`ratings.csv`, `movies.csv`, optional `tags.csv`).
+"""The one reader of the MovieLens-latest format (`movies.csv`, `ratings.csv`, optional `tags.csv`).
 
-Any directory in that format trains, not just the bundled one. Broken rows are skipped and
-counted in `Dataset.report`, so one bad line does not stop a training; only problems a training
-cannot survive (a missing file or column, no usable rating) raise `DataError`.
+Training (`load_dataset`) and the service's importer (`service.movielens`) both read through
+`read_movies` and `read_ratings`, so a title's year, the genres and the tags a movie keeps are
+decided here once: the movie tower sees the same record at training time as at serving time.
+Rows that cannot be used are skipped and passed to a `Skip` callback (file, line, short reason
+key, message): training counts the keys, the importer lists the messages. Only problems nothing
+can survive (a missing file or column, no movie, no usable rating) raise `DataError`.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,22 +25,46 @@ RATINGS_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 MOVIES_COLUMNS = ("movieId", "title", "genres")
 TAGS_COLUMNS = ("movieId", "tag")
 NO_GENRES = "(no genres listed)"
+# The tag rule: the 20 most used tags of a movie (ties in first-seen order), lower-cased, each at
+# most 100 characters, "|" (the tower's list separator) written as "/". A bound is needed because
+# a catalog record is bounded (at most 100 tags; movie 296 has 173 distinct tags) and the tower
+# reads only the first 32 known tag words anyway; training uses the same bound, so what it learns
+# from is exactly the record the service stores and embeds.
+MAX_TAGS_PER_MOVIE = 20
+MAX_TAG_LENGTH = 100
 
-# "Toy Story (1995)", "Show (2006-2007)" (hyphen or en dash), "Show (2007-)": the first year counts.
-_TITLE_YEAR = re.compile(r"\s*\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+# "Toy Story (1995)", "Show (2006-2007)" (hyphen or en dash), "Show (2007-)", "Show (2016- )":
+# the first year counts. The en dash is put in as the character itself (not a regex escape), so
+# the movie tower's RE2 strips the same suffix with this very pattern (features.py).
+YEAR_SUFFIX = r"\s*\((\d{4})(?:\s*[-" + "\u2013" + r"]\s*(?:\d{4})?\s*)?\)\s*$"
+_TITLE_YEAR = re.compile(YEAR_SUFFIX)
+
+Skip = Callable[[str, int, str, str], None]
+"""Called for each skipped row: (file name, line number, reason key, message)."""
 
 
 class DataError(Exception):
-    """The data cannot be trained on; the message says which file and why."""
+    """The data cannot be used at all; the message says which file and why."""
 
 
 @dataclass(frozen=True)
 class Movie:
-    movie_id: str
+    """A catalog record as training reads it; the same fields as the service's stored movie."""
+
+    id: str
     title: str  # without the "(1995)" suffix: the form the service stores
-    year: int  # 0 when the title carries no year
+    year: int | None  # None when the title carries no year
     genres: tuple[str, ...]
-    tags: tuple[str, ...]  # lower-cased, most used first
+    tags: tuple[str, ...]  # the tag rule above
+
+
+@dataclass(frozen=True)
+class Rating:
+    line: int
+    user_id: str
+    movie_id: str
+    rating: float
+    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -72,25 +100,78 @@ class Dataset:
         return digest.hexdigest()
 
 
-def split_title(title: str) -> tuple[str, int]:
-    """`"Toy Story (1995)"` -> `("Toy Story", 1995)`; a title without a year gives year 0."""
+def split_title(title: str) -> tuple[str, int | None]:
+    """`"Toy Story (1995)"` -> `("Toy Story", 1995)`; a title without a year gives None."""
     match = _TITLE_YEAR.search(title)
     if match is None:
-        return title.strip(), 0
-    return title[: match.start()].strip(), int(match.group(1))
+        return title.strip(), None
+    return (title[: match.start()].strip() or title.strip()), int(match.group(1))
 
 
 def load_dataset(directory: Path) -> Dataset:
-    """Read and validate one MovieLens-format directory."""
+    """Read one MovieLens-format directory for training; skipped rows are counted by reason."""
     directory = Path(directory)
     report: Counter[str] = Counter()
-    tags = _read_tags(directory / "tags.csv", report)
-    movies = _read_movies(directory / "movies.csv", tags, report)
-    ratings = _read_ratings(directory / "ratings.csv", {m.movie_id for m in movies}, report)
+
+    def count(_file: str, _line: int, reason: str, _message: str) -> None:
+        report[reason] += 1
+
+    movies = [movie for _, movie in read_movies(directory, count)]
+    for movie in movies:
+        for problem, present in (("year", movie.year), ("genres", movie.genres)):
+            if not present:
+                report[f"movies_without_{problem}"] += 1
+    if not (directory / "tags.csv").is_file():
+        report["tags_file_missing"] += 1
+    known = {m.id for m in movies}
+    rows = read_ratings(directory, known, count)
+    ratings = _latest_ratings(rows, report, directory / "ratings.csv")
     return Dataset(movies=movies, ratings=ratings, report=report)
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> Iterator[dict[str, str]]:
+def read_movies(directory: Path, skip: Skip) -> list[tuple[int, Movie]]:
+    """Every usable movie with its line in movies.csv, tags attached, first occurrence wins."""
+    tags = _read_tags(directory / "tags.csv", skip)
+    movies: list[tuple[int, Movie]] = []
+    seen: set[str] = set()
+    for line, row in _rows(directory / "movies.csv", MOVIES_COLUMNS):
+        movie_id = (row["movieId"] or "").strip()
+        title, year = split_title(row["title"] or "")
+        if not movie_id or not title:
+            skip("movies.csv", line, "movies_bad_rows", "movie without an id or a title")
+            continue
+        if movie_id in seen:
+            skip("movies.csv", line, "movies_duplicate_ids", f"duplicate movie id {movie_id}")
+            continue
+        seen.add(movie_id)
+        genres = tuple(
+            g.strip() for g in (row["genres"] or "").split("|") if g.strip() and g != NO_GENRES
+        )
+        movies.append((line, Movie(movie_id, title, year, genres, tags.get(movie_id, ()))))
+    if not movies:
+        raise DataError(f"{directory / 'movies.csv'}: no movies")
+    return movies
+
+
+def read_ratings(directory: Path, known_movies: set[str], skip: Skip) -> Iterator[Rating]:
+    """The rating rows of known movies, in file order, one at a time (any size of file)."""
+    for line, row in _rows(directory / "ratings.csv", RATINGS_COLUMNS):
+        try:
+            user_id, movie_id = row["userId"].strip(), row["movieId"].strip()
+            rating, timestamp = float(row["rating"]), float(row["timestamp"])
+        except (AttributeError, TypeError, ValueError):
+            skip("ratings.csv", line, "ratings_bad_rows", "unparsable value")
+            continue
+        if not user_id or not movie_id or not math.isfinite(rating):
+            skip("ratings.csv", line, "ratings_bad_rows", "missing id or rating")
+            continue
+        if movie_id not in known_movies:
+            skip("ratings.csv", line, "ratings_unknown_movie", f"unknown movie id {movie_id}")
+            continue
+        yield Rating(line, user_id, movie_id, rating, timestamp)
+
+
+def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     with path.open(newline="", encoding="utf-8") as handle:
@@ -98,69 +179,36 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterator[dict[str, str]]:
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"{path}: missing columns {', '.join(missing)}")
-        yield from reader
+        for row in reader:
+            yield reader.line_num, row
 
 
-def _read_tags(path: Path, report: Counter[str]) -> dict[str, tuple[str, ...]]:
+def _read_tags(path: Path, skip: Skip) -> dict[str, tuple[str, ...]]:
     if not path.is_file():
-        report["tags_file_missing"] += 1
         return {}
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in _rows(path, TAGS_COLUMNS):
-        movie_id, tag = (row["movieId"] or "").strip(), (row["tag"] or "").strip().lower()
-        if not movie_id or not tag:
-            report["tags_bad_rows"] += 1
+    for line, row in _rows(path, TAGS_COLUMNS):
+        movie_id = (row["movieId"] or "").strip()
+        tag = (row["tag"] or "").strip().lower().replace("|", "/")
+        if not movie_id or not tag or len(tag) > MAX_TAG_LENGTH:
+            skip("tags.csv", line, "tags_bad_rows", "empty or over-long tag")
             continue
         counts[movie_id][tag] += 1
     # Counter.most_common keeps first-seen order among ties, so the result is deterministic.
-    return {m: tuple(t for t, _ in c.most_common()) for m, c in counts.items()}
+    return {m: tuple(t for t, _ in c.most_common(MAX_TAGS_PER_MOVIE)) for m, c in counts.items()}
 
 
-def _read_movies(path: Path, tags: dict[str, tuple[str, ...]], report: Counter[str]) -> list[Movie]:
-    movies: dict[str, Movie] = {}
-    for row in _rows(path, MOVIES_COLUMNS):
-        movie_id = (row["movieId"] or "").strip()
-        if not movie_id:
-            report["movies_bad_rows"] += 1
-            continue
-        if movie_id in movies:
-            report["movies_duplicate_ids"] += 1
-            continue
-        title, year = split_title(row["title"] or "")
-        genres = tuple(
-            g.strip() for g in (row["genres"] or "").split("|") if g.strip() and g != NO_GENRES
-        )
-        for problem, present in (("year", year), ("genres", genres), ("title", title)):
-            if not present:
-                report[f"movies_without_{problem}"] += 1
-        movies[movie_id] = Movie(movie_id, title, year, genres, tags.get(movie_id, ()))
-    if not movies:
-        raise DataError(f"{path}: no movies")
-    return list(movies.values())
-
-
-def _read_ratings(path: Path, known_movies: set[str], report: Counter[str]) -> Ratings:
+def _latest_ratings(rows: Iterator[Rating], report: Counter[str], path: Path) -> Ratings:
+    """One rating per (user, movie): the latest; training learns from each pair once."""
     latest: dict[tuple[str, str], tuple[float, int]] = {}
-    for row in _rows(path, RATINGS_COLUMNS):
-        try:
-            user_id, movie_id = row["userId"].strip(), row["movieId"].strip()
-            rating, timestamp = float(row["rating"]), int(float(row["timestamp"]))
-        except (AttributeError, TypeError, ValueError):
-            report["ratings_bad_rows"] += 1
-            continue
-        if not user_id or not movie_id or not np.isfinite(rating):
-            report["ratings_bad_rows"] += 1
-            continue
-        if movie_id not in known_movies:
-            report["ratings_unknown_movie"] += 1
-            continue
-        key = (user_id, movie_id)
+    for row in rows:
+        key, timestamp = (row.user_id, row.movie_id), int(row.timestamp)
         if key in latest:
             report["ratings_duplicate"] += 1
             if timestamp < latest[key][1]:
                 continue
             del latest[key]  # re-insert so file order follows the kept (latest) rating
-        latest[key] = (rating, timestamp)
+        latest[key] = (row.rating, timestamp)
     if not latest:
         raise DataError(f"{path}: no usable ratings")
     keys = list(latest)

@@ -102,7 +102,7 @@ def _summary(ranking: Ranking, k: int) -> dict[str, Any]:
 
 def evaluate_towers(dataset: Dataset, towers: LoadedTowers) -> dict[str, Any]:
     """Evaluate an exported version on `dataset`, rebuilding the split its manifest describes."""
-    from embeddings.export import embed_movies
+    from embeddings.movie_inputs import embed_movies
 
     config = towers.manifest["config"]
     split = leave_last_out(
@@ -111,7 +111,7 @@ def evaluate_towers(dataset: Dataset, towers: LoadedTowers) -> dict[str, Any]:
         cold_fraction=config["cold_fraction"],
         seed=towers.manifest["seed"],
     )
-    vectors = embed_movies(towers.movie_tower, dataset.movies)
+    vectors = embed_movies(towers.movie_tower, dataset.movies, int(towers.manifest["dim"]))
     return evaluate(
         split,
         vectors,

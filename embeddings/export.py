@@ -18,11 +18,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from embeddings.data import Movie
 from embeddings.features import MovieEncoder, Vocabularies
 from embeddings.model import MovieTower, UserTower
 
-EMBED_BATCH = 4096
 DIR_MODE = 0o755
 FILE_MODE = 0o644
 
@@ -86,22 +84,6 @@ def user_tower_params(tower: UserTower) -> dict[str, np.ndarray]:
         "project_kernel": np.asarray(tower.project.kernel.numpy()),
         "project_bias": np.asarray(tower.project.bias.numpy()),
     }
-
-
-def embed_movies(serve: Any, movies: Sequence[Movie]) -> np.ndarray:
-    """Run a movie-tower signature over `Movie` rows, in batches, as the service would."""
-    parts = [np.zeros((0, 0), np.float32)]
-    for begin in range(0, len(movies), EMBED_BATCH):
-        batch = movies[begin : begin + EMBED_BATCH]
-        out = serve(
-            movie_id=tf.constant([m.movie_id for m in batch], tf.string),
-            title=tf.constant([m.title for m in batch], tf.string),
-            genres=tf.constant(["|".join(m.genres) for m in batch], tf.string),
-            tags=tf.constant(["|".join(m.tags) for m in batch], tf.string),
-            year=tf.constant([m.year for m in batch], tf.int32),
-        )
-        parts.append(out["embedding"].numpy())
-    return np.concatenate(parts[1:]) if len(parts) > 1 else parts[0]
 
 
 def save_towers(

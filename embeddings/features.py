@@ -16,15 +16,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from embeddings.data import Movie
+from embeddings.data import YEAR_SUFFIX, Movie
+from embeddings.movie_inputs import tower_inputs
 
 TITLE_TOKENS = 16
 GENRES = 10
 TAG_TOKENS = 32
 FIRST_YEAR, LAST_YEAR, YEARS_PER_BUCKET = 1900, 2029, 5
 YEAR_BUCKETS = (LAST_YEAR - FIRST_YEAR) // YEARS_PER_BUCKET + 2  # + unknown (0)
-# Strip a "(1995)" suffix inside the model too, so titles work with or without it.
-_YEAR_SUFFIX = r"\s*\(\d{4}(?:\s*[-\x{2013}]\s*(?:\d{4})?)?\)\s*$"  # RE2 syntax
 VOCAB_FILES = ("movie_ids", "genres", "title_tokens", "tags")
 
 
@@ -66,7 +65,7 @@ def build_vocabularies(
     tags = tokenize(tf.constant(["|".join(m.tags) for m in known], dtype=tf.string)).to_list()
     genres = Counter(g for m in known for g in m.genres)
     return Vocabularies(
-        movie_ids=[m.movie_id for m in known],
+        movie_ids=[m.id for m in known],
         genres=sorted(genres),
         title_tokens=_frequent(titles, min_count),
         tags=_frequent(tags, min_count),
@@ -88,13 +87,7 @@ def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
 
 def encode_catalog(encoder: MovieEncoder, movies: Sequence[Movie]) -> dict[str, np.ndarray]:
     """Encode `Movie` rows with the exported encoder, so training sees what serving sees."""
-    features = encoder(
-        movie_id=tf.constant([m.movie_id for m in movies], dtype=tf.string),
-        title=tf.constant([m.title for m in movies], dtype=tf.string),
-        genres=tf.constant(["|".join(m.genres) for m in movies], dtype=tf.string),
-        tags=tf.constant(["|".join(m.tags) for m in movies], dtype=tf.string),
-        year=tf.constant([m.year for m in movies], dtype=tf.int32),
-    )
+    features = encoder(**tower_inputs(movies))
     return {name: value.numpy() for name, value in features.items()}
 
 
@@ -128,7 +121,8 @@ class MovieEncoder(tf.Module):
         tags: tf.Tensor,
         year: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
-        title = tf.strings.regex_replace(title, _YEAR_SUFFIX, "")
+        # Strip a "(1995)" suffix inside the model too, so titles work with or without it.
+        title = tf.strings.regex_replace(title, YEAR_SUFFIX, "")
         genre_words = tf.ragged.map_flat_values(tf.strings.strip, tf.strings.split(genres, "|"))
         year = tf.cast(year, tf.int32)
         bucket = (tf.clip_by_value(year, FIRST_YEAR, LAST_YEAR) - FIRST_YEAR) // YEARS_PER_BUCKET

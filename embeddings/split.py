@@ -91,7 +91,7 @@ def leave_last_out(
     """Build the split. Ratings below `min_rating` are dropped (0 keeps every rating)."""
     ratings = dataset.ratings
     report: Counter[str] = Counter()
-    movie_ids = [m.movie_id for m in dataset.movies]
+    movie_ids = [m.id for m in dataset.movies]
     index = {movie_id: i for i, movie_id in enumerate(movie_ids)}
 
     keep = ratings.ratings >= min_rating

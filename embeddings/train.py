@@ -21,7 +21,6 @@ from embeddings.data import Dataset, Ratings, load_dataset
 from embeddings.evaluate import evaluate, model_ranking
 from embeddings.examples import Examples, build_examples
 from embeddings.export import (
-    embed_movies,
     publish,
     save_catalog,
     save_popular,
@@ -31,6 +30,7 @@ from embeddings.export import (
 )
 from embeddings.features import YEAR_BUCKETS, MovieEncoder, build_vocabularies, encode_catalog
 from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
+from embeddings.movie_inputs import embed_movies
 from embeddings.split import EvalCases, leave_last_out
 
 TINY_USERS = 40
@@ -155,7 +155,7 @@ def train(
         dim=config.dim,
     )
     towers = open_towers(staging, {})  # evaluate what ships, not the in-memory model
-    vectors = embed_movies(towers.movie_tower, dataset.movies)
+    vectors = embed_movies(towers.movie_tower, dataset.movies, config.dim)
     save_catalog(staging, split.movie_ids, vectors)
     save_popular(staging, split.movie_ids, [m for m, _ in split.train_sequences()])
     metrics = evaluate(split, vectors, towers.embed_users, length=length, k=config.top_k)
@@ -190,7 +190,11 @@ def train_directory(
 
 
 def tiny_dataset(data_dir: Path, users: int = TINY_USERS) -> Dataset:
-    """The first `users` users of a dataset (by id) and the movies they rated."""
+    """The first `users` users of a dataset (by id), with the whole catalog.
+
+    Every movie stays, as in a full training: the exported vectors cover the catalog the service
+    imports, and movies none of these users rated are simply cold.
+    """
     full = load_dataset(data_dir)
     chosen = set(sorted(set(full.ratings.user_ids), key=lambda u: (len(u), u))[:users])
     rows = np.array([u in chosen for u in full.ratings.user_ids])
@@ -200,9 +204,7 @@ def tiny_dataset(data_dir: Path, users: int = TINY_USERS) -> Dataset:
         full.ratings.ratings[rows],
         full.ratings.timestamps[rows],
     )
-    rated = set(ratings.movie_ids)
-    movies = [m for m in full.movies if m.movie_id in rated]
-    return Dataset(movies=movies, ratings=ratings, report=full.report)
+    return Dataset(movies=full.movies, ratings=ratings, report=full.report)
 
 
 def train_tiny(artifacts: Path, *, data_dir: Path | None = None, seed: int = 0) -> Path:

@@ -1,33 +1,24 @@
-"""Reading the MovieLens-latest CSV format, for the import command.
+"""The MovieLens dataset as store records, for the import command.
 
-Everything is parsed and checked before anything is written, so a missing file or column
-stops the import with nothing half-written; single bad rows are reported and skipped.
+Parsing is `embeddings.data`'s (the reader training uses, so a movie's year, genres and tags are
+what the model was trained on); this module turns its rows into store records, applies the
+store's limits, and keeps every skipped row with its file and line for the import report.
+Everything is read and checked before anything is written, so a missing file or column stops the
+import with nothing half-written.
 """
 
 from __future__ import annotations
 
-import csv
-import re
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from embeddings.data import DataError, read_movies, read_ratings
+from embeddings.data import split_title as split_title
 from service.store.base import Event, InvalidRecord, Movie, validate_event, validate_movie
 
-YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:\s*[-\u2013]\s*\d{0,4}\s*)?\)\s*$")
-NO_GENRES = "(no genres listed)"
-MAX_TAGS_PER_MOVIE = 20
-
-REQUIRED = {
-    "movies.csv": ("movieId", "title", "genres"),
-    "ratings.csv": ("userId", "movieId", "rating", "timestamp"),
-    "tags.csv": ("movieId", "tag"),
-}
-
-
-class DatasetError(Exception):
-    """The dataset cannot be imported at all (missing file or column)."""
+DatasetError = DataError
+"""The dataset cannot be imported at all (missing file or column)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,79 +39,34 @@ class MovieLensData:
         return sum(len(v) for v in self.events.values())
 
 
-def split_title(raw: str) -> tuple[str, int | None]:
-    """'Toy Story (1995)' -> ('Toy Story', 1995); a title without a year keeps year None."""
-    match = YEAR_SUFFIX.search(raw)
-    if not match:
-        return raw.strip(), None
-    title = raw[: match.start()].strip()
-    return (title or raw.strip()), int(match.group(1))
-
-
-def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DatasetError(f"{path} lacks column(s) {', '.join(missing)}")
-        for row in reader:
-            yield reader.line_num, row
-
-
 def read_movielens(directory: Path) -> MovieLensData:
+    directory = Path(directory)
     if not directory.is_dir():
         raise DatasetError(f"{directory} is not a directory")
     bad: list[BadRow] = []
 
-    tags: dict[str, Counter[str]] = defaultdict(Counter)
-    tags_path = directory / "tags.csv"
-    if tags_path.exists():
-        for line, row in _rows(tags_path, REQUIRED["tags.csv"]):
-            tag = (row["tag"] or "").strip().lower().replace("|", "/")
-            if tag and len(tag) <= 100:
-                tags[row["movieId"].strip()][tag] += 1
-            else:
-                bad.append(BadRow("tags.csv", line, "empty or over-long tag"))
+    def skip(file: str, line: int, _reason: str, message: str) -> None:
+        bad.append(BadRow(file, line, message))
 
     movies: list[Movie] = []
-    seen: set[str] = set()
-    for line, row in _rows(directory / "movies.csv", REQUIRED["movies.csv"]):
-        movie_id = (row["movieId"] or "").strip()
-        title, year = split_title(row["title"] or "")
-        genres = tuple(g for g in (row["genres"] or "").split("|") if g and g != NO_GENRES)
-        top_tags = tuple(t for t, _ in tags[movie_id].most_common(MAX_TAGS_PER_MOVIE))
-        movie = Movie(id=movie_id, title=title, genres=genres, year=year, tags=top_tags)
+    for line, row in read_movies(directory, skip):
+        movie = Movie(id=row.id, title=row.title, genres=row.genres, year=row.year, tags=row.tags)
         try:
             validate_movie(movie)
         except InvalidRecord as exc:
             bad.append(BadRow("movies.csv", line, str(exc)))
             continue
-        if movie_id in seen:
-            bad.append(BadRow("movies.csv", line, f"duplicate movie id {movie_id}"))
-            continue
-        seen.add(movie_id)
         movies.append(movie)
 
     events: dict[str, list[Event]] = defaultdict(list)
-    for line, row in _rows(directory / "ratings.csv", REQUIRED["ratings.csv"]):
+    for rating in read_ratings(directory, {m.id for m in movies}, skip):
+        event = Event(
+            movie_id=rating.movie_id, kind="rate", rating=rating.rating, timestamp=rating.timestamp
+        )
         try:
-            user_id = row["userId"].strip()
-            event = Event(
-                movie_id=row["movieId"].strip(),
-                kind="rate",
-                rating=float(row["rating"]),
-                timestamp=float(row["timestamp"]),
-            )
-            validate_event(user_id, event)
-        except (ValueError, AttributeError) as exc:
-            bad.append(BadRow("ratings.csv", line, str(exc) or "unparsable value"))
+            validate_event(rating.user_id, event)
+        except InvalidRecord as exc:
+            bad.append(BadRow("ratings.csv", rating.line, str(exc)))
             continue
-        if event.movie_id not in seen:
-            bad.append(BadRow("ratings.csv", line, f"unknown movie id {event.movie_id}"))
-            continue
-        events[user_id].append(event)
+        events[rating.user_id].append(event)
     return MovieLensData(movies=movies, events=dict(events), bad_rows=bad)

@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from embeddings import numpy_user_tower
+from embeddings import movie_inputs, numpy_user_tower
 from embeddings.weights import event_weight
 from service.store import Event, Movie
 
 log = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-4
-MOVIE_BATCH = 2048
 
 
 class ModelLoadError(Exception):
@@ -64,20 +63,8 @@ class Towers:
         return self._loaded.embed_users(history, weights)
 
     def embed_movies(self, movies: Sequence[Movie]) -> np.ndarray:
-        import tensorflow as tf
-
-        parts = []
-        for start in range(0, len(movies), MOVIE_BATCH):
-            batch = movies[start : start + MOVIE_BATCH]
-            out = self._loaded.movie_tower(
-                movie_id=tf.constant([m.id for m in batch], tf.string),
-                title=tf.constant([m.title for m in batch], tf.string),
-                genres=tf.constant(["|".join(m.genres) for m in batch], tf.string),
-                tags=tf.constant(["|".join(m.tags) for m in batch], tf.string),
-                year=tf.constant([m.year or 0 for m in batch], tf.int32),
-            )
-            parts.append(out["embedding"].numpy().astype(np.float32))
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        """The movie tower over stored records, through the adapter training exported with."""
+        return movie_inputs.embed_movies(self._loaded.movie_tower, movies, self.dim)
 
 
 def weights_of(events: Sequence[Event]) -> np.ndarray:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from embeddings.data import DataError, load_dataset, split_title
+from embeddings.data import MAX_TAGS_PER_MOVIE, DataError, load_dataset, split_title
 from service.config import BUNDLED_DATA
 from tests.embeddings.conftest import WriteData
 
@@ -11,14 +11,15 @@ from tests.embeddings.conftest import WriteData
     ("title", "expected"),
     [
         ("Toy Story (1995)", ("Toy Story", 1995)),
-        ("Babylon 5", ("Babylon 5", 0)),
+        ("Babylon 5", ("Babylon 5", None)),
         ("Death Note: Desu nôto (2006\u20132007)", ("Death Note: Desu nôto", 2006)),
         ("Some Show (2007-)", ("Some Show", 2007)),
-        ("Ready Player One ", ("Ready Player One", 0)),
+        ("Ready Player One ", ("Ready Player One", None)),
+        ("Stranger Things (2016\u2013 )", ("Stranger Things", 2016)),
         ("1984 (1984)", ("1984", 1984)),
     ],
 )
-def test_split_title_separates_the_year(title: str, expected: tuple[str, int]) -> None:
+def test_split_title_separates_the_year(title: str, expected: tuple[str, int | None]) -> None:
     assert split_title(title) == expected
 
 
@@ -29,15 +30,15 @@ def test_bundled_data_loads_with_its_quirks_counted() -> None:
     assert dataset.report["movies_without_genres"] == 34
     assert dataset.report["movies_without_year"] == 12
     toy_story = dataset.movies[0]
-    assert (toy_story.movie_id, toy_story.title, toy_story.year) == ("1", "Toy Story", 1995)
+    assert (toy_story.id, toy_story.title, toy_story.year) == ("1", "Toy Story", 1995)
     assert "pixar" in toy_story.tags
 
 
 def test_no_genres_and_no_year_are_kept_and_counted(write_data: WriteData) -> None:
     dataset = load_dataset(write_data(ratings=[("1", "4", "4.0", "10"), ("1", "5", "3.0", "11")]))
-    by_id = {m.movie_id: m for m in dataset.movies}
+    by_id = {m.id: m for m in dataset.movies}
     assert by_id["5"].genres == ()
-    assert (by_id["4"].title, by_id["4"].year) == ("Babylon 5", 0)
+    assert (by_id["4"].title, by_id["4"].year) == ("Babylon 5", None)
     assert dataset.report["movies_without_genres"] == 1
     assert dataset.report["movies_without_year"] == 1
     assert dataset.report["tags_file_missing"] == 1
@@ -66,6 +67,13 @@ def test_tags_are_lower_cased_and_ordered_by_use(write_data: WriteData) -> None:
     tags = [("1", "1", "Pixar", "1"), ("2", "1", "fun", "2"), ("3", "1", "pixar ", "3")]
     dataset = load_dataset(write_data(ratings=[("1", "1", "4", "1")], tags=tags))
     assert dataset.movies[0].tags == ("pixar", "fun")
+
+
+def test_a_movie_keeps_its_20_most_used_tags(write_data: WriteData) -> None:
+    """The tag rule the stored record and training share (movie 296 has 173 distinct tags)."""
+    tags = [(str(u), "1", f"tag{t}", "1") for t in range(25) for u in range(25 - t)]
+    dataset = load_dataset(write_data(ratings=[("1", "1", "4", "1")], tags=tags))
+    assert dataset.movies[0].tags == tuple(f"tag{t}" for t in range(MAX_TAGS_PER_MOVIE))
 
 
 def test_missing_columns_are_a_data_error(write_data: WriteData) -> None:

@@ -110,15 +110,15 @@ def test_load_without_training_code_and_embed_a_new_movie_and_its_viewer(
 
 def test_movie_vectors_are_the_movie_tower_on_the_catalog(tiny_artifacts: Path) -> None:
     from embeddings.artifacts import load_towers
-    from embeddings.export import embed_movies
+    from embeddings.movie_inputs import embed_movies
     from embeddings.train import tiny_dataset
     from service.config import BUNDLED_DATA
 
     towers = load_towers(tiny_artifacts.parent)  # through `latest`
     dataset = tiny_dataset(BUNDLED_DATA)
     ids = json.loads((tiny_artifacts / "movie_ids.json").read_text())
-    assert ids == [m.movie_id for m in dataset.movies]
-    vectors = embed_movies(towers.movie_tower, dataset.movies[:50])
+    assert ids == [m.id for m in dataset.movies]
+    vectors = embed_movies(towers.movie_tower, dataset.movies[:50], 64)
     np.testing.assert_allclose(
         vectors, np.load(tiny_artifacts / "movie_vectors.npy")[:50], atol=1e-6
     )

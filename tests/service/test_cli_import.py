@@ -54,7 +54,7 @@ def test_missing_column_exits_non_zero_and_writes_nothing(tmp_path: Path) -> Non
     result = runner.invoke(app, ["import-movielens", str(data), "--store-url", url])
 
     assert result.exit_code == 2
-    assert "lacks column(s) rating, timestamp" in result.output
+    assert "missing columns rating, timestamp" in result.output
     assert not (tmp_path / "store.db").exists()
 
 
