@@ -22,11 +22,13 @@ from service.deps import require_api_key
 from service.index import IndexParams, set_threads
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, MetricsMiddleware
+from service.page import mount_page
 from service.recommender import Recommender
 from service.refresher import IndexState, refresh_once, run_refresher
-from service.routes import events, health, movies, recommendations, webhooks
+from service.routes import catalog, events, health, movies, recommendations, search, users, webhooks
 from service.runtime import Runtime
 from service.store import InvalidRecord, StoreError, store_from_settings
+from service.titles import title_index
 from service.towers import load_towers
 
 log = logging.getLogger("service")
@@ -85,6 +87,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
             params=params,
         )
+        await title_index(state.snapshot.base)  # search is ready before the first request
         # The catalog, model and index are long-lived: move them out of the collector's
         # generations so full collections stop rescanning them on the request path.
         gc.collect()
@@ -161,12 +164,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
-    for module in (recommendations, events, movies):
+    for module in (recommendations, events, movies, search, users, catalog):
         v1.include_router(module.router)
     app.include_router(v1)
     # Webhooks authenticate by signature, not by API key.
     app.include_router(webhooks.router, prefix="/v1")
     app.include_router(health.router)
+    if settings.page:
+        mount_page(app)
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(InvalidRecord, _invalid_record)
     app.add_exception_handler(RequestValidationError, _validation_error)
