@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -58,10 +59,16 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real two-tower model, trained in seconds on 40 users of the bundled data."""
+    """A real two-tower model, trained in seconds on 40 users of the bundled data, under a
+    strict umask (077) so the tests see what a user or CI with one would publish."""
     from embeddings.train import train_tiny
 
-    return train_tiny(tmp_path_factory.mktemp("artifacts"))
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    previous = os.umask(0o077)
+    try:
+        return train_tiny(artifacts)
+    finally:
+        os.umask(previous)
 
 
 @pytest.fixture(scope="session")
