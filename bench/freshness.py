@@ -18,21 +18,20 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from standardwebhooks.webhooks import Webhook
 
 from bench import wrk
-from bench.catalog import write_catalog
+from bench.catalog import write_synthetic
+from bench.process import Server, free_port, server_env
 from service.config import Settings
-from service.devserver import Server, free_port, server_env
 from service.store import open_store
 from service.towers import load_towers
+from service.webhook_signer import signed_headers
 
 SECRET = "whsec_" + "YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1yZWFs"  # benchmark-only
 WORK = Path("var/bench")
@@ -40,18 +39,9 @@ console = Console(width=200)
 
 
 def deliver(client: httpx.Client, url: str, payload: object, msg_id: str) -> int:
-    body = json.dumps(payload)
-    now = datetime.now(tz=UTC)
-    response = client.post(
-        f"{url}/v1/webhooks/catalog",
-        content=body,
-        headers={
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(SECRET).sign(msg_id, now, body),
-        },
-    )
+    body = json.dumps(payload).encode()
+    headers = signed_headers(SECRET, body, msg_id)
+    response = client.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers)
     response.raise_for_status()
     return int(response.json()["last_seq"])
 
@@ -114,7 +104,7 @@ def main() -> None:
 
         async def seed() -> None:
             store = await open_store(url)
-            await write_catalog(store, towers.version, args.size)
+            await write_synthetic(store, args.size, towers.version)
             await store.close()
 
         console.print(f"seeding {args.size:,} synthetic movies into Redis…")

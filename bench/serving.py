@@ -23,8 +23,8 @@ from rich.table import Table
 
 from bench import wrk
 from bench.catalog import clustered_vectors, ensure_catalog
+from bench.process import Server, server_env
 from service.config import BUNDLED_DATA, Settings
-from service.devserver import Server, server_env
 from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
 from service.towers import Towers, load_towers
 
@@ -79,7 +79,7 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
         ),
     }
     for n in sizes:
-        vectors, _ = clustered_vectors(n)
+        vectors = clustered_vectors(n)
         ids = [f"s{i}" for i in range(n)]
         meta = [MovieMeta("t", (), None)] * n
         exact = BaseIndex.build(ids, vectors, meta, IndexParams(ann_threshold=n))

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
 from service.deps import require_api_key
-from service.index import IndexParams, set_threads
+from service.index import index_params, set_threads
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.recommender import Recommender
@@ -23,25 +21,10 @@ from service.refresher import IndexState, refresh_once, run_refresher
 from service.routes import events, health, movies, recommendations, webhooks
 from service.runtime import Runtime
 from service.store import StoreError, store_from_settings
-from service.towers import load_towers
+from service.towers import load_popular, load_towers
 
 log = logging.getLogger("service")
 WEBHOOK_PATH = "/v1/webhooks/catalog"
-
-
-def load_popular(model_dir: Path) -> list[tuple[str, float]]:
-    """Most-popular movies of the training data, for users without history."""
-    path = model_dir / "popular.json"
-    if not path.is_file():
-        return []
-    return [(str(mid), float(score)) for mid, score in json.loads(path.read_text("utf-8"))]
-
-
-def index_params(settings: Settings) -> IndexParams:
-    return IndexParams(
-        ann_threshold=settings.ann_threshold,
-        ivf_nprobe=settings.ivf_nprobe,
-    )
 
 
 @contextlib.asynccontextmanager
