@@ -12,13 +12,13 @@ test: $(VENV)  ## ruff, mypy, then the whole test suite (starts its own redis-se
 	@command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server (the Redis tests start their own on a free port)"; exit 1; }
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy service infra
+	.venv/bin/mypy
 	.venv/bin/pytest
 
 lint: $(VENV)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy service infra
+	.venv/bin/mypy
 
 format: $(VENV)
 	.venv/bin/ruff check --fix .

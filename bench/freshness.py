@@ -131,12 +131,13 @@ def main() -> None:
         wrong = 0
         with httpx.Client(timeout=30) as client, ThreadPoolExecutor(2) as pool:
             for i in range(args.upserts):
-                movie = {"id": f"fresh{i}", "title": f"Fresh Release {i}", "genres": ["Drama"]}
+                movie_id = f"fresh{i}"
+                movie = {"id": movie_id, "title": f"Fresh Release {i}", "genres": ["Drama"]}
                 started = time.perf_counter()
                 seq = deliver(
                     client, replicas[i % 2].url, {"type": "movie.upserted", "data": movie}, f"m{i}"
                 )
-                asks = [pool.submit(found, client, r.url, movie["id"], seq) for r in replicas]
+                asks = [pool.submit(found, client, r.url, movie_id, seq) for r in replicas]
                 answers = [ask.result() for ask in asks]
                 seconds.append(time.perf_counter() - started)
                 wrong += answers.count(False)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -135,7 +136,10 @@ def request_breakdown(towers: Towers, store_url: str) -> dict[str, float]:
     return asyncio.run(run())
 
 
-def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seconds: int) -> list:
+Row = list[Any]  # name, ready seconds, then four wrk.Load
+
+
+def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seconds: int) -> Row:
     settings = Settings()
     env = server_env(store_url, settings.artifacts_dir.resolve())
     server = Server(env, WORK / f"server-{name.split()[-1].strip('()')}-{len(name)}.log")

@@ -95,14 +95,13 @@ class _friendly_errors:
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
-    ) -> bool:
+    ) -> None:
         from embeddings.artifacts import ArtifactError
         from embeddings.data import DataError
 
         if isinstance(error, DataError | ArtifactError):
             Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(2) from None
-        return False
 
 
 def _quiet_tensorflow() -> None:

@@ -234,7 +234,7 @@ def _quiet(_: str) -> None:
 def _log_q(examples: Examples, num_movies: int) -> np.ndarray:
     """log of each movie's share of training targets: the in-batch sampling probability."""
     counts = np.bincount(examples.targets, minlength=num_movies).astype(np.float64)
-    return np.log(np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
+    return np.asarray(np.log(np.maximum(counts, 1.0) / counts.sum()), np.float32)
 
 
 def _batches(examples: Examples, batch_size: int, seed: int) -> tf.data.Dataset:

@@ -57,11 +57,12 @@ class Towers:
         n = min(len(history), length)
         padded[0, :n] = history[:n]
         padded_weights[0, :n] = weights[:n]
-        return numpy_user_tower.forward(self.user_params, padded, padded_weights)[0]
+        vector: np.ndarray = numpy_user_tower.forward(self.user_params, padded, padded_weights)[0]
+        return vector
 
     def embed_user_tf(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The SavedModel signature path, for the startup check and the benchmark."""
-        return self._loaded.embed_users(history, weights)
+        return np.asarray(self._loaded.embed_users(history, weights), np.float32)
 
     def embed_movies(self, movies: Sequence[Movie]) -> np.ndarray:
         """The movie tower over stored records, through the adapter training exported with."""
