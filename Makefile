@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 VENV := .venv/.synced
 
-.PHONY: demo test lint format serve clean
+.PHONY: demo test test-fast lint format serve clean
 
 demo: $(VENV)  ## import MovieLens into the embedded store, train if needed, serve on :8000
 	.venv/bin/movie-recs demo
@@ -14,6 +14,9 @@ test: $(VENV)  ## ruff, mypy, then the whole test suite (starts its own redis-se
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/pytest
+
+test-fast: $(VENV)  ## the quick loop: every test not marked slow (the tiny model is cached in .pytest_cache/)
+	.venv/bin/pytest -m "not slow" -q
 
 lint: $(VENV)
 	.venv/bin/ruff check .

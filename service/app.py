@@ -21,7 +21,7 @@ from service.refresher import IndexState, refresh_once, run_refresher
 from service.routes import events, health, movies, recommendations, webhooks
 from service.runtime import Runtime
 from service.store import StoreError, store_from_settings
-from service.towers import load_popular, load_towers
+from service.towers import Towers, load_popular, load_towers
 
 log = logging.getLogger("service")
 WEBHOOK_PATH = "/v1/webhooks/catalog"
@@ -39,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = await store_from_settings(settings)
     refresher: asyncio.Task[None] | None = None
     try:
-        towers = await asyncio.to_thread(
+        towers: Towers = app.state.prebuilt_towers or await asyncio.to_thread(
             load_towers, settings.artifacts_dir, settings.model_version, settings.tf_threads
         )
         params = index_params(settings)
@@ -89,7 +89,9 @@ async def _store_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, towers: Towers | None = None) -> FastAPI:
+    """`towers`: an already loaded model to serve instead of loading `settings`' (tests share
+    one across apps; read-only, so sharing is safe)."""
     settings = settings or Settings()
     app = FastAPI(
         title="movie-recs",
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.prebuilt_towers = towers
     app.state.metrics = Metrics()
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
     for module in (recommendations, events, movies):
