@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,7 +94,13 @@ def train(
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Split, train, export to a staging directory, evaluate the export, then publish it."""
+    """Split, train, export to a staging directory, evaluate the export, then publish it.
+
+    `verbose="auto"`: Keras' progress bar on a terminal, one line per epoch otherwise (a file or
+    a CI log would get a wall of escape codes).
+    """
+    if verbose == "auto" and not sys.stdout.isatty():
+        verbose = 2
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from embeddings.cli import evaluate_command, train_command
+from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
 from service.config import BUNDLED_DATA, Settings
 
 app = typer.Typer(
@@ -165,6 +165,8 @@ def demo_command(
 ) -> None:
     """Import MovieLens into the store if empty, train if no model exists, then serve."""
     import os
+
+    quiet_tensorflow()  # before anything imports TensorFlow: the demo's first screen
 
     from embeddings.artifacts import ArtifactError, resolve_model_dir
     from service.store import StoreError, store_from_settings
