@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.data import DataError, read_movies, read_ratings
-from embeddings.data import split_title as split_title
 from service.store.base import Event, InvalidRecord, Movie, validate_event, validate_movie
 
 DatasetError = DataError
