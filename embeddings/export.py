@@ -21,6 +21,9 @@ import tensorflow as tf
 from embeddings.features import MovieEncoder, Vocabularies
 from embeddings.model import MovieTower, UserTower
 
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+
 
 class MovieTowerModule(tf.Module):
     """Raw movie fields -> L2-normalized vector; lookups and tokenization happen inside."""
@@ -140,11 +143,25 @@ def staging_dir(artifacts: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=".staging-", dir=artifacts))
 
 
+def make_world_readable(directory: Path) -> None:
+    """Directories 0755, files 0644, whatever the umask: the service (another user, e.g. the
+    image's uid 10001) must read a model that root or a CI user wrote, and `tempfile.mkdtemp`
+    creates the staging directory 0700."""
+    directory.chmod(DIR_MODE)
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            (Path(root) / name).chmod(DIR_MODE)
+        for name in files:
+            (Path(root) / name).chmod(FILE_MODE)
+
+
 def publish(staging: Path, artifacts: Path, version: str) -> Path:
-    """Move a finished version into place and point `latest` at it (both atomic renames).
+    """Move a finished version into place, readable by every user, and point `latest` at it
+    (both atomic renames).
 
     Retraining the same data, config and seed gives the same version: the old copy is replaced.
     """
+    make_world_readable(staging)
     target = artifacts / version
     if target.exists():
         old = artifacts / f".old-{version}-{os.getpid()}"
@@ -153,5 +170,6 @@ def publish(staging: Path, artifacts: Path, version: str) -> Path:
     staging.rename(target)
     pointer = artifacts / f".latest-{os.getpid()}"
     pointer.write_text(version + "\n", "utf-8")
+    pointer.chmod(FILE_MODE)
     pointer.replace(artifacts / "latest")
     return target

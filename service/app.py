@@ -16,11 +16,13 @@ from service.deps import require_api_key
 from service.index import index_params, set_threads
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.page import mount_page
 from service.recommender import Recommender
 from service.refresher import IndexState, refresh_once, run_refresher
-from service.routes import events, health, movies, recommendations, webhooks
+from service.routes import catalog, events, health, movies, recommendations, search, users, webhooks
 from service.runtime import Runtime
 from service.store import StoreError, store_from_settings
+from service.titles import title_index
 from service.towers import Towers, load_popular, load_towers
 
 log = logging.getLogger("service")
@@ -61,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
             params=params,
         )
+        await title_index(state.snapshot.base)  # search is ready before the first request
         # The catalog, model and index are long-lived: move them out of the collector's
         # generations so full collections stop rescanning them on the request path.
         gc.collect()
@@ -103,12 +106,14 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
     app.state.prebuilt_towers = towers
     app.state.metrics = Metrics()
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
-    for module in (recommendations, events, movies):
+    for module in (recommendations, events, movies, search, users, catalog):
         v1.include_router(module.router)
     app.include_router(v1)
     # Webhooks authenticate by signature, not by API key.
     app.include_router(webhooks.router, prefix="/v1")
     app.include_router(health.router)
+    if settings.page:
+        mount_page(app)
     app.add_exception_handler(StoreError, _store_error)
     app.add_middleware(
         BodyLimitMiddleware,

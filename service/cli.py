@@ -197,10 +197,11 @@ def demo_command(
         console.print(
             "generated a webhook secret for this demo run (set MOVIE_RECS_WEBHOOK_SECRETS)"
         )
+    os.environ.setdefault("MOVIE_RECS_PAGE", "true")  # the page at /; `serve` keeps it off
     secret = os.environ.get("MOVIE_RECS_WEBHOOK_SECRETS", "").split(",")[0]
     base = f"http://{DEMO_HOST}:{port}"
     console.print(
-        "\n[bold]Once it says 'Application startup complete', try:[/]\n"
+        f"\n[bold]Once it says 'Application startup complete', open {base}/ or try:[/]\n"
         f"  curl -s '{base}/v1/users/1/recommendations?k=5'\n"
         f"  curl -s '{base}/v1/users/1/recommendations?k=5&genres=Comedy&year_min=2000'\n"
         f"  curl -s -X POST {base}/v1/users/42/events -H 'content-type: application/json' "

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     freshness_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="How long min_index_version may wait."
     )
+    page: bool = Field(
+        default=False, description="Serve the demo page at / (on under `movie-recs demo`)."
+    )
     omp_threads: int = Field(default=1, ge=1)
     tf_threads: int = Field(default=1, ge=1)
 

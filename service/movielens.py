@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embeddings.data import DataError, read_movies, read_ratings
+from embeddings.data import DataError, read_links, read_movies, read_ratings
 from service.store.base import Event, InvalidRecord, Movie, validate_event, validate_movie
 
 DatasetError = DataError
@@ -47,9 +47,19 @@ def read_movielens(directory: Path) -> MovieLensData:
     def skip(file: str, line: int, _reason: str, message: str) -> None:
         bad.append(BadRow(file, line, message))
 
+    links = read_links(directory, skip)
     movies: list[Movie] = []
     for line, row in read_movies(directory, skip):
-        movie = Movie(id=row.id, title=row.title, genres=row.genres, year=row.year, tags=row.tags)
+        imdb_id, tmdb_id = links.get(row.id, (None, None))
+        movie = Movie(
+            id=row.id,
+            title=row.title,
+            genres=row.genres,
+            year=row.year,
+            tags=row.tags,
+            imdb_id=imdb_id,
+            tmdb_id=tmdb_id,
+        )
         try:
             validate_movie(movie)
         except InvalidRecord as exc:

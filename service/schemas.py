@@ -125,6 +125,8 @@ class MovieOut(BaseModel):
     tags: list[str]
     version: int
     indexed: bool = Field(description="Whether this replica's index already holds it.")
+    imdb_id: str | None = Field(default=None, description="https://www.imdb.com/title/tt<id>/")
+    tmdb_id: str | None = Field(default=None, description="https://www.themoviedb.org/movie/<id>")
 
 
 class SimilarMovies(BaseModel):
@@ -141,6 +143,66 @@ class Readiness(BaseModel):
     index_version: int | None = None
     index_size: int | None = None
     lag: int | None = None
+
+
+# --- the page's read routes: search, a user's events, sample users, the live catalog ---------
+class MovieSummary(BaseModel):
+    movie_id: str
+    title: str
+    genres: list[str]
+    year: int | None
+
+
+class MovieSearch(BaseModel):
+    query: str
+    index_version: int = Field(description="Searched at this index version (memory, no store).")
+    items: list[MovieSummary]
+
+
+class UserEvent(BaseModel):
+    movie_id: str
+    title: str | None = Field(description="None when the movie left the catalog.")
+    year: int | None
+    genres: list[str]
+    kind: Literal["watch", "rate"]
+    rating: float | None
+    timestamp: float = Field(description="Unix seconds.")
+
+
+class UserEvents(BaseModel):
+    user_id: str
+    items: list[UserEvent] = Field(description="Newest first.")
+
+
+class SampleUser(BaseModel):
+    user_id: str
+    events: int = Field(description="Events kept for this user (at most activity_max_events).")
+
+
+class SampleUsers(BaseModel):
+    users: list[SampleUser]
+
+
+class CatalogChange(BaseModel):
+    seq: int
+    op: Literal["upsert", "delete"]
+    movie_id: str
+    title: str | None
+    year: int | None
+    accepted_at: float = Field(description="Unix seconds when the webhook was accepted.")
+    indexed: bool = Field(description="Whether this replica's index holds the movie now.")
+
+
+class CatalogStatus(BaseModel):
+    model_version: str
+    index_version: int = Field(description="Last change-log sequence applied by this replica.")
+    index_size: int
+    index_kind: Literal["flat", "ivf"]
+    head: int = Field(description="Newest change-log sequence this replica has seen.")
+    lag: int = Field(description="Change-log entries not applied yet.")
+    caught_up: bool
+    genres: list[str]
+    changes: list[CatalogChange] = Field(description="Applied changes after `after`, oldest first.")
 
 
 def to_items(items: Sequence[Item]) -> list[RecommendedItem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -87,12 +88,20 @@ def _cached(request: pytest.FixtureRequest, name: str, build: Callable[[Path], P
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
-    """A real two-tower model, trained in seconds on 40 users of the bundled data (and cached
+    """A real two-tower model, trained in seconds on 40 users of the bundled data, under a
+    strict umask (077) so the tests see what a user or CI with one would publish (and cached
     until the training code or the data change)."""
     from embeddings.train import train_tiny
 
+    def build(artifacts: Path) -> Path:
+        previous = os.umask(0o077)
+        try:
+            return train_tiny(artifacts)
+        finally:
+            os.umask(previous)
+
     key = _fingerprint("embeddings/*.py", "data/ml-latest-small/*.csv")
-    return _cached(request, f"tiny-model-{key}", train_tiny)
+    return _cached(request, f"tiny-model-{key}", build)
 
 
 @pytest.fixture(scope="session")

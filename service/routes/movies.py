@@ -31,6 +31,8 @@ async def get_movie(
         tags=list(movie.tags),
         version=movie.version,
         indexed=movie_id in recommender.snapshot(),
+        imdb_id=movie.imdb_id,
+        tmdb_id=movie.tmdb_id,
     )
 
 

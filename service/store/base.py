@@ -39,19 +39,24 @@ class Movie:
     tags: tuple[str, ...] = ()
     version: int = 0
     deleted: bool = False
+    imdb_id: str | None = None  # digits of an IMDb "tt" id, from MovieLens links.csv
+    tmdb_id: str | None = None
 
     def content_json(self) -> str:
         """Canonical serialisation of what the movie *is* (not its version or deleted flag).
 
         Comparing it decides whether an upsert is a change at all, so replays and re-imports
-        append nothing to the change log.
+        append nothing to the change log. Link ids appear only when set, so a movie without
+        them serialises exactly as it did before they existed.
         """
+        links = {k: v for k, v in (("imdb_id", self.imdb_id), ("tmdb_id", self.tmdb_id)) if v}
         return json.dumps(
             {
                 "title": self.title,
                 "genres": list(self.genres),
                 "year": self.year,
                 "tags": list(self.tags),
+                **links,
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -69,6 +74,8 @@ class Movie:
             tags=tuple(data.get("tags", ())),
             version=version,
             deleted=deleted,
+            imdb_id=data.get("imdb_id"),
+            tmdb_id=data.get("tmdb_id"),
         )
 
 
@@ -138,6 +145,9 @@ def validate_movie(movie: Movie) -> None:
                 raise InvalidRecord(f"movie {movie.id}: bad {name} entry {item!r}")
     if movie.year is not None and not 1800 <= movie.year <= 2200:
         raise InvalidRecord(f"movie {movie.id}: year {movie.year} outside 1800..2200")
+    for name, link in (("imdb_id", movie.imdb_id), ("tmdb_id", movie.tmdb_id)):
+        if link is not None and not (link.isascii() and link.isdigit() and len(link) <= 12):
+            raise InvalidRecord(f"movie {movie.id}: {name} {link!r} is not 1..12 digits")
 
 
 def validate_changes(changes: Sequence[MovieChange]) -> None:
@@ -242,6 +252,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def count_users(self) -> int: ...
+
+    @abc.abstractmethod
+    async def sample_users(self, limit: int) -> list[tuple[str, int]]:
+        """Up to `limit` users that have activity, with how many events each keeps."""
 
     @abc.abstractmethod
     async def count_events(self) -> int: ...

@@ -269,6 +269,18 @@ class RedisStore(Store):
     async def count_users(self) -> int:
         return int(await self._redis.scard(keys.USERS))
 
+    async def sample_users(self, limit: int) -> list[tuple[str, int]]:
+        users: list[str] = []
+        async for user in self._redis.sscan_iter(keys.USERS, count=max(limit, 10)):
+            users.append(user.decode())
+            if len(users) >= limit:
+                break
+        pipe = self._redis.pipeline(transaction=False)
+        for user in users:
+            pipe.zcard(keys.activity(user))
+        counts = await pipe.execute() if users else []
+        return [(user, int(n)) for user, n in zip(users, counts, strict=True)]
+
     async def count_events(self) -> int:
         total = 0
         async for user in self._redis.sscan_iter(keys.USERS, count=1000):

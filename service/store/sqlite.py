@@ -336,6 +336,15 @@ class SQLiteStore(Store):
     async def count_users(self) -> int:
         return await self._scalar("SELECT COUNT(DISTINCT user_id) FROM activity")
 
+    async def sample_users(self, limit: int) -> list[tuple[str, int]]:
+        def query(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = conn.execute(
+                "SELECT user_id, COUNT(*) FROM activity GROUP BY user_id LIMIT ?", (limit,)
+            ).fetchall()
+            return [(str(user), int(count)) for user, count in rows]
+
+        return await self._run(query)
+
     async def count_events(self) -> int:
         return await self._scalar("SELECT COUNT(*) FROM activity")
 

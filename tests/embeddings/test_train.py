@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,22 @@ def test_artifact_layout_and_manifest(tiny_artifacts: Path) -> None:
     assert all(isinstance(i, str) for i in ids)
     for name in ("movie_ids", "genres", "title_tokens", "tags"):
         assert (tiny_artifacts / "vocab" / f"{name}.txt").is_file()
+
+
+def test_a_published_version_is_readable_by_every_user(tiny_artifacts: Path) -> None:
+    """Trained under umask 077 (tests/conftest.py) and still 0755/0644: the image's non-root
+    user (uid 10001) reads a model that root wrote. The staging directory is made 0700."""
+    modes = {
+        path.relative_to(tiny_artifacts.parent): stat.S_IMODE(path.stat().st_mode)
+        for path in [tiny_artifacts, *tiny_artifacts.rglob("*"), tiny_artifacts.parent / "latest"]
+    }
+    assert len(modes) > 10
+    wrong = {
+        str(path): oct(mode)
+        for path, mode in modes.items()
+        if mode != (0o755 if (tiny_artifacts.parent / path).is_dir() else 0o644)
+    }
+    assert not wrong
 
 
 def test_load_without_training_code_and_embed_a_new_movie_and_its_viewer(

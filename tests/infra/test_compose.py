@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def test_two_api_replicas_share_the_store_on_their_own_ports(
 ) -> None:
     replicas = {name: s for name, s in services.items() if name.startswith("api-")}
     assert len(replicas) == 2
-    published = set()
+    published: set[int] = set()
+    variables: set[str] = set()
     for api in replicas.values():
         assert api["depends_on"] == {
             "redis": {"condition": "service_healthy"},
@@ -62,13 +64,18 @@ def test_two_api_replicas_share_the_store_on_their_own_ports(
         }
         assert api["environment"]["MOVIE_RECS_STORE_URL"] == "redis://redis:6379/0"
         (port,) = api["ports"]
-        host, _, container = port.partition(":")
+        host, _, container = port.rpartition(":")
         assert int(container) == CONTAINER_PORT
-        published.add(int(host))
+        # "${MOVIE_RECS_API_1_PORT:-8001}": the README's port unless CI moves it to a free one.
+        variable = re.fullmatch(r"\$\{(MOVIE_RECS_API_\d_PORT):-(\d+)\}", host)
+        assert variable, host
+        published.add(int(variable.group(2)))
+        variables.add(variable.group(1))
         assert api["read_only"] is True and api["tmpfs"] == ["/tmp"]
         grace = int(api["stop_grace_period"].removesuffix("s"))
         assert grace > uvicorn_options()["timeout_graceful_shutdown"]  # type: ignore[operator]
     assert published == {8001, 8002}
+    assert variables == {"MOVIE_RECS_API_1_PORT", "MOVIE_RECS_API_2_PORT"}
     readme = (ROOT / "README.md").read_text("utf-8")
     assert "localhost:8001" in readme and "localhost:8002" in readme
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import tomllib
 from pathlib import Path
@@ -178,6 +179,34 @@ def test_model_stage_keeps_one_version_with_its_pointer(
     assert {p.name for p in (tmp_path / "model").iterdir()} == {kept, "latest"}
     assert (tmp_path / "model" / "latest").read_text() == kept + "\n"
     assert (tmp_path / "model" / kept / "manifest.json").is_file()
+
+
+def test_model_stage_makes_the_model_readable_by_the_runtime_user(tmp_path: Path) -> None:
+    """artifacts/ written under umask 077 (or by an older export, which made them 0700) still
+    ends up readable by uid 10001: the image assumes nothing about the build user's umask."""
+    _artifacts(tmp_path, ["v1"], latest="v1")
+    (tmp_path / "src" / "artifacts" / "v1" / "vocab").mkdir()
+    (tmp_path / "src" / "artifacts" / "v1" / "vocab" / "genres.txt").write_text("Drama\n")
+    for path in (tmp_path / "src").rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    subprocess.run(
+        ["sh", "-c", _model_script(tmp_path)],
+        env={"PATH": os.environ["PATH"], "MODEL_VERSION": "latest"},
+        check=True,
+    )
+    for path in [tmp_path / "model", *(tmp_path / "model").rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_the_application_is_readable_by_the_runtime_user() -> None:
+    """COPY keeps the build context's modes; a clone made under umask 077 would be 0600."""
+    (last_sync,) = [
+        i.value
+        for i in df.stage("builder")
+        if "uv sync --frozen --no-dev " in i.value and "--no-install-project" not in i.value
+    ]
+    assert "chmod -R a+rX,go-w /app" in last_sync
 
 
 def test_model_stage_fails_clearly_without_a_trained_model(tmp_path: Path) -> None:

@@ -69,3 +69,22 @@ def test_missing_file_stops_with_a_clear_message(tmp_path: Path) -> None:
     write(tmp_path, "movies.csv", "movieId,title,genres\n1,x,Drama")
     with pytest.raises(DatasetError, match=r"ratings\.csv: file not found"):
         read_movielens(tmp_path)
+
+
+def test_links_give_imdb_and_tmdb_ids_and_bad_ones_are_reported(tmp_path: Path) -> None:
+    write(tmp_path, "movies.csv", "movieId,title,genres\n1,Toy Story (1995),Comedy\n2,B,Drama")
+    write(tmp_path, "ratings.csv", "userId,movieId,rating,timestamp")
+    write(tmp_path, "links.csv", "movieId,imdbId,tmdbId\n1,0114709,862\n2,tt99,")
+    data = read_movielens(tmp_path)
+    by_id = {m.id: m for m in data.movies}
+    assert (by_id["1"].imdb_id, by_id["1"].tmdb_id) == ("0114709", "862")
+    assert (by_id["2"].imdb_id, by_id["2"].tmdb_id) == (None, None)
+    assert [(b.file, b.line) for b in data.bad_rows] == [("links.csv", 3)]
+
+
+def test_bundled_links_cover_the_catalog() -> None:
+    from service.config import BUNDLED_DATA
+
+    movies = read_movielens(BUNDLED_DATA).movies
+    assert sum(m.imdb_id is not None for m in movies) == len(movies) == 9742
+    assert sum(m.tmdb_id is not None for m in movies) >= 9730  # a few have no TMDB entry

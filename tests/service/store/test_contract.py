@@ -155,6 +155,23 @@ async def test_identical_events_collapse_so_imports_are_idempotent(store: Store)
     assert (await store.recent_events("u1"))[0] == rate
 
 
+async def test_sample_users_counts_each_users_kept_events(store: Store) -> None:
+    for user, n in (("u1", 1), ("u2", 3), ("u3", 9)):
+        await store.add_events(user, [Event("1", "watch", float(t)) for t in range(n)])
+    assert sorted(await store.sample_users(10)) == [("u1", 1), ("u2", 3), ("u3", 5)]  # max 5
+    assert len(await store.sample_users(2)) == 2
+
+
+async def test_link_ids_roundtrip_and_leave_linkless_movies_as_they_were(store: Store) -> None:
+    plain = movie("1", "Toy Story", year=1995)
+    assert "imdb_id" not in plain.content_json()  # stored movies without links do not change
+    await store.apply_changes([Upsert(movie("1", "Toy Story", imdb_id="0114709", tmdb_id="862"))])
+    got = (await store.get_movies(["1"]))["1"]
+    assert (got.imdb_id, got.tmdb_id) == ("0114709", "862")
+    with pytest.raises(InvalidRecord, match="imdb_id"):
+        await store.apply_changes([Upsert(movie("2", imdb_id="tt0114709"))])
+
+
 async def test_invalid_event_is_rejected_whole(store: Store) -> None:
     good = Event(movie_id="1", kind="watch", timestamp=1.0)
     bad = Event(movie_id="2", kind="rate", rating=9.0, timestamp=2.0)

@@ -1,0 +1,59 @@
+"""The catalog as this replica sees it: versions, size, lag and the changes it applied."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.deps import RuntimeDep
+from service.routes.recommendations import ERRORS
+from service.schemas import CatalogChange, CatalogStatus
+from service.titles import genres_of
+
+router = APIRouter(tags=["catalog"])
+MAX_CHANGES = 100
+
+
+@router.get("/catalog", responses=ERRORS)
+async def catalog_status(
+    runtime: RuntimeDep,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Changes with a later sequence; default: the newest `limit`."),
+    ] = None,
+    limit: Annotated[int, Query(ge=0, le=MAX_CHANGES)] = 10,
+) -> CatalogStatus:
+    """Cheap enough to poll: one change-log read, bounded by `limit`, only when there is news."""
+    state = runtime.state
+    snapshot = runtime.recommender.snapshot()
+    version = snapshot.version
+    start = max(0, version - limit) if after is None else min(after, version)
+    changes: list[CatalogChange] = []
+    if limit and start < version:
+        entries = [e for e in await runtime.store.read_changes(start, limit) if e.seq <= version]
+        movies = await runtime.store.get_movies(list({e.movie_id for e in entries}))
+        for entry in entries:
+            movie = movies.get(entry.movie_id)
+            changes.append(
+                CatalogChange(
+                    seq=entry.seq,
+                    op=entry.op,
+                    movie_id=entry.movie_id,
+                    title=movie.title if movie else None,
+                    year=movie.year if movie else None,
+                    accepted_at=entry.accepted_at,
+                    indexed=entry.movie_id in snapshot,
+                )
+            )
+    return CatalogStatus(
+        model_version=runtime.towers.version,
+        index_version=version,
+        index_size=len(snapshot),
+        index_kind=snapshot.base.kind,
+        head=max(state.head, version),
+        lag=max(0, state.head - version),
+        caught_up=state.caught_up,
+        genres=await genres_of(snapshot),
+        changes=changes,
+    )

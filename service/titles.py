@@ -1,0 +1,180 @@
+"""Title search over what this replica has indexed, from memory.
+
+A `TitleIndex` is built once per FAISS base (off the event loop, cached by the base's identity)
+and maps normalised title tokens (and the year) to rows; the snapshot's small delta of recent
+upserts is scanned per query and its tombstones mask base rows. So a movie a webhook just added
+is searchable as soon as the refresher published the snapshot that holds it, on every replica,
+and a deleted one disappears at the same moment, without rebuilding anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import re
+import unicodedata
+import weakref
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.index import BaseIndex, MovieMeta, Snapshot
+
+MAX_QUERY_TOKENS = 8
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def normalize(text: str) -> str:
+    """Case- and accent-insensitive form: 'Amélie' and 'AMELIE' both become 'amelie'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NON_WORD.sub(" ", stripped.casefold()).split())
+
+
+def tokens_of(meta: MovieMeta) -> list[str]:
+    words = normalize(meta.title).split()
+    return [*words, str(meta.year)] if meta.year is not None else words
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    movie_id: str
+    meta: MovieMeta
+
+
+def _rank(query: str, title: str) -> tuple[int, int, str]:
+    """Exact title first, then titles starting with the query, then shorter titles."""
+    return (0 if title == query else 1 if title.startswith(query) else 2, len(title), title)
+
+
+class TitleIndex:
+    """Postings of title tokens over one base, in NumPy so a common word costs milliseconds.
+
+    Rows are numbered by rank (shorter normalised title first, then alphabetical): a posting is
+    a sorted array of ranks, so the best matches of a query are its smallest ranks.
+    """
+
+    def __init__(self, base: BaseIndex) -> None:
+        titles = [normalize(meta.title) for meta in base.meta]
+        order = sorted(range(len(titles)), key=lambda row: (len(titles[row]), titles[row]))
+        self.row_at = np.asarray(order, dtype=np.int64)  # rank -> row of the base
+        self.titles = [titles[row] for row in order]  # by rank
+        postings: dict[str, list[int]] = defaultdict(list)
+        genres: set[str] = set()
+        for rank, row in enumerate(order):
+            meta = base.meta[row]
+            for token in dict.fromkeys(tokens_of(meta)):
+                postings[token].append(rank)
+            genres.update(meta.genres)
+        self._postings = {t: np.asarray(r, dtype=np.int64) for t, r in postings.items()}
+        self._tokens = sorted(self._postings)
+        alphabetical = sorted(range(len(titles)), key=lambda rank: self.titles[rank])
+        self._alphabetical = np.asarray(alphabetical, dtype=np.int64)
+        self._alpha_titles = [self.titles[rank] for rank in alphabetical]
+        self.genres = frozenset(genres)
+
+    def _prefixed(self, word: str, head: int | None = None) -> np.ndarray:
+        """Ranks of titles with a token starting with `word`, sorted and unique (the `head`
+        smallest of each token's, enough when no other word has to intersect)."""
+        start = bisect.bisect_left(self._tokens, word)
+        end = bisect.bisect_left(self._tokens, word + "\U0010ffff", start)
+        parts = [self._postings[t][:head] for t in self._tokens[start:end]]
+        if not parts:
+            return np.empty(0, np.int64)
+        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+
+    def ranks(self, query: str, words: Sequence[str], limit: int) -> list[int]:
+        """Up to `limit` ranks, best first: exact title, title starting with the query, others."""
+        found = self._prefixed(words[0], limit if len(words) == 1 else None)
+        for word in words[1:]:
+            if not len(found):
+                return []
+            found = np.intersect1d(found, self._prefixed(word), assume_unique=True)
+        start = bisect.bisect_left(self._alpha_titles, query)
+        end = bisect.bisect_left(self._alpha_titles, query + "\U0010ffff", start)
+        starting = np.sort(self._alphabetical[start:end])
+        # Both arrays are in rank order, which agrees with `_rank` inside each tier, so the
+        # first `limit` of each hold the overall best `limit`.
+        best = dict.fromkeys([*starting[:limit].tolist(), *found[:limit].tolist()])
+        return sorted(best, key=lambda rank: _rank(query, self.titles[rank]))[:limit]
+
+
+_built: weakref.WeakKeyDictionary[BaseIndex, TitleIndex] = weakref.WeakKeyDictionary()
+_building: weakref.WeakKeyDictionary[BaseIndex, asyncio.Future[TitleIndex]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class TitleIndexBuilding(Exception):
+    """The title index of a new base (after a compaction or resync) is still being built."""
+
+
+async def title_index(base: BaseIndex, wait: float | None = None) -> TitleIndex:
+    """The base's title index; the first caller starts building it in a thread.
+
+    `wait` bounds how long a caller waits for a build in progress (None: until done, as the
+    startup warm-up does): a request never hangs on it, it gets `TitleIndexBuilding`.
+    """
+    ready = _built.get(base)
+    if ready is not None:
+        return ready
+    pending = _building.get(base)
+    if pending is None:
+        pending = asyncio.ensure_future(asyncio.to_thread(TitleIndex, base))
+        _building[base] = pending
+
+        def done(future: asyncio.Future[TitleIndex]) -> None:
+            _building.pop(base, None)
+            if not future.cancelled() and future.exception() is None:
+                _built[base] = future.result()
+
+        pending.add_done_callback(done)
+    try:
+        return await asyncio.wait_for(asyncio.shield(pending), wait)
+    except TimeoutError:
+        raise TitleIndexBuilding(f"the title index of {len(base):,} movies is building") from None
+
+
+def _matches(words: Sequence[str], meta: MovieMeta) -> bool:
+    tokens = tokens_of(meta)
+    return all(any(t.startswith(w) for t in tokens) for w in words)
+
+
+async def search_titles(
+    snapshot: Snapshot, query: str, limit: int, wait: float | None = None
+) -> list[Hit]:
+    """Live movies whose title words (or year) start with every word of `query`, best first."""
+    normalized = normalize(query)
+    words = normalized.split()[:MAX_QUERY_TOKENS]
+    if not words:
+        return []
+    index = await title_index(snapshot.base, wait)
+    base = snapshot.base
+    # Ask for more than `limit`: tombstoned rows (deleted or replaced by the delta) drop out.
+    wanted = limit + min(len(snapshot.tombstones), 1000)
+    ranked = [
+        (_rank(normalized, index.titles[rank]), base.ids[row], base.meta[row])
+        for rank in index.ranks(normalized, words, wanted)
+        if base.ids[row := int(index.row_at[rank])] not in snapshot.tombstones
+    ]
+    ranked += [
+        (_rank(normalized, normalize(e.meta.title)), mid, e.meta)
+        for mid, e in snapshot.delta.items()
+        if _matches(words, e.meta)
+    ]
+    best = heapq.nsmallest(limit, ranked, key=lambda item: (item[0], item[1]))
+    return [Hit(mid, meta) for _, mid, meta in best]
+
+
+async def genres_of(snapshot: Snapshot) -> list[str]:
+    """Every genre of the indexed catalog (for the page's filter); the delta's alone while the
+    base's title index is still building, so a status poll never waits for it."""
+    extra = {g for e in snapshot.delta.values() for g in e.meta.genres}
+    try:
+        index = await title_index(snapshot.base, wait=0)
+    except TitleIndexBuilding:
+        return sorted(extra)
+    return sorted(index.genres | extra)
