@@ -135,20 +135,7 @@ def train(
     trainer = TwoTowerTrainer(
         movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
     )
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    trainer((examples.history[:1], examples.weights[:1]))  # build the weights before fit
-    validation = ValidationRanking(trainer, split.cases("validation"), length, config.top_k)
-    stopping = keras.callbacks.EarlyStopping(
-        monitor=f"val_ndcg@{config.top_k}", mode="max", patience=config.patience
-    )
-    trainer.fit(
-        _batches(examples, config.batch_size, seed),
-        epochs=config.epochs,
-        callbacks=[validation, stopping],
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        verbose=verbose,
-    )
-    validation.restore_best()
+    validation = _fit(trainer, examples, split.cases("validation"), config, seed, verbose)
     training_seconds = time.perf_counter() - started
 
     staging = staging_dir(artifacts)
@@ -188,6 +175,33 @@ def train(
     write_manifest(staging, manifest)
     del towers
     return TrainResult(publish(staging, artifacts, version), manifest)
+
+
+def _fit(
+    trainer: TwoTowerTrainer,
+    examples: Examples,
+    validation_cases: EvalCases,
+    config: TrainConfig,
+    seed: int,
+    verbose: int | str,
+) -> ValidationRanking:
+    """Fit with early stopping on validation NDCG; the best epoch's weights are kept."""
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    trainer((examples.history[:1], examples.weights[:1]))  # build the weights before fit
+    length = config.history_length
+    validation = ValidationRanking(trainer, validation_cases, length, config.top_k)
+    stopping = keras.callbacks.EarlyStopping(
+        monitor=f"val_ndcg@{config.top_k}", mode="max", patience=config.patience
+    )
+    trainer.fit(
+        _batches(examples, config.batch_size, seed),
+        epochs=config.epochs,
+        callbacks=[validation, stopping],
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        verbose=verbose,
+    )
+    validation.restore_best()
+    return validation
 
 
 def train_directory(
