@@ -44,6 +44,7 @@ class StageConfig:
     nat_gateways: int = 2
     log_retention_days: int = 30
     certificate_arn: str | None = None  # HTTPS when set; plain HTTP (demo only) otherwise
+    public_docs: bool = False  # the ALB forwards /docs and /openapi.json too (else /v1/* only)
     retain_data: bool = True  # Redis snapshot, secrets and logs survive `cdk destroy`
     model_version: str = "latest"  # which version under artifacts/ the image bakes in
 

@@ -2,6 +2,10 @@
 
 HTTPS when a certificate ARN is configured (HTTP then only redirects); plain HTTP otherwise,
 which is for a first look at a dev stack, never for real API keys.
+
+Only the API is public: the listener forwards `/v1/*` (and the docs when `publicDocs` is set)
+and answers anything else 404 itself. `/metrics`, `/healthz` and `/readyz` stay inside the
+VPC: the target group's health check reaches the tasks directly, not through the listener.
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ from infra.config import StageConfig
 
 IDLE_TIMEOUT_SECONDS = 60  # below uvicorn's 75 s keep-alive, so the ALB closes idle ones first
 READINESS_PATH = "/readyz"
+API_PATHS = ["/v1/*"]
+DOCS_PATHS = ["/docs*", "/openapi.json", "/redoc"]
+NOT_FOUND = elbv2.ListenerAction.fixed_response(
+    404, content_type="application/json", message_body='{"detail": "Not Found"}'
+)
 
 
 class PublicLoadBalancer(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, vpc: ec2.IVpc) -> None:
         super().__init__(scope, id)
+        self.public_paths = API_PATHS + (DOCS_PATHS if config.public_docs else [])
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -73,6 +83,7 @@ class PublicLoadBalancer(Construct):
                 certificates=[elbv2.ListenerCertificate.from_arn(config.certificate_arn)],
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
                 open=True,
+                default_action=NOT_FOUND,
             )
             self.alb.add_redirect()  # :80 -> :443
         else:
@@ -81,15 +92,21 @@ class PublicLoadBalancer(Construct):
                 "no certificateArn: the API is served over plain HTTP (dev only)",
             )
             self.listener = self.alb.add_listener(
-                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=True
+                "Http",
+                port=80,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                open=True,
+                default_action=NOT_FOUND,
             )
 
     def route_to(
         self, target: elbv2.IApplicationLoadBalancerTarget, port: int
     ) -> elbv2.ApplicationTargetGroup:
-        """Send requests to a target once it is ready (its readiness route answers 200)."""
+        """Send the public paths to a target once it is ready (its readiness route answers 200)."""
         return self.listener.add_targets(
             "Api",
+            priority=10,
+            conditions=[elbv2.ListenerCondition.path_patterns(self.public_paths)],
             port=port,
             protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[target],

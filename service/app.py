@@ -6,27 +6,33 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.config import Settings
 from service.deps import require_api_key
 from service.index import index_params, set_threads
 from service.metrics import Metrics
-from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, MetricsMiddleware
 from service.page import mount_page
 from service.recommender import Recommender
 from service.refresher import IndexState, refresh_once, run_refresher
 from service.routes import catalog, events, health, movies, recommendations, search, users, webhooks
 from service.runtime import Runtime
-from service.store import StoreError, store_from_settings
+from service.store import InvalidRecord, StoreError, store_from_settings
 from service.titles import title_index
 from service.towers import Towers, load_popular, load_towers
 
 log = logging.getLogger("service")
 WEBHOOK_PATH = "/v1/webhooks/catalog"
+HEALTH_PATHS = ("/healthz", "/readyz")
+RETRY_AFTER_SECONDS = 1
 
 
 @contextlib.asynccontextmanager
@@ -54,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 f"{settings.store_url} holds no movies; run `movie-recs import-movielens` first"
             )
         metrics.model.info({"version": towers.version})
+        metrics.store_up.set(1)
         app.state.runtime = Runtime(
             settings=settings,
             store=store,
@@ -69,7 +76,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         refresher = asyncio.create_task(
-            run_refresher(state, store, towers, params, metrics, compact_at=settings.compact_at),
+            run_refresher(
+                state,
+                store,
+                towers,
+                params,
+                metrics,
+                compact_at=settings.compact_at,
+                min_fraction=settings.resync_min_fraction,
+            ),
             name="refresher",
         )
         log.info(
@@ -88,8 +103,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _store_error(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any store failure (refused, reset, timed out, no connection free): 503, retry soon."""
+    request.app.state.metrics.store_unavailable.inc()
+    return JSONResponse(
+        {"detail": f"store unavailable: {exc}"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _invalid_record(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+def _json_safe(value: Any) -> Any:
+    """Error details echo the input; a non-finite float there would make the 422 itself fail."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _json_safe(jsonable_encoder(exc.errors(), exclude={"url", "ctx"}))
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def create_app(settings: Settings | None = None, towers: Towers | None = None) -> FastAPI:
@@ -101,6 +143,8 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
         version="1",
         summary="Movie recommendations from a two-tower model and an in-memory FAISS index.",
         lifespan=lifespan,
+        # No 307 to the slashed path: its Location would echo the request's Host header.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.prebuilt_towers = towers
@@ -115,10 +159,23 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
     if settings.page:
         mount_page(app)
     app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(InvalidRecord, _invalid_record)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Added innermost first. Metrics see every answer; the body is read (within its deadline)
+    # before a request takes an in-flight slot, so a client trickling its body costs a
+    # connection, never a slot.
+    app.add_middleware(
+        InFlightLimitMiddleware,
+        limit=settings.max_in_flight,
+        exempt=HEALTH_PATHS,
+        metrics=app.state.metrics,
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,
         limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
+        raw_paths=[WEBHOOK_PATH],
+        read_timeout=settings.read_timeout_seconds,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -114,12 +114,19 @@ def log_config() -> dict[str, Any]:
 
 
 def uvicorn_options(workers: int = 1) -> dict[str, Any]:
-    """The production server settings (the Dockerfile's CMD uses the same values)."""
+    """The production server settings (the Dockerfile's CMD uses the same values).
+
+    No `limit_concurrency`: uvicorn counts open connections against it, so idle keep-alive
+    clients would refuse every request; the app limits requests in progress instead
+    (`MOVIE_RECS_MAX_IN_FLIGHT`), and the protocol puts a deadline on reading headers.
+    """
+    from service.protocol import HeaderDeadlineProtocol
+
     return {
         "log_config": log_config(),
+        "http": HeaderDeadlineProtocol,
         "timeout_keep_alive": 75,  # longer than the ALB's 60 s idle timeout
         "timeout_graceful_shutdown": 20,  # well inside ECS's 30 s stop timeout
-        "limit_concurrency": 200,  # beyond this uvicorn answers 503 instead of queueing
         "access_log": False,  # per-route metrics instead of a log line per request
         "lifespan": "on",  # a model or store that fails to load fails startup
         "workers": workers,

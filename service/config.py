@@ -36,6 +36,33 @@ class Settings(BaseSettings):
         default=100_000, ge=100, description="Change-log entries kept; older readers resync."
     )
 
+    store_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Deadline of each store call on the request path; past it: 503.",
+    )
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Requests in progress at once (health checks aside); past it: 503 at once.",
+    )
+    read_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="A request's headers, then its body, must arrive within this each: else the "
+        "connection closes (headers) or the answer is 408 (body).",
+    )
+    resync_min_fraction: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A resync smaller than this share of the live index is refused (the store "
+        "lost its data): the last good index keeps serving.",
+    )
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_max_movies: int = Field(default=1000, ge=1)

@@ -40,3 +40,26 @@ class Metrics:
             "movie_recs_refresher_errors", "Failed refresher steps (retried)", registry=r
         )
         self.compactions = Counter("movie_recs_compactions", "Index compactions", registry=r)
+        self.shed = Counter(
+            "movie_recs_shed_requests",
+            "Requests refused with 503 because the in-flight limit was reached",
+            registry=r,
+        )
+        self.store_unavailable = Counter(
+            "movie_recs_store_unavailable",
+            "Requests answered 503 because the store failed or missed its deadline",
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "movie_recs_store_up", "1 when the refresher's last store call succeeded", registry=r
+        )
+        self.resyncs_refused = Counter(
+            "movie_recs_resyncs_refused",
+            "Resyncs refused because the store's catalog was empty or shrunken (kept the index)",
+            registry=r,
+        )
+        self.catalog_lost = Gauge(
+            "movie_recs_catalog_lost",
+            "1 while the store's catalog is empty or shrunken and the last good index serves",
+            registry=r,
+        )

@@ -3,6 +3,11 @@
 `full_sync` builds a snapshot from the whole catalog (startup, and after any gap);
 `refresh_once` applies one batch of change-log entries; `run_refresher` is the loop around it
 that blocks on the log, compacts, logs, backs off and never dies silently.
+
+Fail static: when the store fails, the last good index keeps serving and readiness holds
+(the store is shared, so dropping readiness would drain every replica at once); a resync that
+would shrink the index to (next to) nothing is refused, because the store lost its data, not
+the catalog its movies.
 """
 
 from __future__ import annotations
@@ -17,12 +22,18 @@ import numpy as np
 
 from service.index import BaseIndex, IndexParams, MovieMeta, Snapshot
 from service.metrics import Metrics
-from service.store import Movie, Store
+from service.store import Movie, Store, StoreError
 from service.towers import Towers
 
 log = logging.getLogger(__name__)
 
 SYNC_BATCH = 5000
+STORE_BACKOFF_CAP = 2.0  # seconds between attempts while the store is down: recover quickly
+EPOCH_CHANGED = "epoch changed"
+
+
+class CatalogLost(Exception):
+    """The store's catalog is empty or much smaller than the index: keep the index, retry."""
 
 
 @dataclass(eq=False)
@@ -35,6 +46,8 @@ class IndexState:
     head: int = 0
     generation: int = 0  # bumped by every full sync, so a stale compaction is dropped
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    store_error: str | None = None  # the refresher's last store failure, None once it recovers
+    catalog_lost: str | None = None  # why the last resync was refused, None once one succeeds
 
     def publish(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -90,6 +103,22 @@ async def full_sync(store: Store, towers: Towers, params: IndexParams) -> tuple[
     return Snapshot.create(base, head), epoch
 
 
+def _check_size(
+    state: IndexState, found: int, min_fraction: float, metrics: Metrics, reason: str
+) -> None:
+    """Raise CatalogLost when `found` live movies would replace a much larger index."""
+    current = len(state.snapshot) if state.snapshot is not None else 0
+    if current == 0 or (found > 0 and found >= min_fraction * current):
+        return
+    state.catalog_lost = (
+        f"the store holds {found} movies against {current} indexed ({reason}); "
+        "serving the last good index until the catalog is back"
+    )
+    metrics.resyncs_refused.inc()
+    metrics.catalog_lost.set(1)
+    raise CatalogLost(state.catalog_lost)
+
+
 async def resync(
     state: IndexState,
     store: Store,
@@ -97,10 +126,22 @@ async def resync(
     params: IndexParams,
     metrics: Metrics,
     reason: str,
+    min_fraction: float = 0.5,
 ) -> None:
-    state.caught_up = False
+    """Replace the index with a full sync, unless the store's catalog looks lost.
+
+    A gap (this replica fell behind the retained log) drops readiness until the new index is
+    in; a changed epoch (the store restarted or failed over: every replica at once) does not,
+    as the old index goes on serving meanwhile.
+    """
+    if reason != EPOCH_CHANGED:
+        state.caught_up = False
     started = time.perf_counter()
+    _check_size(state, await store.count_movies(), min_fraction, metrics, reason)
     snapshot, epoch = await full_sync(store, towers, params)
+    _check_size(state, len(snapshot), min_fraction, metrics, reason)
+    state.catalog_lost = None
+    metrics.catalog_lost.set(0)
     state.epoch = epoch
     state.generation += 1
     state.publish(snapshot)
@@ -125,6 +166,7 @@ async def refresh_once(
     *,
     limit: int = 1000,
     block_seconds: float = 0.0,
+    min_fraction: float = 0.5,
 ) -> int:
     """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
     if state.snapshot is None:
@@ -132,7 +174,7 @@ async def refresh_once(
     snapshot = state.snapshot
     assert snapshot is not None
     if await store.epoch() != state.epoch:
-        await resync(state, store, towers, params, metrics, "epoch changed")
+        await resync(state, store, towers, params, metrics, EPOCH_CHANGED, min_fraction)
         return 0
     entries = await store.read_changes(snapshot.version, limit, block_seconds)
     gap = None
@@ -142,8 +184,8 @@ async def refresh_once(
         gap = "change log behind cursor"
     if gap is not None:
         # The store may have restarted empty while this step was reading: say so if it did.
-        reason = "epoch changed" if await store.epoch() != state.epoch else gap
-        await resync(state, store, towers, params, metrics, reason)
+        reason = EPOCH_CHANGED if await store.epoch() != state.epoch else gap
+        await resync(state, store, towers, params, metrics, reason, min_fraction)
         return 0
     if not entries:
         state.head = head
@@ -197,19 +239,43 @@ async def run_refresher(
     *,
     compact_at: int = 2000,
     block_seconds: float = 1.0,
+    min_fraction: float = 0.5,
 ) -> None:
-    """Tail the change log until cancelled. Errors are logged, counted and retried with backoff."""
+    """Tail the change log until cancelled. Errors are logged, counted and retried with backoff.
+
+    Every store call has its own deadline, so a frozen or vanished store surfaces here as a
+    StoreError within seconds; the loop keeps trying and picks up where it was once it answers.
+    """
     backoff = 0.1
     compaction: asyncio.Task[None] | None = None
     try:
         while True:
             try:
                 await refresh_once(
-                    state, store, towers, params, metrics, block_seconds=block_seconds
+                    state,
+                    store,
+                    towers,
+                    params,
+                    metrics,
+                    block_seconds=block_seconds,
+                    min_fraction=min_fraction,
                 )
                 backoff = 0.1
+                if state.store_error is not None:
+                    log.warning("store answers again; refresher resumed")
+                state.store_error = None
+                metrics.store_up.set(1)
             except asyncio.CancelledError:
                 raise
+            except (StoreError, CatalogLost) as exc:
+                # Readiness holds: the index in memory is still the last good one.
+                metrics.refresher_errors.inc()
+                if isinstance(exc, StoreError):
+                    state.store_error = str(exc)
+                    metrics.store_up.set(0)
+                log.error("refresher: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, STORE_BACKOFF_CAP)
             except Exception:
                 state.caught_up = False
                 metrics.refresher_errors.inc()

@@ -6,7 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from service.store.base import text_problem
 
 if TYPE_CHECKING:
     from service.recommender import Item, Result
@@ -15,10 +17,25 @@ MAX_K = 100
 MAX_HISTORY = 200
 MAX_EVENTS = 200
 MAX_GENRES = 20
+MAX_FUTURE_SECONDS = 3600  # client clocks drift by minutes; hours ahead is a bug, not drift
 
-MovieId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f]+$", examples=["1"])
-]
+# Ids: no '|' (the store's separator), no control, line-separator or bidi characters.
+ID_PATTERN = r"^[^|\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+$"
+MovieId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN, examples=["1"])]
+# Numbers in bodies must be finite (NaN would also poison a score or a sort).
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def catalog_text(max_length: int, forbidden: str = "") -> AfterValidator:
+    """Trim, then apply the store's one rule for catalog text (`text_problem`)."""
+
+    def check(value: str) -> str:
+        value = value.strip()
+        if problem := text_problem(value, max_length, forbidden):
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
 
 
 class ErrorBody(BaseModel):
@@ -26,7 +43,7 @@ class ErrorBody(BaseModel):
 
 
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     movie_id: MovieId
     kind: Literal["watch", "rate"] = "watch"
@@ -41,6 +58,10 @@ class EventIn(BaseModel):
             raise ValueError("a 'rate' event needs a rating (0.5 to 5)")
         if self.kind == "watch" and self.rating is not None:
             raise ValueError("a 'watch' event carries no rating; use kind 'rate'")
+        if self.timestamp is not None and self.timestamp > time.time() + MAX_FUTURE_SECONDS:
+            raise ValueError(
+                f"timestamp is more than {MAX_FUTURE_SECONDS} s ahead of the server's clock"
+            )
         return self
 
     def at(self) -> float:
@@ -50,6 +71,7 @@ class EventIn(BaseModel):
 class EventBatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [{"events": [{"movie_id": "1", "kind": "rate", "rating": 5.0}]}]
         },
@@ -89,7 +111,7 @@ class Recommendations(BaseModel):
 
 
 class HistoryItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     movie_id: MovieId
     kind: Literal["watch", "rate"] = "watch"
@@ -101,6 +123,7 @@ class AnonymousRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [{"history": [{"movie_id": "1"}, {"movie_id": "260"}], "k": 5}]
         },
@@ -143,6 +166,14 @@ class Readiness(BaseModel):
     index_version: int | None = None
     index_size: int | None = None
     lag: int | None = None
+    store_error: str | None = Field(
+        default=None, description="The store's last failure as this replica saw it (still ready)."
+    )
+    catalog_lost: str | None = Field(
+        default=None,
+        description="Set while the store's catalog is empty or shrunken: the last good index "
+        "serves and a resync follows once the catalog is back.",
+    )
 
 
 # --- the page's read routes: search, a user's events, sample users, the live catalog ---------

@@ -7,15 +7,17 @@ secret can rotate: add the new one, switch the sender, remove the old one).
 from __future__ import annotations
 
 import binascii
-import json
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from service.schemas import MovieId
+from service.jsonbody import BadJSON, load_json
+from service.schemas import MovieId, catalog_text
 from service.store import Delete, Movie, MovieChange, Upsert
+from service.store.base import GENRE_SEPARATOR, MAX_ITEM_LENGTH, MAX_TEXT_LENGTH
 
 MAX_WEBHOOK_ID = 256
 
@@ -29,18 +31,27 @@ class WebhookRejected(Exception):
         self.detail = detail
 
 
+Title = Annotated[
+    str, Field(min_length=1, max_length=MAX_TEXT_LENGTH), catalog_text(MAX_TEXT_LENGTH)
+]
+Genre = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ITEM_LENGTH),
+    catalog_text(MAX_ITEM_LENGTH, "|" + GENRE_SEPARATOR),
+]
+Tag = Annotated[
+    str, Field(min_length=1, max_length=MAX_ITEM_LENGTH), catalog_text(MAX_ITEM_LENGTH, "|")
+]
+
+
 class MovieData(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     id: MovieId
-    title: str = Field(min_length=1, max_length=1000)
-    genres: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^|]+$")]] = Field(
-        default_factory=list, max_length=100
-    )
+    title: Title
+    genres: list[Genre] = Field(default_factory=list, max_length=100)
     year: int | None = Field(default=None, ge=1800, le=2200)
-    tags: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^|]+$")]] = Field(
-        default_factory=list, max_length=100
-    )
+    tags: list[Tag] = Field(default_factory=list, max_length=100)
 
 
 class DeletedData(BaseModel):
@@ -108,12 +119,17 @@ def verify(raw: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> st
     raise WebhookRejected(401, "no webhook-signature matches the body with a configured secret")
 
 
+def digest(raw: bytes) -> str:
+    """What the dedupe claim keeps of a delivery: a retry carries the same bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
 def parse_changes(raw: bytes, max_events: int) -> list[MovieChange]:
     """The payload as store changes, in order; any invalid event rejects the whole batch."""
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookRejected(400, f"body is not JSON: {exc}") from None
+        document = load_json(raw)
+    except BadJSON as exc:
+        raise WebhookRejected(400, str(exc)) from None
     events = document.get("events") if isinstance(document, dict) else None
     if isinstance(events, list) and len(events) > max_events:
         raise WebhookRejected(413, f"more than {max_events} events in one delivery")

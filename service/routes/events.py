@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, status
 
 from service.deps import StoreDep
 from service.routes.recommendations import ERRORS
-from service.schemas import ErrorBody, EventBatch, EventIn, EventsAccepted
+from service.schemas import ID_PATTERN, ErrorBody, EventBatch, EventIn, EventsAccepted
 from service.store import Event
 
 router = APIRouter(tags=["events"])
@@ -21,7 +21,7 @@ router = APIRouter(tags=["events"])
 )
 async def add_events(
     store: StoreDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^|\x00-\x1f]+$")],
+    user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)],
     body: Annotated[EventIn | EventBatch, Body(examples=[{"movie_id": "1", "kind": "watch"}])],
 ) -> EventsAccepted:
     """One event or a batch. All are checked before any is stored: a bad one stores none."""

@@ -1,4 +1,9 @@
-"""Liveness (never touches the store), readiness (index built and caught up), metrics."""
+"""Liveness (never touches the store), readiness (index built and caught up), metrics.
+
+Neither check touches the store: readiness says what this replica alone lacks (no index yet,
+a resync after it fell behind the log), and reports a store outage or a lost catalog as fields
+while the last good index goes on serving (fail static: see docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"model": Readiness}})
 async def readyz(request: Request, response: Response) -> Readiness:
-    """Ready when the model is loaded and the index caught up with the change log."""
+    """Ready when the model is loaded and the index caught up with the change log (as far as
+    the store last said: an unreachable store does not make a replica unready)."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None or runtime.state.snapshot is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -34,6 +40,8 @@ async def readyz(request: Request, response: Response) -> Readiness:
         index_version=state.version,
         index_size=len(state.snapshot),
         lag=max(0, state.head - state.version),
+        store_error=state.store_error,
+        catalog_lost=state.catalog_lost,
     )
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from service.deps import RuntimeDep
 from service.schemas import ErrorBody
-from service.webhook import WebhookAccepted, WebhookRejected, parse_changes, verify
+from service.webhook import WebhookAccepted, WebhookRejected, digest, parse_changes, verify
 
 router = APIRouter(tags=["webhooks"])
 
@@ -17,6 +17,7 @@ router = APIRouter(tags=["webhooks"])
     responses={
         200: {"model": WebhookAccepted, "description": "A replayed webhook-id: nothing applied."},
         **{code: {"model": ErrorBody} for code in (400, 401, 413, 422, 503)},
+        409: {"model": ErrorBody, "description": "The webhook-id was used for another body."},
     },
     openapi_extra={
         "requestBody": {
@@ -49,8 +50,15 @@ async def catalog_webhook(
     result = await runtime.store.apply_changes(
         changes,
         dedupe_key=webhook_id,
+        dedupe_digest=digest(raw),
         dedupe_ttl_seconds=runtime.settings.webhook_dedupe_ttl_seconds,
     )
+    if result.conflict:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"webhook-id {webhook_id!r} was already used for a different body; "
+            "nothing was applied (a retry must resend the same bytes, new content a new id)",
+        )
     if result.duplicate:
         response.status_code = status.HTTP_200_OK
     return WebhookAccepted(

@@ -14,6 +14,7 @@ from service.store.base import (
     MovieChange,
     Store,
     StoreError,
+    StoreUnavailable,
     Upsert,
     WriteResult,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "MovieChange",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "Upsert",
     "WriteResult",
     "open_store",
@@ -45,6 +47,8 @@ async def store_from_settings(settings: Settings) -> Store:
         activity_max_events=settings.activity_max_events,
         changelog_max_len=settings.changelog_max_len,
         password=password,
+        timeout=settings.store_timeout_seconds,
+        max_connections=settings.max_in_flight,
     )
 
 
@@ -54,8 +58,14 @@ async def open_store(
     activity_max_events: int = 200,
     changelog_max_len: int = 100_000,
     password: str | None = None,
+    timeout: float = 5.0,  # noqa: ASYNC109 - the store's per-call deadline, not this call's
+    max_connections: int = 64,
 ) -> Store:
-    """Open and ping the store; raise StoreError with a readable message on any failure."""
+    """Open and ping the store; raise StoreError with a readable message on any failure.
+
+    `timeout` is each Redis call's deadline (the API uses its 1 s setting; tools and tests
+    opening a store directly get more room); `max_connections` the calls that may run at once.
+    """
     scheme = urlsplit(url).scheme
     store: Store
     if scheme in ("redis", "rediss", "unix"):
@@ -66,6 +76,8 @@ async def open_store(
             activity_max_events=activity_max_events,
             changelog_max_len=changelog_max_len,
             password=password,
+            timeout=timeout,
+            max_connections=max_connections,
         )
     elif scheme == "sqlite":
         from service.store.sqlite import SQLiteStore

@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,14 +21,57 @@ ChangeOp = Literal["upsert", "delete"]
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1_000
 MAX_LIST_ITEMS = 100
+MAX_ITEM_LENGTH = 100
+GENRE_SEPARATOR = ","  # filters take genres comma-separated, so no genre may hold a comma
+
+# C0 and C1 controls (CR/LF, NUL, ESC...), line/paragraph separators and the bidi embeddings,
+# overrides and isolates: text that would reorder or break what a client displays or logs.
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class StoreError(Exception):
     """An expected failure with a message meant for a person (bad URL, unreachable server)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store refused, reset, timed out or ran out of connections: retry later (a 503)."""
+
+
 class InvalidRecord(StoreError, ValueError):
     """A record that must not be written; nothing of the batch it came in was written."""
+
+
+def text_problem(value: object, max_length: int, forbidden: str = "") -> str | None:
+    """What is wrong with a catalog text field (title, genre, tag), or None when it is fine.
+
+    The one rule for catalog text, used by the store before writing and by the request schemas
+    for their 422 message: non-empty, trimmed, bounded, and free of control and bidi characters.
+    """
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    if value != value.strip():
+        return "has leading or trailing whitespace"
+    if bad := _UNSAFE_TEXT.search(value):
+        return f"contains the control or bidi character U+{ord(bad.group()):04X}"
+    for char in forbidden:
+        if char in value:
+            return f"contains {char!r}"
+    return None
+
+
+def pack_dedupe(first: int | None, last: int | None, digest: str) -> str:
+    """What a dedupe claim stores: the sequence range it produced and the body's digest."""
+    span = f"{first}-{last}" if first is not None else "-"
+    return f"{span}|{digest}" if digest else span
+
+
+def unpack_dedupe(raw: str | bytes) -> tuple[int | None, int | None, str]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    span, _, digest = text.partition("|")
+    first, _, last = span.partition("-")
+    return (int(first), int(last), digest) if first else (None, None, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +155,14 @@ class ChangeEntry:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What one atomic catalog write did. A replayed dedupe key reports the original range."""
+    """What one atomic catalog write did. A replayed dedupe key reports the original range;
+    `conflict`: the key was claimed by a different body (nothing written)."""
 
     duplicate: bool
     first_seq: int | None = None
     last_seq: int | None = None
     versions: Mapping[str, int] = field(default_factory=dict)
+    conflict: bool = False
 
     @property
     def applied(self) -> int:
@@ -128,21 +174,24 @@ class WriteResult:
 def _check_id(value: str, what: str) -> None:
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise InvalidRecord(f"{what} must be a non-empty string of at most {MAX_ID_LENGTH} chars")
-    if "|" in value or any(ord(c) < 32 for c in value):
-        raise InvalidRecord(f"{what} {value!r} contains '|' or a control character")
+    if "|" in value or _UNSAFE_TEXT.search(value):
+        raise InvalidRecord(f"{what} {value!r} contains '|' or a control or bidi character")
 
 
 def validate_movie(movie: Movie) -> None:
     """Reject what would corrupt the store or the index; both backends call it before writing."""
     _check_id(movie.id, "movie id")
-    if not movie.title or len(movie.title) > MAX_TEXT_LENGTH:
-        raise InvalidRecord(f"movie {movie.id}: title must be 1..{MAX_TEXT_LENGTH} characters")
-    for name, items in (("genres", movie.genres), ("tags", movie.tags)):
+    if problem := text_problem(movie.title, MAX_TEXT_LENGTH):
+        raise InvalidRecord(f"movie {movie.id}: title {problem}")
+    for name, items, forbidden in (
+        ("genres", movie.genres, "|" + GENRE_SEPARATOR),
+        ("tags", movie.tags, "|"),
+    ):
         if len(items) > MAX_LIST_ITEMS:
             raise InvalidRecord(f"movie {movie.id}: more than {MAX_LIST_ITEMS} {name}")
         for item in items:
-            if not item or len(item) > 100 or "|" in item:
-                raise InvalidRecord(f"movie {movie.id}: bad {name} entry {item!r}")
+            if problem := text_problem(item, MAX_ITEM_LENGTH, forbidden):
+                raise InvalidRecord(f"movie {movie.id}: {name} entry {item!r} {problem}")
     if movie.year is not None and not 1800 <= movie.year <= 2200:
         raise InvalidRecord(f"movie {movie.id}: year {movie.year} outside 1800..2200")
     for name, link in (("imdb_id", movie.imdb_id), ("tmdb_id", movie.tmdb_id)):
@@ -199,9 +248,13 @@ class Store(abc.ABC):
         changes: Sequence[MovieChange],
         *,
         dedupe_key: str | None = None,
+        dedupe_digest: str = "",
         dedupe_ttl_seconds: int = 7 * 24 * 3600,
     ) -> WriteResult:
         """Claim `dedupe_key`, write the movies and append their change entries, all or nothing.
+
+        The claim keeps `dedupe_digest` (of the delivery's body): the same key with another
+        digest writes nothing and reports `conflict` (a key claimed without a digest matches any).
 
         An upsert identical to the stored live movie, or a delete of a missing or deleted
         movie, is not a change: it gets no version bump and no entry.

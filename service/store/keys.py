@@ -21,7 +21,8 @@ def activity(user_id: str) -> str:
 
 
 def dedupe(key: str) -> str:
-    """Idempotency claim (webhook id); its value is the sequence range it produced."""
+    """Idempotency claim (webhook id): "<first>-<last>|<body digest>", the sequence range it
+    produced and what was delivered under it (a reused id with another body is a conflict)."""
     return f"{PREFIX}dedupe:{key}"
 
 

@@ -3,10 +3,16 @@
 Catalog writes run as one Lua script so the dedupe claim, the movie rows and the change-log
 entries land together. The script reads and checks everything before its first write, because
 Redis does not roll a script back.
+
+Every call has a deadline (`timeout`, plus the blocking time of a blocking read) and every
+failure (refused, reset, timed out, no pooled connection free, a script error) leaves as
+`StoreUnavailable`, which the API answers with a fast 503.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -28,30 +34,42 @@ from service.store.base import (
     Movie,
     MovieChange,
     Store,
-    StoreError,
+    StoreUnavailable,
     Upsert,
     WriteResult,
     event_from_key,
     event_key,
     pack_vector,
+    unpack_dedupe,
     unpack_vector,
     validate_changes,
     validate_event,
 )
 
+MAX_BLOCK_SECONDS = 5.0  # the longest blocking read; the socket timeout must outlast it
+# Connections beyond one per in-flight request: the refresher's blocking read and its writes.
+SPARE_CONNECTIONS = 4
+
 # KEYS: movies, live count, sequence, changes stream, epoch, dedupe key ("" for none)
-# ARGV: now, new epoch, dedupe ttl, max stream length, then triples (op, id, content)
+# ARGV: now, new epoch, dedupe ttl, max stream length, body digest ("" for none),
+#       then triples (op, id, content)
+# A dedupe claim holds "<first>-<last>|<digest>"; reply {1, claim} replay, {2, claim} conflict.
 _APPLY = """
 local movies, live, seqkey, stream, epochkey, dedupekey = unpack(KEYS)
 local now, new_epoch, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local digest = ARGV[5]
 if redis.call('EXISTS', epochkey) == 0 then redis.call('SET', epochkey, new_epoch) end
 if dedupekey ~= '' then
   local prior = redis.call('GET', dedupekey)
-  if prior then return {1, prior} end
+  if prior then
+    local bar = string.find(prior, '|', 1, true)
+    if bar and digest ~= '' and string.sub(prior, bar + 1) ~= digest then return {2, prior} end
+    return {1, prior}
+  end
 end
 local plan = {}
 local pending = {}
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local op, id, content = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = pending[id] or redis.call('HGET', movies, id)
   local version, deleted, old = 0, '1', ''
@@ -89,7 +107,11 @@ for _, p in ipairs(plan) do
   last = seq
 end
 local result = first .. '-' .. last
-if dedupekey ~= '' then redis.call('SET', dedupekey, result, 'EX', ttl) end
+if dedupekey ~= '' then
+  local claim = result
+  if digest ~= '' then claim = result .. '|' .. digest end
+  redis.call('SET', dedupekey, claim, 'EX', ttl)
+end
 local versions = {}
 for _, p in ipairs(plan) do
   table.insert(versions, p[2])
@@ -104,12 +126,6 @@ def _seq_of(stream_id: bytes | str) -> int:
     return int(text.split("-", 1)[0])
 
 
-def _parse_range(text: bytes | str) -> tuple[int | None, int | None]:
-    raw = text.decode() if isinstance(text, bytes) else text
-    first, _, last = raw.partition("-")
-    return (int(first), int(last)) if first else (None, None)
-
-
 class RedisStore(Store):
     def __init__(
         self,
@@ -118,37 +134,65 @@ class RedisStore(Store):
         activity_max_events: int,
         changelog_max_len: int,
         password: str | None = None,
+        timeout: float = 1.0,
+        max_connections: int = 64,
     ) -> None:
         self.url = url
         self.activity_max_events = activity_max_events
         self.changelog_max_len = changelog_max_len
-        # Blocking XREAD holds a connection; the socket timeout must outlast it. Servers close
-        # idle connections (Redis `timeout`, failovers): retrying is safe because every write
-        # here is idempotent (unchanged upserts, repeated deletes and identical events are no-ops).
-        # Any: redis-py types every reply as a union of all it could be.
-        self._redis: Any = aioredis.Redis.from_url(
+        self.timeout = timeout
+        # A blocking pool: past `max_connections` a call waits for a free connection (within
+        # its deadline) instead of failing at once. Servers close idle connections (Redis
+        # `timeout`, failovers): retrying is safe because every write here is idempotent
+        # (unchanged upserts, repeated deletes and identical events are no-ops); the retries
+        # fit inside the call's deadline, which cuts them short.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
-            socket_connect_timeout=5,
-            socket_timeout=30,
+            max_connections=max_connections + SPARE_CONNECTIONS,
+            timeout=timeout,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout + MAX_BLOCK_SECONDS,
             socket_keepalive=True,
             health_check_interval=15,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             password=password,
         )
+        # Any: redis-py types every reply as a union of all it could be.
+        self._redis: Any = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         self._apply = self._redis.register_script(_APPLY)
 
-    async def ping(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _deadline(self, what: str, extra: float = 0.0) -> AsyncIterator[None]:
+        """Run a call within the deadline; any failure of Redis becomes StoreUnavailable."""
+        seconds = self.timeout + extra
         try:
-            await self._redis.ping()
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError:
+            raise StoreUnavailable(f"Redis did not answer {what} within {seconds:g}s") from None
         except (RedisError, OSError) as exc:
-            raise StoreError(f"cannot reach Redis at {self.url}: {exc}") from None
+            # The kind, not the text: clients see this message, and the text names hosts.
+            raise StoreUnavailable(f"Redis {what} failed ({type(exc).__name__})") from exc
+
+    async def ping(self) -> None:
+        """At startup: the operator reads this message, so it says where and why."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._redis.ping()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"Redis at {self.url} did not answer within {self.timeout:g}s"
+            ) from None
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
 
     async def apply_changes(
         self,
         changes: Sequence[MovieChange],
         *,
         dedupe_key: str | None = None,
+        dedupe_digest: str = "",
         dedupe_ttl_seconds: int = 7 * 24 * 3600,
     ) -> WriteResult:
         validate_changes(changes)
@@ -157,6 +201,7 @@ class RedisStore(Store):
             uuid.uuid4().hex,
             dedupe_ttl_seconds,
             self.changelog_max_len,
+            dedupe_digest if dedupe_key else "",
         ]
         for change in changes:
             if isinstance(change, Upsert):
@@ -172,10 +217,12 @@ class RedisStore(Store):
             keys.EPOCH,
             keys.dedupe(dedupe_key) if dedupe_key else "",
         ]
-        reply = await self._apply(keys=script_keys, args=argv)
-        first, last = _parse_range(reply[1])
-        if reply[0] == 1:
-            return WriteResult(duplicate=True, first_seq=first, last_seq=last)
+        async with self._deadline("catalog write"):
+            reply = await self._apply(keys=script_keys, args=argv)
+        first, last, _ = unpack_dedupe(reply[1])
+        if reply[0] != 0:
+            conflict = reply[0] == 2
+            return WriteResult(duplicate=True, first_seq=first, last_seq=last, conflict=conflict)
         flat = reply[2]
         versions = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return WriteResult(duplicate=False, first_seq=first, last_seq=last, versions=versions)
@@ -183,29 +230,34 @@ class RedisStore(Store):
     async def get_movies(self, ids: Sequence[str]) -> dict[str, Movie]:
         if not ids:
             return {}
-        rows = await self._redis.hmget(keys.MOVIES, list(ids))
+        async with self._deadline("HMGET movies"):
+            rows = await self._redis.hmget(keys.MOVIES, list(ids))
         return {mid: _decode_movie(mid, row) for mid, row in zip(ids, rows, strict=True) if row}
 
     async def iter_movies(self, batch_size: int = 1000) -> AsyncIterator[list[Movie]]:
-        batch: list[Movie] = []
-        async for mid, row in self._redis.hscan_iter(keys.MOVIES, count=batch_size):
-            movie = _decode_movie(mid.decode(), row)
-            if not movie.deleted:
-                batch.append(movie)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        cursor = 0
+        while True:
+            # One deadline per page: a scan of a large catalog may take longer than one call.
+            async with self._deadline("HSCAN movies"):
+                cursor, rows = await self._redis.hscan(keys.MOVIES, cursor, count=batch_size)
+            batch = [_decode_movie(mid.decode(), row) for mid, row in rows.items()]
+            live = [movie for movie in batch if not movie.deleted]
+            if live:
+                yield live
+            if cursor == 0:
+                return
 
     async def count_movies(self) -> int:
-        return int(await self._redis.get(keys.LIVE_COUNT) or 0)
+        async with self._deadline("GET live count"):
+            return int(await self._redis.get(keys.LIVE_COUNT) or 0)
 
     async def read_changes(
         self, after: int, limit: int = 1000, block_seconds: float = 0.0
     ) -> list[ChangeEntry]:
+        block_seconds = min(block_seconds, MAX_BLOCK_SECONDS)
         block = int(block_seconds * 1000) if block_seconds > 0 else None
-        reply = await self._redis.xread({keys.CHANGES: f"{after}-0"}, count=limit, block=block)
+        async with self._deadline("XREAD changes", extra=max(block_seconds, 0.0)):
+            reply = await self._redis.xread({keys.CHANGES: f"{after}-0"}, count=limit, block=block)
         if not reply:
             return []
         _, entries = reply[0]
@@ -221,19 +273,22 @@ class RedisStore(Store):
         ]
 
     async def head_seq(self) -> int:
-        return int(await self._redis.get(keys.SEQUENCE) or 0)
+        async with self._deadline("GET sequence"):
+            return int(await self._redis.get(keys.SEQUENCE) or 0)
 
     async def first_retained_seq(self) -> int:
-        head, first = await (
-            self._redis.pipeline(transaction=True)
-            .get(keys.SEQUENCE)
-            .xrange(keys.CHANGES, count=1)
-            .execute()
-        )
+        async with self._deadline("XRANGE changes"):
+            head, first = await (
+                self._redis.pipeline(transaction=True)
+                .get(keys.SEQUENCE)
+                .xrange(keys.CHANGES, count=1)
+                .execute()
+            )
         return _seq_of(first[0][0]) if first else int(head or 0) + 1
 
     async def trim_changes(self, keep_last: int) -> None:
-        await self._redis.xtrim(keys.CHANGES, maxlen=keep_last, approximate=False)
+        async with self._deadline("XTRIM changes"):
+            await self._redis.xtrim(keys.CHANGES, maxlen=keep_last, approximate=False)
 
     async def epoch(self) -> str:
         """The epoch key plus the server's run id.
@@ -242,11 +297,12 @@ class RedisStore(Store):
         changes on every restart and failover, which may bring back an older snapshot whose
         sequence numbers get handed out again: either way readers must resync.
         """
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(keys.EPOCH, uuid.uuid4().hex, nx=True)
-        pipe.get(keys.EPOCH)
-        _, value = await pipe.execute()
-        run_id = (await self._redis.info("server")).get("run_id", "")
+        async with self._deadline("epoch"):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(keys.EPOCH, uuid.uuid4().hex, nx=True)
+            pipe.get(keys.EPOCH)
+            _, value = await pipe.execute()
+            run_id = (await self._redis.info("server")).get("run_id", "")
         return f"{value.decode() if value else ''}:{run_id}"
 
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
@@ -259,15 +315,18 @@ class RedisStore(Store):
         pipe.zadd(key, {event_key(e): e.timestamp for e in events})
         pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
         pipe.sadd(keys.USERS, user_id)
-        await pipe.execute()
+        async with self._deadline("event write"):
+            await pipe.execute()
 
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         stop = (limit or self.activity_max_events) - 1
-        rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
+        async with self._deadline("ZREVRANGE activity"):
+            rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
         return [event_from_key(row) for row in rows]
 
     async def count_users(self) -> int:
-        return int(await self._redis.scard(keys.USERS))
+        async with self._deadline("SCARD users"):
+            return int(await self._redis.scard(keys.USERS))
 
     async def sample_users(self, limit: int) -> list[tuple[str, int]]:
         users: list[str] = []
@@ -282,10 +341,18 @@ class RedisStore(Store):
         return [(user, int(n)) for user, n in zip(users, counts, strict=True)]
 
     async def count_events(self) -> int:
+        """A scan over every user: for the CLI's stats, off the request path."""
         total = 0
-        async for user in self._redis.sscan_iter(keys.USERS, count=1000):
-            total += int(await self._redis.zcard(keys.activity(user.decode())))
-        return total
+        cursor = 0
+        while True:
+            async with self._deadline("count events"):
+                cursor, users = await self._redis.sscan(keys.USERS, cursor, count=1000)
+                pipe = self._redis.pipeline(transaction=False)
+                for user in users:
+                    pipe.zcard(keys.activity(user.decode()))
+                total += sum(int(n) for n in await pipe.execute())
+            if cursor == 0:
+                return total
 
     async def get_embeddings(
         self, model_version: str, versions: Mapping[str, int]
@@ -293,7 +360,8 @@ class RedisStore(Store):
         ids = list(versions)
         if not ids:
             return {}
-        rows = await self._redis.hmget(keys.embeddings(model_version), ids)
+        async with self._deadline("HMGET embeddings"):
+            rows = await self._redis.hmget(keys.embeddings(model_version), ids)
         found: dict[str, np.ndarray] = {}
         for mid, raw in zip(ids, rows, strict=True):
             if raw:
@@ -307,14 +375,23 @@ class RedisStore(Store):
     ) -> None:
         if vectors:
             mapping = {mid: pack_vector(v, vec) for mid, (v, vec) in vectors.items()}
-            await self._redis.hset(keys.embeddings(model_version), mapping=mapping)
+            async with self._deadline("HSET embeddings"):
+                await self._redis.hset(keys.embeddings(model_version), mapping=mapping)
 
     async def clear(self) -> None:
-        async for key in self._redis.scan_iter(match=f"{keys.PREFIX}*", count=1000):
-            await self._redis.delete(key)
+        cursor = 0
+        while True:
+            async with self._deadline("clear"):
+                cursor, found = await self._redis.scan(cursor, match=f"{keys.PREFIX}*", count=1000)
+                if found:
+                    await self._redis.delete(*found)
+            if cursor == 0:
+                return
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        with contextlib.suppress(TimeoutError, RedisError, OSError):
+            async with asyncio.timeout(self.timeout):
+                await self._redis.aclose()
 
 
 def _decode_movie(movie_id: str, row: bytes) -> Movie:

@@ -30,7 +30,9 @@ from service.store.base import (
     WriteResult,
     event_from_key,
     event_key,
+    pack_dedupe,
     pack_vector,
+    unpack_dedupe,
     unpack_vector,
     validate_changes,
     validate_event,
@@ -149,6 +151,7 @@ class SQLiteStore(Store):
         changes: Sequence[MovieChange],
         *,
         dedupe_key: str | None = None,
+        dedupe_digest: str = "",
         dedupe_ttl_seconds: int = 7 * 24 * 3600,
     ) -> WriteResult:
         validate_changes(changes)
@@ -161,11 +164,10 @@ class SQLiteStore(Store):
                     "SELECT result FROM dedupe WHERE key = ?", (dedupe_key,)
                 ).fetchone()
                 if row:
-                    first, _, last = row[0].partition("-")
+                    first, last, digest = unpack_dedupe(row[0])
+                    conflict = bool(digest and dedupe_digest and digest != dedupe_digest)
                     return WriteResult(
-                        duplicate=True,
-                        first_seq=int(first) if first else None,
-                        last_seq=int(last) if last else None,
+                        duplicate=True, first_seq=first, last_seq=last, conflict=conflict
                     )
             seqs: list[int] = []
             versions: dict[str, int] = {}
@@ -201,11 +203,13 @@ class SQLiteStore(Store):
                 conn.execute(
                     "DELETE FROM changes WHERE seq <= ?", (seqs[-1] - self.changelog_max_len,)
                 )
-            result = f"{seqs[0]}-{seqs[-1]}" if seqs else "-"
             if dedupe_key is not None:
+                claim = pack_dedupe(
+                    seqs[0] if seqs else None, seqs[-1] if seqs else None, dedupe_digest
+                )
                 conn.execute(
                     "INSERT INTO dedupe (key, result, expires) VALUES (?, ?, ?)",
-                    (dedupe_key, result, now + dedupe_ttl_seconds),
+                    (dedupe_key, claim, now + dedupe_ttl_seconds),
                 )
             return WriteResult(
                 duplicate=False,

@@ -44,6 +44,24 @@ def test_load_balancer_checks_readiness_not_liveness(synth: Synth) -> None:
     assert "/healthz" in " ".join(liveness)
 
 
+def forwarded_paths(synth: Synth) -> list[str]:
+    (rule,) = synth.resources("AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    (condition,) = rule["Properties"]["Conditions"]
+    assert condition["Field"] == "path-pattern"
+    assert rule["Properties"]["Actions"][0]["Type"] == "forward"
+    return condition["PathPatternConfig"]["Values"]  # type: ignore[no-any-return]
+
+
+def test_only_the_api_is_public(synth: Synth) -> None:
+    """The ALB forwards /v1/* alone; /metrics, the health routes and the docs answer 404
+    from the ALB itself (the target group's health check reaches the tasks directly)."""
+    assert forwarded_paths(synth) == ["/v1/*"]
+    listener = synth.one("AWS::ElasticLoadBalancingV2::Listener")["Properties"]
+    (default,) = listener["DefaultActions"]
+    assert default["Type"] == "fixed-response"
+    assert default["FixedResponseConfig"]["StatusCode"] == "404"
+
+
 def test_redis_admits_only_the_api_tasks(synth: Synth) -> None:
     redis_sg = synth.logical_id(synth.stack.cache.security_group)
     api_sg = synth.logical_id(synth.stack.api.security_group)
@@ -215,8 +233,10 @@ def test_context_selects_the_stage_and_https(tmp_path_factory: pytest.TempPathFa
             "certificateArn": certificate,
             "maxTasks": "12",
             "retainData": "false",
+            "publicDocs": "true",
         },
     )
+    assert forwarded_paths(other) == ["/v1/*", "/docs*", "/openapi.json", "/redoc"]
     assert other.stack.stack_name == "MovieRecs-prod"
     assert other.stack.region == "eu-west-1"
     listeners = {

@@ -6,7 +6,7 @@ import pytest
 
 from service.index import IndexParams
 from service.metrics import Metrics
-from service.refresher import IndexState, compact, refresh_once
+from service.refresher import CatalogLost, IndexState, compact, refresh_once
 from service.store import Delete, Movie, Store, Upsert
 from service.towers import Towers
 
@@ -75,11 +75,37 @@ async def test_an_emptied_store_changes_epoch_and_forces_a_resync(
     await catch_up(state, store, tiny_towers, metrics)
 
     await store.clear()  # what a Redis restart without persistence looks like
-    await store.apply_changes([Upsert(movie("after"))])
+    await store.apply_changes([Upsert(movie(f"after-{i}")) for i in range(3)])
     await catch_up(state, store, tiny_towers, metrics)
 
-    assert set(state.snapshot.ids()) == {"after"}  # type: ignore[union-attr]
+    assert set(state.snapshot.ids()) == {f"after-{i}" for i in range(3)}  # type: ignore[union-attr]
     assert metrics.resyncs.labels("epoch changed")._value.get() == 1
+
+
+@pytest.mark.parametrize("left", [0, 1])
+async def test_a_store_that_lost_its_catalog_never_replaces_the_index(
+    store: Store, tiny_towers: Towers, left: int
+) -> None:
+    """Empty (or next to empty) after a restart without data: the last good index stays, says
+    so, and the resync happens once the catalog is back (a re-import)."""
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(6)])
+    state = IndexState()
+    await catch_up(state, store, tiny_towers, metrics)
+
+    await store.clear()
+    await store.apply_changes([Upsert(movie("stray"))] * left)
+    for _ in range(2):
+        with pytest.raises(CatalogLost):
+            await refresh_once(state, store, tiny_towers, PARAMS, metrics)
+    assert set(state.snapshot.ids()) == {str(i) for i in range(6)}  # type: ignore[union-attr]
+    assert state.caught_up and state.catalog_lost is not None
+    assert metrics.catalog_lost._value.get() == 1 and metrics.resyncs_refused._value.get() == 2
+
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(6)])  # re-imported
+    await catch_up(state, store, tiny_towers, metrics)
+    assert set(state.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    assert state.catalog_lost is None and metrics.catalog_lost._value.get() == 0
 
 
 async def test_a_cursor_trimmed_away_forces_a_resync(store: Store, tiny_towers: Towers) -> None:

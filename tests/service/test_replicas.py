@@ -16,6 +16,7 @@ import pytest
 from pytest_redis import factories
 
 from bench.process import Server, server_env
+from service.config import BUNDLED_DATA
 from service.importer import import_movielens
 from service.movielens import read_movielens
 from service.store import open_store
@@ -146,7 +147,7 @@ def test_concurrent_identical_deliveries_apply_exactly_once(cluster: tuple[Serve
     assert head == seq  # nothing else was appended
 
 
-def test_redis_restarted_empty_is_detected_and_replicas_resync(
+def test_redis_restarted_empty_keeps_the_index_until_the_catalog_is_back(
     cluster: tuple[Server, ...],
     replica_redis,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -169,9 +170,24 @@ def test_redis_restarted_empty_is_detected_and_replicas_resync(
 
     asyncio.run(refill())
 
+    def readiness(replica: Server) -> dict[str, object]:
+        return httpx.get(f"{replica.url}/readyz").json()  # type: ignore[no-any-return]
+
+    # Three movies where there were 9,742: the store lost its data, the catalog did not shrink.
+    for replica in cluster:
+        wait_until(
+            lambda r=replica: readiness(r)["catalog_lost"] is not None,
+            timeout=30,
+            what=lambda r=replica: readiness(r),
+        )
+        assert readiness(replica)["ready"] and readiness(replica)["index_size"] == 9742
+
+    seed(f"redis://{replica_redis.host}:{replica_redis.port}/0", BUNDLED_DATA)  # re-import
+    asyncio.run(refill())
+
     def converged(replica: Server) -> bool:
-        ready = httpx.get(f"{replica.url}/readyz").json()
-        return ready["ready"] and ready["index_size"] == 3
+        ready = readiness(replica)
+        return bool(ready["ready"]) and ready["index_size"] == 9745 and not ready["catalog_lost"]
 
     for replica in cluster:
         wait_until(
@@ -180,7 +196,7 @@ def test_redis_restarted_empty_is_detected_and_replicas_resync(
             what=lambda r=replica: httpx.get(f"{r.url}/readyz").text,
         )
         assert metric(replica, 'movie_recs_resyncs_total{reason="epoch changed"}') >= 1
-        assert recommends(replica, "r0", 0)[0] == "r0"
+        assert indexed(replica, "r0", 0)
 
 
 def test_a_paused_replica_whose_cursor_was_trimmed_resyncs(

@@ -83,6 +83,36 @@ async def test_dedupe_key_applies_once_and_replays_the_original_range(store: Sto
     assert await store.head_seq() == 1
 
 
+async def test_a_dedupe_key_reused_with_another_digest_is_a_conflict(store: Store) -> None:
+    first = await store.apply_changes([Upsert(movie("a"))], dedupe_key="k", dedupe_digest="d1")
+    replay = await store.apply_changes([Upsert(movie("a"))], dedupe_key="k", dedupe_digest="d1")
+    other = await store.apply_changes(
+        [Upsert(movie("a", "changed"))], dedupe_key="k", dedupe_digest="d2"
+    )
+
+    assert not first.conflict and replay.duplicate and not replay.conflict
+    assert other.duplicate and other.conflict and other.applied == 1  # the original's range
+    assert (await store.get_movies(["a"]))["a"].title == "A Movie"
+    assert await store.head_seq() == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Movie(id="t", title="nul\x00inside"),
+        Movie(id="t", title=" untrimmed"),
+        Movie(id="t", title="bidi \u202e override"),
+        Movie(id="t", title="ok", genres=("Drama,Comedy",)),
+        Movie(id="t", title="ok", genres=("line\nbreak",)),
+        Movie(id="t", title="ok", tags=("\u2066isolate",)),
+    ],
+)
+async def test_catalog_text_rules_hold_in_the_store_itself(store: Store, bad: Movie) -> None:
+    with pytest.raises(InvalidRecord):
+        await store.apply_changes([Upsert(movie("fine")), Upsert(bad)])
+    assert await store.head_seq() == 0 and await store.get_movies(["fine", "t"]) == {}
+
+
 async def test_concurrent_deliveries_of_one_key_apply_exactly_once(store_url: str) -> None:
     stores = [await open_store(store_url) for _ in range(4)]
     try:
