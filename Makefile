@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 VENV := .venv/.synced
 
-.PHONY: demo test lint format serve clean
+.PHONY: demo test test-fast lint format serve clean
 
 demo: $(VENV)  ## import MovieLens into the embedded store, train if needed, serve on :8000
 	.venv/bin/movie-recs demo
@@ -12,13 +12,16 @@ test: $(VENV)  ## ruff, mypy, then the whole test suite (starts its own redis-se
 	@command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server (the Redis tests start their own on a free port)"; exit 1; }
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy service infra
+	.venv/bin/mypy
 	.venv/bin/pytest
+
+test-fast: $(VENV)  ## the quick loop: every test not marked slow (the tiny model is cached in .pytest_cache/)
+	.venv/bin/pytest -m "not slow" -q
 
 lint: $(VENV)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy service infra
+	.venv/bin/mypy
 
 format: $(VENV)
 	.venv/bin/ruff check --fix .

@@ -1,62 +1,126 @@
-"""Synthetic catalogs for the benchmarks: movies in a store, clustered unit vectors in the
-store's embedding cache (so a server loads them instead of running the movie tower over 1M
-titles), and users whose histories stay inside one cluster, like real tastes."""
+"""Synthetic catalogs of any size, for the benchmarks and `movie-recs lambda-fit`.
+
+Movies go in through the store interface (`apply_changes`: real versions, a real change log);
+their vectors go straight into the store's embedding cache for the model version, as clustered
+unit vectors (so a server loads them instead of running the movie tower over a million made-up
+titles, whose tower vectors would mean nothing); users get histories inside one cluster, like
+real tastes, so a personalized answer is recognisable.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from service.store import Event, Movie, Store, Upsert, open_store
 
-GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller", "Documentary")
-BATCH = 10_000
+GENRES = (
+    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+    "War", "Western",
+)  # fmt: skip
+WORDS = (
+    "Silent", "River", "Night", "Last", "Golden", "City", "Storm", "Winter", "Secret", "Garden",
+    "Broken", "Empire", "Distant", "Shadow", "Summer", "Machine", "Lost", "Harbor", "Red",
+    "Mountain", "Glass", "Kingdom", "Quiet", "Fire", "Paper", "Moon", "Wild", "Station", "Iron",
+    "Letter",
+)  # fmt: skip
+BATCH = 5000
+SPREAD = 0.6  # noise around a cluster centre, relative to the unit centre
+GENERATOR = 2  # bump when the catalog written changes, so cached benchmark stores are rebuilt
+
+Say = Callable[[str], None]
 
 
-def clustered_vectors(n: int, dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors around n/250 random centres (at most 4,000), and each one's cluster."""
+def movie_id(row: int) -> str:
+    return f"s{row}"
+
+
+def user_id(number: int) -> str:
+    return f"u{number}"
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return np.asarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), np.float32)
+
+
+def clusters_for(size: int) -> int:
+    return max(8, size // 500)
+
+
+def vector_batches(size: int, dim: int = 64, seed: int = 0) -> Iterator[tuple[np.ndarray, ...]]:
+    """(rows, cluster of each row, unit vectors) in batches: row r belongs to cluster r % C."""
     rng = np.random.default_rng(seed)
-    clusters = max(1, min(4000, n // 250))
-    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
-    assignment = rng.integers(0, clusters, n)
-    vectors = centres[assignment] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32), assignment
+    clusters = clusters_for(size)
+    centres = unit(rng.normal(size=(clusters, dim)))
+    for start in range(0, size, BATCH):
+        rows = np.arange(start, min(size, start + BATCH))
+        of = rows % clusters
+        yield rows, of, unit(centres[of] + SPREAD * unit(rng.normal(size=(len(rows), dim))))
 
 
-async def write_catalog(
-    store: Store, model_version: str, n: int, users: int = 1000, history: int = 30, seed: int = 0
-) -> None:
-    vectors, cluster = clustered_vectors(n, seed=seed)
-    ids = [f"s{i}" for i in range(n)]
-    for start in range(0, n, BATCH):
-        chunk = range(start, min(n, start + BATCH))
-        await store.apply_changes(
-            [
-                Upsert(
-                    Movie(
-                        ids[i],
-                        f"Synthetic {i}",
-                        (GENRES[int(cluster[i]) % len(GENRES)],),
-                        1950 + i % 75,
-                    )
-                )
-                for i in chunk
-            ]
-        )
-        await store.put_embeddings(model_version, {ids[i]: (1, vectors[i]) for i in chunk})
+def clustered_vectors(size: int, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """All vectors of a synthetic catalog at once (in-process index benchmarks)."""
+    return np.concatenate([v for _, _, v in vector_batches(size, dim, seed)])
+
+
+async def write_synthetic(
+    store: Store,
+    size: int,
+    model_version: str,
+    *,
+    users: int = 1000,
+    history: int = 30,
+    dim: int = 64,
+    seed: int = 0,
+    say: Say | None = None,
+) -> tuple[str, ...]:
+    """Write `size` movies with cached vectors and `users` users; returns the user ids."""
     rng = np.random.default_rng(seed + 1)
-    members: dict[int, np.ndarray] = {}
-    for u in range(users):
-        c = int(cluster[rng.integers(0, n)])
-        pool = members.setdefault(c, np.flatnonzero(cluster == c))
-        chosen = rng.choice(pool, size=min(history, len(pool)), replace=False)
-        await store.add_events(
-            f"u{u}", [Event(ids[i], "watch", 1_700_000_000.0 + j) for j, i in enumerate(chosen)]
+    clusters = clusters_for(size)
+    cluster_genres = [
+        tuple(str(g) for g in rng.choice(GENRES, size=int(rng.integers(1, 4)), replace=False))
+        for _ in range(clusters)
+    ]
+    for rows, of, vectors in vector_batches(size, dim, seed):
+        words = rng.integers(0, len(WORDS), size=(len(rows), 3))
+        years = rng.integers(1930, 2026, size=len(rows))
+        movies = [
+            Movie(
+                id=movie_id(row),
+                title=f"The {WORDS[w[0]]} {WORDS[w[1]]} of the {WORDS[w[2]]}",
+                genres=cluster_genres[c],
+                year=int(year),
+            )
+            for row, c, w, year in zip(rows.tolist(), of.tolist(), words, years, strict=True)
+        ]
+        result = await store.apply_changes([Upsert(m) for m in movies])
+        await store.put_embeddings(
+            model_version,
+            {m.id: (result.versions[m.id], vectors[i]) for i, m in enumerate(movies)},
         )
+        done = int(rows[-1]) + 1
+        if say is not None and (done % (20 * BATCH) == 0 or done == size):
+            say(f"  {done:,}/{size:,} movies written")
+    now = time.time()
+    ids = []
+    for u in range(users):
+        members = np.arange(u % clusters, size, clusters)
+        picked = rng.choice(members, size=min(history, len(members)), replace=False)
+        events = [
+            Event(movie_id(row), "rate", now - 3600.0 * i, float(rng.choice([3.5, 4.0, 4.5, 5.0])))
+            if i % 2
+            else Event(movie_id(row), "watch", now - 3600.0 * i)
+            for i, row in enumerate(picked.tolist())
+        ]
+        await store.add_events(user_id(u), events)
+        ids.append(user_id(u))
+    return tuple(ids)
 
 
 def ensure_catalog(directory: Path, model_version: str, n: int) -> str:
@@ -65,17 +129,18 @@ def ensure_catalog(directory: Path, model_version: str, n: int) -> str:
     db = directory / f"synthetic-{n}.db"
     marker = directory / f"synthetic-{n}.json"
     url = f"sqlite:///{db.resolve()}"
-    if marker.exists() and json.loads(marker.read_text()).get("model") == model_version:
+    wanted = {"model": model_version, "n": n, "generator": GENERATOR}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
         return url
     db.unlink(missing_ok=True)
 
     async def build() -> None:
         store = await open_store(url)
         try:
-            await write_catalog(store, model_version, n)
+            await write_synthetic(store, n, model_version)
         finally:
             await store.close()
 
     asyncio.run(build())
-    marker.write_text(json.dumps({"model": model_version, "n": n}))
+    marker.write_text(json.dumps(wanted))
     return url

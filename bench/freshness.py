@@ -12,27 +12,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from standardwebhooks.webhooks import Webhook
 
 from bench import wrk
-from bench.catalog import write_catalog
+from bench.catalog import write_synthetic
+from bench.process import Server, free_port, server_env
 from service.config import Settings
-from service.devserver import Server, free_port, server_env
 from service.store import open_store
 from service.towers import load_towers
+from service.webhook_signer import signed_headers
 
 SECRET = "whsec_" + "YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1yZWFs"  # benchmark-only
 WORK = Path("var/bench")
@@ -40,18 +42,9 @@ console = Console(width=200)
 
 
 def deliver(client: httpx.Client, url: str, payload: object, msg_id: str) -> int:
-    body = json.dumps(payload)
-    now = datetime.now(tz=UTC)
-    response = client.post(
-        f"{url}/v1/webhooks/catalog",
-        content=body,
-        headers={
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(SECRET).sign(msg_id, now, body),
-        },
-    )
+    body = json.dumps(payload).encode()
+    headers = signed_headers(SECRET, body, msg_id)
+    response = client.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers)
     response.raise_for_status()
     return int(response.json()["last_seq"])
 
@@ -81,6 +74,79 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
 
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A redis-server of this benchmark's own on a free port, no persistence; its URL."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    port = free_port()
+    command = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
+    command += ["--save", "", "--appendonly", "no", "--dir", str(directory)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def upserts_to_recommendable(replicas: list[Server], upserts: int) -> tuple[list[float], int]:
+    """Seconds from each webhook to recommendable on both replicas; answers without the movie."""
+    seconds: list[float] = []
+    wrong = 0
+    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(2) as pool:
+        for i in range(upserts):
+            movie_id = f"fresh{i}"
+            movie = {"id": movie_id, "title": f"Fresh Release {i}", "genres": ["Drama"]}
+            started = time.perf_counter()
+            seq = deliver(
+                client, replicas[i % 2].url, {"type": "movie.upserted", "data": movie}, f"m{i}"
+            )
+            asks = [pool.submit(found, client, r.url, movie_id, seq) for r in replicas]
+            answers = [ask.result() for ask in asks]
+            seconds.append(time.perf_counter() - started)
+            wrong += answers.count(False)
+    return seconds, wrong
+
+
+@dataclass(frozen=True)
+class Churn:
+    """Serving load on one replica while deletes go to replica 1 (shared store)."""
+
+    replicas: list[Server]
+    script: Path
+    seconds: int
+    compact_at: int
+
+    def run(self, target: Server, round_: int) -> tuple[wrk.Load, float]:
+        """wrk on `target` while churning; (its load figures, compactions it ran meanwhile)."""
+        before = compactions(target.url)
+        with ThreadPoolExecutor(2) as pool:
+            load = pool.submit(
+                wrk.run, target.url + "/", connections=16, seconds=self.seconds, script=self.script
+            )
+            pool.submit(self.deletes, round_).result()
+            result = load.result()
+        return result, compactions(target.url) - before
+
+    def deletes(self, round_: int) -> None:
+        """Deletes (tombstones, no embedding work) sent to replica 1, one batch of `compact_at`
+        a second."""
+        with httpx.Client(timeout=60) as client:
+            deadline = time.monotonic() + self.seconds - 1
+            batch = 0
+            while time.monotonic() < deadline:
+                first = (round_ * 20 + batch) * self.compact_at  # fresh ids each batch
+                events = [
+                    {"type": "movie.deleted", "data": {"id": f"s{first + j}"}}
+                    for j in range(self.compact_at)
+                ]
+                deliver(client, self.replicas[1].url, {"events": events}, f"churn{round_}-{batch}")
+                batch += 1
+                time.sleep(1.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=100_000)
@@ -91,109 +157,64 @@ def main() -> None:
     settings = Settings()
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
-    redis_dir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(redis_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     replicas: list[Server] = []
-    try:
-        time.sleep(0.5)
+    with throwaway_redis() as url:
+        try:
 
-        async def seed() -> None:
-            store = await open_store(url)
-            await write_catalog(store, towers.version, args.size)
-            await store.close()
+            async def seed() -> None:
+                store = await open_store(url)
+                await write_synthetic(store, args.size, towers.version)
+                await store.close()
 
-        console.print(f"seeding {args.size:,} synthetic movies into Redis…")
-        asyncio.run(seed())
-        env = server_env(
-            url,
-            settings.artifacts_dir.resolve(),
-            MOVIE_RECS_WEBHOOK_SECRETS=SECRET,
-            MOVIE_RECS_FRESHNESS_WAIT_SECONDS="10",
-            MOVIE_RECS_COMPACT_AT=str(args.compact_at),
-        )
-        # replica 0 compacts every `compact_at` changes, replica 1 never: the same write load
-        # on both, so serving on one vs the other isolates what compaction costs
-        never = {**env, "MOVIE_RECS_COMPACT_AT": str(10**9)}
-        replicas = [
-            Server(env, WORK / "freshness-replica-0.log"),
-            Server(never, WORK / "freshness-replica-1.log"),
-        ]
-        for replica in replicas:
-            replica.wait_ready(timeout=900)
+            console.print(f"seeding {args.size:,} synthetic movies into Redis…")
+            asyncio.run(seed())
+            env = server_env(
+                url,
+                settings.artifacts_dir.resolve(),
+                MOVIE_RECS_WEBHOOK_SECRETS=SECRET,
+                MOVIE_RECS_FRESHNESS_WAIT_SECONDS="10",
+                MOVIE_RECS_COMPACT_AT=str(args.compact_at),
+            )
+            # replica 0 compacts every `compact_at` changes, replica 1 never: the same write
+            # load on both, so serving on one vs the other isolates what compaction costs
+            never = {**env, "MOVIE_RECS_COMPACT_AT": str(10**9)}
+            replicas = [
+                Server(env, WORK / "freshness-replica-0.log"),
+                Server(never, WORK / "freshness-replica-1.log"),
+            ]
+            for replica in replicas:
+                replica.wait_ready(timeout=900)
 
-        # 1. webhook -> recommendable on both replicas, one upsert at a time
-        seconds: list[float] = []
-        wrong = 0
-        with httpx.Client(timeout=30) as client, ThreadPoolExecutor(2) as pool:
-            for i in range(args.upserts):
-                movie = {"id": f"fresh{i}", "title": f"Fresh Release {i}", "genres": ["Drama"]}
-                started = time.perf_counter()
-                seq = deliver(
-                    client, replicas[i % 2].url, {"type": "movie.upserted", "data": movie}, f"m{i}"
-                )
-                asks = [pool.submit(found, client, r.url, movie["id"], seq) for r in replicas]
-                answers = [ask.result() for ask in asks]
-                seconds.append(time.perf_counter() - started)
-                wrong += answers.count(False)
+            # 1. webhook -> recommendable on both replicas, one upsert at a time
+            seconds, wrong = upserts_to_recommendable(replicas, args.upserts)
 
-        # 2. serving p99 under the same churn of deletes, on the replica that does not
-        # compact, then on the one that does (each batch crosses the compaction threshold)
-        script = wrk.user_script(WORK, "u", 0, 999)
+            # 2. serving p99 under the same churn of deletes, on the replica that does not
+            # compact, then on the one that does (each batch crosses the compaction threshold)
+            script = wrk.user_script(WORK, "u", 0, 999)
+            churn = Churn(replicas, script, args.seconds, args.compact_at)
+            wrk.run(replicas[0].url + "/", connections=4, seconds=3, script=script)  # warm-up
+            wrk.run(replicas[1].url + "/", connections=4, seconds=3, script=script)
+            idle = wrk.run(
+                replicas[0].url + "/", connections=16, seconds=args.seconds, script=script
+            )
+            quiet, _ = churn.run(replicas[1], 0)
+            busy, during = churn.run(replicas[0], 1)
+        finally:
+            for replica in replicas:
+                replica.stop()
+    console.print(report(args.size, seconds, wrong, idle, quiet, busy, during))
 
-        def under_churn(target: Server, round_: int) -> tuple[wrk.Load, float]:
-            before = compactions(target.url)
-            with ThreadPoolExecutor(2) as pool:
-                load = pool.submit(
-                    wrk.run, target.url + "/", connections=16, seconds=args.seconds, script=script
-                )
-                pool.submit(churn, round_).result()
-                result = load.result()
-            return result, compactions(target.url) - before
 
-        def churn(round_: int) -> None:
-            """Deletes (tombstones, no embedding work) sent to the other replica, one batch of
-            `compact_at` a second."""
-            with httpx.Client(timeout=60) as client:
-                deadline = time.monotonic() + args.seconds - 1
-                batch = 0
-                while time.monotonic() < deadline:
-                    first = (round_ * 20 + batch) * args.compact_at  # fresh ids each batch
-                    events = [
-                        {"type": "movie.deleted", "data": {"id": f"s{first + j}"}}
-                        for j in range(args.compact_at)
-                    ]
-                    deliver(client, replicas[1].url, {"events": events}, f"churn{round_}-{batch}")
-                    batch += 1
-                    time.sleep(1.0)
-
-        wrk.run(replicas[0].url + "/", connections=4, seconds=3, script=script)  # warm-up
-        wrk.run(replicas[1].url + "/", connections=4, seconds=3, script=script)
-        idle = wrk.run(replicas[0].url + "/", connections=16, seconds=args.seconds, script=script)
-        quiet, _ = under_churn(replicas[1], 0)
-        busy, during = under_churn(replicas[0], 1)
-    finally:
-        for replica in replicas:
-            replica.stop()
-        redis.terminate()
-        redis.wait(10)
-        shutil.rmtree(redis_dir, ignore_errors=True)
-
-    table = Table(title=f"Freshness at {args.size:,} movies, two replicas on one Redis")
+def report(
+    size: int,
+    seconds: list[float],
+    wrong: int,
+    idle: wrk.Load,
+    quiet: wrk.Load,
+    busy: wrk.Load,
+    during: float,
+) -> Table:
+    table = Table(title=f"Freshness at {size:,} movies, two replicas on one Redis")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("goal", justify="right")
@@ -222,7 +243,7 @@ def main() -> None:
         f"{idle.rps:,.0f} / {quiet.rps:,.0f} / {busy.rps:,.0f}",
         "",
     )
-    console.print(table)
+    return table
 
 
 if __name__ == "__main__":

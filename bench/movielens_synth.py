@@ -90,7 +90,7 @@ def _activity(rng: np.random.Generator, shape: Shape, ratings: int) -> np.ndarra
     scale = extra / tail.sum()
     for _ in range(20):
         scale *= extra / max(np.minimum(tail * scale, cap - 20).sum(), 1.0)
-    return np.minimum(np.round(20 + tail * scale), cap).astype(np.int64)
+    return np.asarray(np.minimum(np.round(20 + tail * scale), cap), np.int64)
 
 
 def _history(

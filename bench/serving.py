@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -23,8 +24,8 @@ from rich.table import Table
 
 from bench import wrk
 from bench.catalog import clustered_vectors, ensure_catalog
+from bench.process import Server, server_env
 from service.config import BUNDLED_DATA, Settings
-from service.devserver import Server, server_env
 from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
 from service.towers import Towers, load_towers
 
@@ -79,7 +80,7 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
         ),
     }
     for n in sizes:
-        vectors, _ = clustered_vectors(n)
+        vectors = clustered_vectors(n)
         ids = [f"s{i}" for i in range(n)]
         meta = [MovieMeta("t", (), None)] * n
         exact = BaseIndex.build(ids, vectors, meta, IndexParams(ann_threshold=n))
@@ -135,7 +136,10 @@ def request_breakdown(towers: Towers, store_url: str) -> dict[str, float]:
     return asyncio.run(run())
 
 
-def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seconds: int) -> list:
+Row = list[Any]  # name, ready seconds, then four wrk.Load
+
+
+def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seconds: int) -> Row:
     settings = Settings()
     env = server_env(store_url, settings.artifacts_dir.resolve())
     server = Server(env, WORK / f"server-{name.split()[-1].strip('()')}-{len(name)}.log")

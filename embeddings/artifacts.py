@@ -31,7 +31,8 @@ def resolve_model_dir(path: Path) -> Path:
 
 
 def read_manifest(version_dir: Path) -> dict[str, Any]:
-    return json.loads((version_dir / "manifest.json").read_text("utf-8"))
+    manifest: dict[str, Any] = json.loads((version_dir / "manifest.json").read_text("utf-8"))
+    return manifest
 
 
 @dataclass
@@ -50,7 +51,7 @@ class LoadedTowers:
         out = self.user_tower(
             history=tf.constant(history, tf.float32), weights=tf.constant(weights, tf.float32)
         )
-        return out["embedding"].numpy()
+        return np.asarray(out["embedding"].numpy(), np.float32)
 
 
 def load_towers(path: Path) -> LoadedTowers:

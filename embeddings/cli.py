@@ -40,7 +40,7 @@ def train_command(
         started = time.perf_counter()
         dataset = load_dataset(data)
         console.print(data_table(dataset.report))
-        _quiet_tensorflow()
+        quiet_tensorflow()
         from embeddings.train import train
 
         config = TrainConfig().with_overrides(epochs=epochs)
@@ -70,7 +70,7 @@ def evaluate_command(
 
         version_dir = resolve_model_dir(model)
         dataset = load_dataset(data)
-        _quiet_tensorflow()
+        quiet_tensorflow()
         from embeddings.artifacts import load_towers
         from embeddings.evaluate import evaluate_towers
 
@@ -95,16 +95,20 @@ class _friendly_errors:
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
-    ) -> bool:
+    ) -> None:
         from embeddings.artifacts import ArtifactError
         from embeddings.data import DataError
 
         if isinstance(error, DataError | ArtifactError):
             Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(2) from None
-        return False
 
 
-def _quiet_tensorflow() -> None:
-    """TensorFlow's C++ start-up logging is noise for a CLI user (set before TF is imported)."""
+def quiet_tensorflow() -> None:
+    """TensorFlow's C++ start-up logging is noise for a CLI user (set before TF is imported).
+
+    This drops TF's own INFO and WARNING lines; the oneDNN notice logged through absl before
+    its logging is initialised ignores every setting in TF 2.21 (tensorflow/tensorflow#100442)
+    short of disabling oneDNN, which would change the numbers, so it stays.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

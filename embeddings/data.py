@@ -90,11 +90,11 @@ class Ratings:
     @property
     def user_ids(self) -> np.ndarray:
         """The user id of each row (object array; for small data and tests)."""
-        return np.array(self.users, dtype=object)[self.user_index]
+        return np.asarray(np.array(self.users, dtype=object)[self.user_index])
 
     @property
     def movie_ids(self) -> np.ndarray:
-        return np.array(self.movies, dtype=object)[self.movie_index]
+        return np.asarray(np.array(self.movies, dtype=object)[self.movie_index])
 
     def subset(self, rows: np.ndarray) -> Ratings:
         """The rows of a boolean mask, with the same coding."""

@@ -30,7 +30,7 @@ class Examples:
         return len(self.positions)
 
     def targets(self) -> np.ndarray:
-        return self.movies[self.positions]
+        return np.asarray(self.movies[self.positions])
 
     def batch(self, positions: np.ndarray) -> Batch:
         """(history, weights, targets) of the examples at `positions`, histories newest first."""

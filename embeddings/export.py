@@ -109,7 +109,8 @@ def save_towers(
         str(directory / "user_tower"),
         signatures={"serving_default": user_module.serve},
     )
-    np.savez(directory / "user_tower.npz", **user_tower_params(user_tower))
+    params: dict[str, Any] = user_tower_params(user_tower)  # Any: savez's **kwds are untyped
+    np.savez(directory / "user_tower.npz", **params)
     vocabularies.save(directory / "vocab")
 
 

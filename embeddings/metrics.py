@@ -54,7 +54,8 @@ def rank_targets(scores: np.ndarray, targets: np.ndarray, seen: Sequence[np.ndar
 def expected_hits(above: np.ndarray, tied: np.ndarray, k: int) -> np.ndarray:
     """P(target in top k): its position is uniform over above .. above + tied."""
     slots = np.clip(k - above, 0, None)
-    return np.minimum(slots, tied + 1) / (tied + 1)
+    hits: np.ndarray = np.minimum(slots, tied + 1) / (tied + 1)
+    return hits
 
 
 def expected_ndcg(above: np.ndarray, tied: np.ndarray, k: int) -> np.ndarray:
@@ -63,7 +64,8 @@ def expected_ndcg(above: np.ndarray, tied: np.ndarray, k: int) -> np.ndarray:
     cumulative = np.r_[0.0, np.cumsum(gains)]  # cumulative[p] = sum of gains of positions < p
     first = np.minimum(above, k)
     last = np.minimum(above + tied + 1, k)
-    return (cumulative[last] - cumulative[first]) / (tied + 1)
+    shared: np.ndarray = (cumulative[last] - cumulative[first]) / (tied + 1)
+    return shared
 
 
 def random_hit_rate(num_movies: int, seen_counts: np.ndarray, k: int) -> float:

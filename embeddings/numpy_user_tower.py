@@ -42,4 +42,5 @@ def forward(
     pooled = np.einsum("bl,bld->bd", attention, history)
     hidden = np.maximum(pooled @ params["hidden_kernel"] + params["hidden_bias"], 0.0)
     vector = pooled + hidden @ params["project_kernel"] + params["project_bias"]
-    return vector / np.maximum(np.linalg.norm(vector, axis=-1, keepdims=True), 1e-12)
+    unit: np.ndarray = vector / np.maximum(np.linalg.norm(vector, axis=-1, keepdims=True), 1e-12)
+    return unit

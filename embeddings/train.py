@@ -95,7 +95,13 @@ def train(
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Split, train, export to a staging directory, evaluate the export, then publish it."""
+    """Split, train, export to a staging directory, evaluate the export, then publish it.
+
+    `verbose="auto"`: Keras' progress bar on a terminal, one line per epoch otherwise (a file or
+    a CI log would get a wall of escape codes).
+    """
+    if verbose == "auto" and not sys.stdout.isatty():
+        verbose = 2
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -130,26 +136,7 @@ def train(
     trainer = TwoTowerTrainer(
         movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
     )
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    first = examples.batch(examples.positions[:1])
-    trainer((first[0], first[1]))  # build the weights before fit
-    validation = ValidationRanking(
-        trainer,
-        split.cases("validation").sample(config.max_eval_cases, seed),
-        length,
-        config.top_k,
-    )
-    stopping = keras.callbacks.EarlyStopping(
-        monitor=f"val_ndcg@{config.top_k}", mode="max", patience=config.patience
-    )
-    trainer.fit(
-        _batches(examples, config.batch_size, seed),
-        epochs=config.epochs,
-        callbacks=[validation, stopping, EpochProgress(config.epochs, log)],
-        shuffle=False,  # the generator shuffles, seeded
-        verbose=_keras_verbosity(verbose),
-    )
-    validation.restore_best()
+    validation = _fit(trainer, examples, split.cases("validation"), config, seed, verbose, log)
     training_seconds = time.perf_counter() - started
 
     staging = staging_dir(artifacts)
@@ -197,6 +184,39 @@ def train(
     write_manifest(staging, manifest)
     del towers
     return TrainResult(publish(staging, artifacts, version), manifest)
+
+
+def _fit(
+    trainer: TwoTowerTrainer,
+    examples: Examples,
+    validation_cases: EvalCases,
+    config: TrainConfig,
+    seed: int,
+    verbose: int | str,
+    log: Callable[[str], None],
+) -> ValidationRanking:
+    """Fit with early stopping on validation NDCG; the best epoch's weights are kept."""
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    first = examples.batch(examples.positions[:1])
+    trainer((first[0], first[1]))  # build the weights before fit
+    validation = ValidationRanking(
+        trainer,
+        validation_cases.sample(config.max_eval_cases, seed),
+        config.history_length,
+        config.top_k,
+    )
+    stopping = keras.callbacks.EarlyStopping(
+        monitor=f"val_ndcg@{config.top_k}", mode="max", patience=config.patience
+    )
+    trainer.fit(
+        _batches(examples, config.batch_size, seed),
+        epochs=config.epochs,
+        callbacks=[validation, stopping, EpochProgress(config.epochs, log)],
+        shuffle=False,  # the generator shuffles, seeded
+        verbose=verbose,
+    )
+    validation.restore_best()
+    return validation
 
 
 def train_directory(
@@ -248,7 +268,7 @@ def _quiet(_: str) -> None:
 def _log_q(examples: Examples, num_movies: int) -> np.ndarray:
     """log of each movie's share of training targets: the in-batch sampling probability."""
     counts = np.bincount(examples.targets(), minlength=num_movies).astype(np.float64)
-    return np.log(np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
+    return np.asarray(np.log(np.maximum(counts, 1.0) / counts.sum()), np.float32)
 
 
 def _batches(examples: Examples, batch_size: int, seed: int) -> tf.data.Dataset:
@@ -267,13 +287,6 @@ def _batches(examples: Examples, batch_size: int, seed: int) -> tf.data.Dataset:
     steps = -(-len(examples) // batch_size)
     data = tf.data.Dataset.from_generator(epoch, output_signature=signature)
     return data.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
-
-
-def _keras_verbosity(verbose: int | str) -> int | str:
-    """Keras' progress bar on a terminal; one line per epoch when the output is a file or pipe."""
-    if verbose == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return verbose
 
 
 class EpochProgress(keras.callbacks.Callback):

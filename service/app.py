@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import math
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -19,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from service.config import Settings
 from service.deps import require_api_key
-from service.index import IndexParams, set_threads
+from service.index import index_params, set_threads
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, MetricsMiddleware
 from service.page import mount_page
@@ -29,27 +27,12 @@ from service.routes import catalog, events, health, movies, recommendations, sea
 from service.runtime import Runtime
 from service.store import InvalidRecord, StoreError, store_from_settings
 from service.titles import title_index
-from service.towers import load_towers
+from service.towers import Towers, load_popular, load_towers
 
 log = logging.getLogger("service")
 WEBHOOK_PATH = "/v1/webhooks/catalog"
 HEALTH_PATHS = ("/healthz", "/readyz")
 RETRY_AFTER_SECONDS = 1
-
-
-def load_popular(model_dir: Path) -> list[tuple[str, float]]:
-    """Most-popular movies of the training data, for users without history."""
-    path = model_dir / "popular.json"
-    if not path.is_file():
-        return []
-    return [(str(mid), float(score)) for mid, score in json.loads(path.read_text("utf-8"))]
-
-
-def index_params(settings: Settings) -> IndexParams:
-    return IndexParams(
-        ann_threshold=settings.ann_threshold,
-        ivf_nprobe=settings.ivf_nprobe,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = await store_from_settings(settings)
     refresher: asyncio.Task[None] | None = None
     try:
-        towers = await asyncio.to_thread(
+        towers: Towers = app.state.prebuilt_towers or await asyncio.to_thread(
             load_towers, settings.artifacts_dir, settings.model_version, settings.tf_threads
         )
         params = index_params(settings)
@@ -151,7 +134,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, towers: Towers | None = None) -> FastAPI:
+    """`towers`: an already loaded model to serve instead of loading `settings`' (tests share
+    one across apps; read-only, so sharing is safe)."""
     settings = settings or Settings()
     app = FastAPI(
         title="movie-recs",
@@ -162,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.prebuilt_towers = towers
     app.state.metrics = Metrics()
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
     for module in (recommendations, events, movies, search, users, catalog):

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from embeddings.cli import evaluate_command, train_command
+from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
 from service.config import BUNDLED_DATA, Settings
 
 app = typer.Typer(
@@ -180,6 +180,8 @@ def demo_command(
     """Import MovieLens into the store if empty, train if no model exists, then serve."""
     import os
 
+    quiet_tensorflow()  # before anything imports TensorFlow: the demo's first screen
+
     from embeddings.artifacts import ArtifactError, resolve_model_dir
     from service.store import StoreError, store_from_settings
 
@@ -244,11 +246,9 @@ def send_webhook_command(
     ] = None,
 ) -> None:
     """Sign a payload with Standard Webhooks and POST it to /v1/webhooks/catalog."""
-    import uuid
-    from datetime import UTC, datetime
-
     import httpx
-    from standardwebhooks.webhooks import Webhook
+
+    from service.webhook_signer import signed_headers
 
     if secret is None:
         configured = Settings().webhook_secrets
@@ -257,19 +257,14 @@ def send_webhook_command(
         secret = configured[0].get_secret_value()
     try:
         body = file.read_bytes()
-        signer = Webhook(secret)
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        headers = signed_headers(secret, body, webhook_id)
+    except UnicodeDecodeError:
+        raise fail(f"{file} is not UTF-8 text") from None
     except Exception as exc:  # a malformed secret: the library raises several kinds
         raise fail(f"invalid webhook secret: {exc}") from None
-    msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(tz=UTC)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signer.sign(msg_id, now, body.decode()),
-    }
     target = url.rstrip("/") + "/v1/webhooks/catalog"
     try:
         response = httpx.post(target, content=body, headers=headers, timeout=30)
@@ -280,59 +275,19 @@ def send_webhook_command(
         raise typer.Exit(1)
 
 
-@app.command("lambda-fit")
-def lambda_fit_command(
-    sizes: Annotated[
-        str, typer.Option(help="Synthetic catalog sizes, comma-separated.")
-    ] = "10000,100000,1000000",
-    out: Annotated[Path, typer.Option(help="Directory for the report and its plots.")] = Path(
-        "reports"
-    ),
-    movielens: Annotated[bool, typer.Option(help="Also measure the MovieLens catalog.")] = True,
-    container: Annotated[
-        bool, typer.Option(help="Also start and measure the real server (movie-recs serve).")
-    ] = True,
-    cold_runs: Annotated[
-        int, typer.Option(min=1, help="Cold starts (fresh processes) per catalog.")
-    ] = 3,
-    requests: Annotated[int, typer.Option(min=1, help="Warm requests per catalog and side.")] = 300,
-    webhooks: Annotated[int, typer.Option(min=1, help="Webhooks sent to the container.")] = 5,
-    work: Annotated[
-        Path, typer.Option(help="Catalog stores (written anew each run) and logs.")
-    ] = Path("var/lambda-fit"),
-    redis_url: Annotated[
-        str | None, typer.Option(help="Write each catalog to this Redis (emptied!) instead.")
-    ] = None,
-    render_only: Annotated[
-        bool, typer.Option(help="Only re-render the report and plots from OUT/lambda-fit.json.")
-    ] = False,
-) -> None:
-    """Measure why this service does not fit AWS Lambda; write lambda-fit.md and plots."""
-    import sys
+@app.command(
+    "lambda-fit",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def lambda_fit_command(ctx: typer.Context) -> None:
+    """Measure why this service does not fit AWS Lambda (a source checkout's tool, lambdafit/).
 
-    from service.lambdafit.run import LambdaFitError, Options, run
-
+    The tool measures the service from outside and is not part of it (not in the wheel or the
+    image), so it is imported only when this command runs; its options and --help are its own.
+    """
     try:
-        parsed = tuple(int(s.replace("_", "")) for s in sizes.split(",") if s.strip())
-    except ValueError:
-        parsed = ()
-    if not parsed or min(parsed) < 100:
-        raise fail(f"--sizes must be comma-separated integers of at least 100, not {sizes!r}")
-    options = Options(
-        sizes=parsed,
-        out=out,
-        work=work,
-        movielens=movielens,
-        container=container,
-        cold_runs=cold_runs,
-        requests=requests,
-        webhooks=webhooks,
-        redis_url=redis_url,
-        render_only=render_only,
-    )
-    command = "movie-recs " + " ".join(sys.argv[1:])
-    try:
-        run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
-    except LambdaFitError as exc:
-        raise fail(str(exc)) from None
-    console.print(f"wrote {out / 'lambda-fit.md'}")
+        from lambdafit.cli import app as tool
+    except ModuleNotFoundError:
+        raise fail("lambda-fit runs from a source checkout (lambdafit/ is not installed)") from None
+    tool(args=ctx.args, prog_name="movie-recs lambda-fit")

@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     changelog_max_len: int = Field(
         default=100_000, ge=100, description="Change-log entries kept; older readers resync."
     )
-    history_length: int = Field(default=50, ge=1, le=50, description="L fed to the user tower.")
 
     store_timeout_seconds: float = Field(
         default=1.0,

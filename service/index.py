@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import faiss
 import numpy as np
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 IndexKind = Literal["flat", "ivf"]
 Accept = Callable[[str, "MovieMeta"], bool]
@@ -37,6 +40,10 @@ class IndexParams:
     ivf_nprobe: int = 64  # recall@10 0.973 at 1M (32: 0.936), bench/serving.py
     ivf_cells_per_sqrt: float = 4.0  # nlist = 4 * sqrt(N): 4,000 cells at 1M
     train_points_per_cell: int = 40
+
+
+def index_params(settings: Settings) -> IndexParams:
+    return IndexParams(ann_threshold=settings.ann_threshold, ivf_nprobe=settings.ivf_nprobe)
 
 
 def set_threads(omp_threads: int) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.data import DataError, count_ratings, read_links, read_movies, read_ratings
-from embeddings.data import split_title as split_title
 from service.store.base import Event, InvalidRecord, Movie, validate_event, validate_movie
 
 DatasetError = DataError

@@ -146,7 +146,9 @@ async def resync(
     state.generation += 1
     state.publish(snapshot)
     metrics.resyncs.labels(reason).inc()
-    log.warning(
+    # Every replica loads this way at startup (INFO); any later resync means drift was caught.
+    log.log(
+        logging.INFO if reason == "startup" else logging.WARNING,
         "full resync (%s): %d movies at sequence %d in %.2fs",
         reason,
         len(snapshot),

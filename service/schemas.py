@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from service.store.base import text_problem
+
+if TYPE_CHECKING:
+    from service.recommender import Item, Result
 
 MAX_K = 100
 MAX_HISTORY = 200
@@ -230,3 +234,30 @@ class CatalogStatus(BaseModel):
     caught_up: bool
     genres: list[str]
     changes: list[CatalogChange] = Field(description="Applied changes after `after`, oldest first.")
+
+
+def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
+    return [
+        RecommendedItem(
+            movie_id=item.movie_id,
+            title=item.meta.title,
+            genres=list(item.meta.genres),
+            year=item.meta.year,
+            score=round(item.score, 6),
+            because=Because(movie_id=item.because[0], title=item.because[1])
+            if item.because
+            else None,
+        )
+        for item in items
+    ]
+
+
+def to_response(result: Result, user_id: str | None) -> Recommendations:
+    return Recommendations(
+        user_id=user_id,
+        strategy=result.strategy,
+        model_version=result.model_version,
+        index_version=result.index_version,
+        history_length=result.history_length,
+        items=to_items(result.items),
+    )

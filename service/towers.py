@@ -8,6 +8,7 @@ a probe batch and refuses to start if they do not. The movie tower runs off the 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,15 +57,24 @@ class Towers:
         n = min(len(history), length)
         padded[0, :n] = history[:n]
         padded_weights[0, :n] = weights[:n]
-        return numpy_user_tower.forward(self.user_params, padded, padded_weights)[0]
+        vector: np.ndarray = numpy_user_tower.forward(self.user_params, padded, padded_weights)[0]
+        return vector
 
     def embed_user_tf(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The SavedModel signature path, for the startup check and the benchmark."""
-        return self._loaded.embed_users(history, weights)
+        return np.asarray(self._loaded.embed_users(history, weights), np.float32)
 
     def embed_movies(self, movies: Sequence[Movie]) -> np.ndarray:
         """The movie tower over stored records, through the adapter training exported with."""
         return movie_inputs.embed_movies(self._loaded.movie_tower, movies, self.dim)
+
+
+def load_popular(model_dir: Path) -> list[tuple[str, float]]:
+    """Most-popular movies of the training data, for users without history."""
+    path = model_dir / "popular.json"
+    if not path.is_file():
+        return []
+    return [(str(mid), float(score)) for mid, score in json.loads(path.read_text("utf-8"))]
 
 
 def weights_of(events: Sequence[Event]) -> np.ndarray:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from pytest_redis import factories
 from service.config import BUNDLED_DATA
 from service.store import Store, open_store
 
+ROOT = Path(__file__).resolve().parents[1]
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 # A throwaway server per test session on a free port; never the machine's own 6379.
@@ -57,18 +60,48 @@ async def store(store_url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
+def _fingerprint(*patterns: str) -> str:
+    """Hash of the files that decide a cached fixture: change one and it is built anew."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in patterns for p in ROOT.glob(pattern)):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cached(request: pytest.FixtureRequest, name: str, build: Callable[[Path], Path]) -> Path:
+    """`build(directory)` once per fingerprint, kept in pytest's cache (.pytest_cache/), so the
+    fast loop does not retrain or re-import; without the cache plugin, built per session."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return build(Path(tempfile.mkdtemp(prefix=f"{name}-")))
+    done = cache.mkdir(name)
+    if (done / "ready").is_file():
+        return done / (done / "ready").read_text("utf-8")
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=done.parent))
+    result = build(staging)
+    shutil.rmtree(done)
+    staging.rename(done)
+    relative = result.relative_to(staging).as_posix()
+    (done / "ready").write_text(relative, "utf-8")
+    return done / relative
+
+
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
     """A real two-tower model, trained in seconds on 40 users of the bundled data, under a
-    strict umask (077) so the tests see what a user or CI with one would publish."""
+    strict umask (077) so the tests see what a user or CI with one would publish (and cached
+    until the training code or the data change)."""
     from embeddings.train import train_tiny
 
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    previous = os.umask(0o077)
-    try:
-        return train_tiny(artifacts)
-    finally:
-        os.umask(previous)
+    def build(artifacts: Path) -> Path:
+        previous = os.umask(0o077)
+        try:
+            return train_tiny(artifacts)
+        finally:
+            os.umask(previous)
+
+    key = _fingerprint("embeddings/*.py", "data/ml-latest-small/*.csv")
+    return _cached(request, f"tiny-model-{key}", build)
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +112,9 @@ def tiny_towers(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, tiny_towers) -> Path:  # type: ignore[no-untyped-def]
-    """The bundled MovieLens imported into a SQLite file, with the tiny model's embeddings cached.
+def seeded_sqlite(request: pytest.FixtureRequest, tiny_towers) -> Path:  # type: ignore[no-untyped-def]
+    """The bundled MovieLens imported into a SQLite file, with the tiny model's embeddings cached
+    (and cached itself until the model, the service or the data change).
 
     Tests copy it, so each one starts from the same catalog without re-importing.
     """
@@ -90,15 +124,20 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, tiny_towers) -> Path
     from service.movielens import read_movielens
     from service.refresher import vectors_for
 
-    path = tmp_path_factory.mktemp("seed") / "store.db"
     towers = tiny_towers
 
-    async def seed() -> None:
-        store = await open_store(f"sqlite:///{path}")
-        await import_movielens(store, read_movielens(BUNDLED_DATA))
-        async for batch in store.iter_movies(5000):
-            await vectors_for(store, towers, batch)
-        await store.close()
+    def build(directory: Path) -> Path:
+        path = directory / "store.db"
 
-    asyncio.run(seed())
-    return path
+        async def seed() -> None:
+            store = await open_store(f"sqlite:///{path}")
+            await import_movielens(store, read_movielens(BUNDLED_DATA))
+            async for batch in store.iter_movies(5000):
+                await vectors_for(store, towers, batch)
+            await store.close()
+
+        asyncio.run(seed())
+        return path
+
+    key = _fingerprint("service/**/*.py", "embeddings/*.py", "data/ml-latest-small/*.csv")
+    return _cached(request, f"seeded-{towers.version}-{key}", build)

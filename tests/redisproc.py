@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from service.devserver import free_port
+from bench.process import free_port
 from tests.conftest import REDIS_SERVER
 
 

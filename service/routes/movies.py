@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from service.deps import RecommenderDep, StoreDep
-from service.routes.recommendations import ERRORS, to_items
-from service.schemas import MAX_K, ErrorBody, MovieOut, SimilarMovies
+from service.routes.recommendations import ERRORS
+from service.schemas import MAX_K, ErrorBody, MovieOut, SimilarMovies, to_items
 
 router = APIRouter(tags=["movies"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"model": ErrorBody}}

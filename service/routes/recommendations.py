@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from service.deps import RecommenderDep, RuntimeDep, StoreDep, require_index_version
-from service.recommender import Filters, Item, Result
+from service.recommender import Filters
 from service.schemas import (
     MAX_GENRES,
     MAX_K,
     AnonymousRequest,
-    Because,
     ErrorBody,
     MovieId,
     Recommendations,
-    RecommendedItem,
+    to_response,
 )
 from service.store import Event
 
@@ -28,33 +26,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody},
     503: {"model": ErrorBody, "description": "This replica is behind min_index_version."},
 }
-
-
-def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
-    return [
-        RecommendedItem(
-            movie_id=item.movie_id,
-            title=item.meta.title,
-            genres=list(item.meta.genres),
-            year=item.meta.year,
-            score=round(item.score, 6),
-            because=Because(movie_id=item.because[0], title=item.because[1])
-            if item.because
-            else None,
-        )
-        for item in items
-    ]
-
-
-def to_response(result: Result, user_id: str | None) -> Recommendations:
-    return Recommendations(
-        user_id=user_id,
-        strategy=result.strategy,
-        model_version=result.model_version,
-        index_version=result.index_version,
-        history_length=result.history_length,
-        items=to_items(result.items),
-    )
 
 
 def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:

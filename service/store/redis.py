@@ -265,7 +265,7 @@ class RedisStore(Store):
             ChangeEntry(
                 seq=_seq_of(entry_id),
                 movie_id=fields[b"id"].decode(),
-                op=fields[b"op"].decode(),  # type: ignore[arg-type]
+                op=fields[b"op"].decode(),
                 version=int(fields[b"v"]),
                 accepted_at=float(fields[b"at"]),
             )

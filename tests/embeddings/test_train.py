@@ -151,3 +151,18 @@ def test_training_is_deterministic_for_a_seed(tiny_artifacts: Path, tmp_path: Pa
     np.testing.assert_array_equal(
         np.load(again / "movie_vectors.npy"), np.load(tiny_artifacts / "movie_vectors.npy")
     )
+
+
+def test_training_writes_one_plain_line_per_epoch_to_a_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Keras' progress bar is for terminals; a log file or CI log gets one line per epoch."""
+    from embeddings.train import TINY_CONFIG, tiny_dataset, train
+    from service.config import BUNDLED_DATA
+
+    train(tiny_dataset(BUNDLED_DATA), tmp_path, config=TINY_CONFIG, log=lambda _: None)
+    out = capfd.readouterr().out
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith("Epoch ")] == ["Epoch 1/2", "Epoch 2/2"]
+    assert "\x1b" not in out and "\x08" not in out and "\r" not in out
+    assert len(lines) == 4, out  # "Epoch i/2" and one summary line each

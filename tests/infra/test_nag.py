@@ -12,6 +12,9 @@ from cdk_nag import AwsSolutionsChecks
 
 from tests.infra.conftest import Synth
 
+# Synthesizes the whole CDK app (jsii + node): `make test` runs it, `make test-fast` skips it.
+pytestmark = pytest.mark.slow
+
 
 def test_cdk_nag_passes_and_every_acknowledgment_says_why(synth: Synth) -> None:
     report = json.loads((synth.outdir / "validation-report.json").read_text())

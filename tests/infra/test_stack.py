@@ -13,6 +13,9 @@ from infra.service import CONTAINER_PORT
 from service.cli import uvicorn_options
 from tests.infra.conftest import Synth, synthesize
 
+# Synthesizes the whole CDK app (jsii + node): `make test` runs it, `make test-fast` skips it.
+pytestmark = pytest.mark.slow
+
 SECRET_NAMES = {"MOVIE_RECS_API_KEYS", "MOVIE_RECS_WEBHOOK_SECRETS", "MOVIE_RECS_STORE_PASSWORD"}
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
+from service.towers import Towers
 
 MakeClient = Callable[..., TestClient]
 
@@ -27,14 +28,22 @@ def app_settings(tmp_path: Path, seeded_sqlite: Path, tiny_model_dir: Path) -> S
     )
 
 
+MODEL_SETTINGS = {"artifacts_dir", "model_version", "tf_threads"}
+
+
 @pytest.fixture
-def make_client(app_settings: Settings) -> Iterator[MakeClient]:
-    """Build a started app (lifespan run) with setting overrides; closed after the test."""
+def make_client(app_settings: Settings, tiny_towers: Towers) -> Iterator[MakeClient]:
+    """Build a started app (lifespan run) with setting overrides; closed after the test.
+
+    The apps share the session's loaded tiny model (no SavedModel load per test) unless a test
+    overrides where the model comes from.
+    """
     opened: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
         settings = Settings(**{**app_settings.model_dump(), **overrides}, _env_file=None)  # type: ignore[call-arg]
-        client = TestClient(create_app(settings))
+        towers = None if MODEL_SETTINGS & overrides.keys() else tiny_towers
+        client = TestClient(create_app(settings, towers))
         client.__enter__()
         opened.append(client)
         return client

@@ -10,17 +10,16 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from standardwebhooks.webhooks import Webhook
 
 from service.app import create_app
 from service.config import Settings
+from service.webhook_signer import signed_headers
 from tests.service.test_webhook import SECRET, URL, signed
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
@@ -59,13 +58,7 @@ def post_json(client: TestClient, url: str, text: str) -> object:
 
 def deliver_raw(client: TestClient, text: str, msg_id: str) -> object:
     """A validly signed delivery of exactly `text` (which need not be valid JSON)."""
-    when = datetime.now(tz=UTC)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(SECRET).sign(msg_id, when, text),
-    }
+    headers = signed_headers(SECRET, text.encode(), msg_id)
     return client.post(URL, content=text.encode(), headers=headers)
 
 

@@ -15,6 +15,7 @@ from service.store import open_store
 runner = CliRunner()
 
 
+@pytest.mark.slow  # the whole bundled dataset, twice, per backend
 def test_bundled_movielens_imports_fully_and_a_second_run_changes_nothing(
     store_url: str,
 ) -> None:

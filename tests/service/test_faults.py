@@ -18,16 +18,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from standardwebhooks.webhooks import Webhook
 
+from bench.process import Server, server_env
 from service.config import BUNDLED_DATA
+from service.webhook_signer import signed_headers
 from tests.redisproc import RedisProcess
-from tests.service.server import Server, server_env
 from tests.service.test_replicas import seed
 
 pytestmark = pytest.mark.slow
@@ -82,14 +81,8 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
 
 
 def webhook(url: str, payload: object, msg_id: str) -> httpx.Response:
-    body = json.dumps(payload)
-    now = datetime.now(tz=UTC)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(SECRET).sign(msg_id, now, body),
-    }
+    body = json.dumps(payload).encode()
+    headers = signed_headers(SECRET, body, msg_id)
     return httpx.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers, timeout=30)
 
 

@@ -32,7 +32,9 @@ async def test_chunked_import_stores_every_user_bounded_and_a_rerun_changes_noth
     progress: list[int] = []
     summary = await import_movielens(store, data, progress.append)
 
-    per_user = Counter(line.split(",")[0] for line in (synthetic / "ratings.csv").open())
+    per_user = Counter(
+        line.split(",")[0] for line in (synthetic / "ratings.csv").read_text("utf-8").splitlines()
+    )
     del per_user["userId"]
     rows = sum(per_user.values())
     assert summary.events_read == rows - 2

@@ -1,4 +1,7 @@
-"""Parsing the MovieLens CSV format: what is kept, what is skipped, what stops the import."""
+"""The MovieLens dataset as store records: what is kept, what is skipped, what stops the import.
+
+Parsing itself (titles, years, tags) is tested where it lives: tests/embeddings/test_data.py.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from service.movielens import DatasetError, read_movielens, split_title
+from service.movielens import DatasetError, read_movielens
 
 
 def write(directory: Path, name: str, text: str) -> None:
     (directory / name).write_text(text.strip() + "\n", encoding="utf-8")
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("Toy Story (1995)", ("Toy Story", 1995)),
-        ("Babylon 5", ("Babylon 5", None)),
-        ("Fawlty Towers (1975-1979)", ("Fawlty Towers", 1975)),
-        ("Stranger Things (2016\u2013 )", ("Stranger Things", 2016)),
-        ("1984 (1984)", ("1984", 1984)),
-    ],
-)
-def test_split_title(raw: str, expected: tuple[str, int | None]) -> None:
-    assert split_title(raw) == expected
 
 
 def test_rows_are_parsed_and_bad_ones_reported_with_file_and_line(tmp_path: Path) -> None:

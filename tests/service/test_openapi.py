@@ -13,12 +13,13 @@ from schemathesis.specs.openapi.checks import (
 
 from service.app import create_app
 from service.config import Settings
+from service.towers import Towers
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @pytest.fixture
-def api_schema(app_settings: Settings):  # type: ignore[no-untyped-def]
+def api_schema(app_settings: Settings, tiny_towers: Towers):  # type: ignore[no-untyped-def]
     settings_ = Settings(
         **{
             **app_settings.model_dump(),
@@ -27,7 +28,7 @@ def api_schema(app_settings: Settings):  # type: ignore[no-untyped-def]
         },
         _env_file=None,  # type: ignore[call-arg]
     )
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_))
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, tiny_towers))
 
 
 def no_server_error(ctx, response, case) -> None:  # type: ignore[no-untyped-def]
@@ -37,6 +38,7 @@ def no_server_error(ctx, response, case) -> None:  # type: ignore[no-untyped-def
         assert behind, f"{response.status_code} {response.text[:300]}"
 
 
+@pytest.mark.slow  # property-based: 25 generated requests per operation
 @schema.parametrize()
 @settings(
     max_examples=25,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.service.server import Server, server_env
+from bench.process import Server, server_env
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("MOVIE_RECS_CHROMIUM", "/usr/bin/chromium")

@@ -9,20 +9,19 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from pytest_redis import factories
-from standardwebhooks.webhooks import Webhook
 
+from bench.process import Server, server_env
 from service.config import BUNDLED_DATA
 from service.importer import import_movielens
 from service.movielens import read_movielens
 from service.store import open_store
+from service.webhook_signer import signed_headers
 from tests.conftest import REDIS_SERVER
-from tests.service.server import Server, server_env
 
 pytestmark = pytest.mark.slow
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -32,14 +31,8 @@ replica_redis = factories.redis_proc(executable=REDIS_SERVER, port=None)
 
 
 def deliver(url: str, payload: object, msg_id: str) -> httpx.Response:
-    body = json.dumps(payload)
-    now = datetime.now(tz=UTC)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(SECRET).sign(msg_id, now, body),
-    }
+    body = json.dumps(payload).encode()
+    headers = signed_headers(SECRET, body, msg_id)
     return httpx.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers, timeout=30)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.server import Server, server_env
+from bench.process import Server, server_env
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
+from service.webhook_signer import signed_headers
 from tests.service.conftest import MakeClient
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -23,12 +24,7 @@ def signed(
 ) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
     when = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
-    return body, {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode()),
-    }
+    return body, signed_headers(secret, body, msg_id, when)
 
 
 @pytest.fixture
@@ -183,12 +179,7 @@ def test_invalid_payloads_reject_the_whole_batch(
 
 
 def test_signed_body_that_is_not_json_is_400(client: TestClient) -> None:
-    now = datetime.now(tz=UTC)
-    headers = {
-        "webhook-id": "msg_raw",
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(SECRET).sign("msg_raw", now, "not json"),
-    }
+    headers = signed_headers(SECRET, b"not json", "msg_raw")
     response = client.post(URL, content=b"not json", headers=headers)
     assert response.status_code == 400 and "not JSON" in response.json()["detail"]
     binary = client.post(URL, content=b"\xff\xfe", headers=headers)

@@ -23,10 +23,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from lambdafit import catalog as catalogs
+from lambdafit import container, deps
+from lambdafit.catalog import Catalog
 from service.config import PROJECT_ROOT, Settings
-from service.lambdafit import catalog as catalogs
-from service.lambdafit import container, deps
-from service.lambdafit.catalog import Catalog
 
 Say = Callable[[str], None]
 
@@ -102,11 +102,11 @@ def _env(store_url: str, model: Path) -> dict[str, str]:
 
 
 def probe(env: dict[str, str], spec: dict[str, Any], log: Path, timeout: float) -> dict[str, Any]:
-    """One cold start in a fresh process (`service.lambdafit.probe`); its JSON result."""
+    """One cold start in a fresh process (`lambdafit.probe`); its JSON result."""
     spec = {**spec, "spawned": time.time()}
     with log.open("ab") as err:
         done = subprocess.run(
-            [sys.executable, "-m", "service.lambdafit.probe", json.dumps(spec)],
+            [sys.executable, "-m", "lambdafit.probe", json.dumps(spec)],
             env={**os.environ, **env},
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
@@ -191,7 +191,7 @@ def prepare(
 def run(options: Options, settings: Settings, command: str, say: Say = print) -> dict[str, Any]:
     """Measure everything, then write `lambda-fit.json`, the plots and `lambda-fit.md`."""
     try:
-        from service.lambdafit import plots  # noqa: F401  (checked before an hour of measuring)
+        from lambdafit import plots  # noqa: F401  (checked before an hour of measuring)
     except ImportError as exc:
         raise LambdaFitError(
             f"{exc.name} is missing: install the report extra (uv sync --extra report)"
@@ -236,7 +236,7 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
 
 def render(out: Path) -> dict[str, Any]:
     """The plots and `lambda-fit.md` from `lambda-fit.json`: numbers only ever come from a run."""
-    from service.lambdafit import plots, report
+    from lambdafit import plots, report
 
     source = out / "lambda-fit.json"
     if not source.is_file():

@@ -7,8 +7,8 @@ from typing import Any
 
 import matplotlib
 
-from service.lambdafit import limits
-from service.lambdafit.summary import MIB, PHASES, CatalogSummary, label, short, summaries
+from lambdafit import limits
+from lambdafit.summary import MIB, PHASES, CatalogSummary, label, short, summaries
 
 FIRST_RECOMMENDATION = "lambda-fit-first-recommendation.png"
 DEPENDENCIES = "lambda-fit-dependencies.png"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.lambdafit import limits
-from service.lambdafit.plots import DEPENDENCIES, FIRST_RECOMMENDATION
-from service.lambdafit.summary import MIB, PHASES, CatalogSummary, label, summaries
+from lambdafit import limits
+from lambdafit.plots import DEPENDENCIES, FIRST_RECOMMENDATION
+from lambdafit.summary import MIB, PHASES, CatalogSummary, label, summaries
 
 CLAIM_DEPS = "TensorFlow and the serving stack are too big for a Lambda deployment package"
 CLAIM_TF = "TensorFlow is about 50 MB zipped"
@@ -90,7 +90,7 @@ def _simulated(results: dict[str, Any]) -> str:
         "dependencies too big, state to load and refresh, long cold starts); the ~50 MB "
         "TensorFlow figure is quoted as given. Lambda's limits are AWS's documented quotas.\n"
         "- **A Lambda instance is simulated** by a fresh local Python process calling "
-        "`service.lambda_handler.handler(event, None)` (`service/lambdafit/probe.py`). "
+        "`lambdafit.handler.handler(event, None)` (`lambdafit/probe.py`). "
         "Not counted, so real cold starts are *longer*: downloading and unpacking the image or "
         "package, starting the sandbox and the runtime, API Gateway and the network. Lambda's "
         "CPU share grows with the memory setting (one vCPU at 1,769 MB); this machine's "

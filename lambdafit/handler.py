@@ -24,15 +24,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from service.app import index_params, load_popular
 from service.config import Settings
-from service.index import IndexParams, set_threads
+from service.index import IndexParams, index_params, set_threads
 from service.recommender import Recommender
 from service.refresher import IndexState, full_sync
-from service.routes.recommendations import to_response
-from service.schemas import MAX_K
+from service.schemas import MAX_K, to_response
 from service.store import Store, StoreError, store_from_settings
-from service.towers import Towers
+from service.towers import Towers, load_popular
 
 T = TypeVar("T")
 Response = dict[str, Any]

@@ -14,31 +14,23 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from standardwebhooks.webhooks import Webhook
 
-from service.lambdafit.probe import peak_rss_mb
+from bench.process import free_port
+from lambdafit.probe import peak_rss_mb
+from service.webhook_signer import signed_headers
 
 POLL_SECONDS = 0.005
 
 
 class ServerStopped(RuntimeError):
     """The server exited before it was ready: it failed, or something outside stopped it."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli_command() -> str:
@@ -51,14 +43,7 @@ def cli_command() -> str:
 
 def _signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(tz=UTC)
-    return body, {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, now, body.decode()),
-    }
+    return body, signed_headers(secret, body)
 
 
 def _wait(what: str, condition: Any, timeout: float) -> None:

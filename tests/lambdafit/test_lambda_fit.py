@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lambdafit import deps
+from lambdafit.summary import MIB
 from service.config import PROJECT_ROOT
-from service.lambdafit import deps
-from service.lambdafit.summary import MIB
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,0 +1,3 @@
+from lambdafit.cli import app
+
+app(prog_name="python -m lambdafit")

@@ -1,0 +1,71 @@
+"""`movie-recs lambda-fit` (or `python -m lambdafit`): the tool's own command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.cli import console, fail
+from service.config import Settings
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def lambda_fit_command(
+    sizes: Annotated[
+        str, typer.Option(help="Synthetic catalog sizes, comma-separated.")
+    ] = "10000,100000,1000000",
+    out: Annotated[Path, typer.Option(help="Directory for the report and its plots.")] = Path(
+        "reports"
+    ),
+    movielens: Annotated[bool, typer.Option(help="Also measure the MovieLens catalog.")] = True,
+    container: Annotated[
+        bool, typer.Option(help="Also start and measure the real server (movie-recs serve).")
+    ] = True,
+    cold_runs: Annotated[
+        int, typer.Option(min=1, help="Cold starts (fresh processes) per catalog.")
+    ] = 3,
+    requests: Annotated[int, typer.Option(min=1, help="Warm requests per catalog and side.")] = 300,
+    webhooks: Annotated[int, typer.Option(min=1, help="Webhooks sent to the container.")] = 5,
+    work: Annotated[
+        Path, typer.Option(help="Catalog stores (written anew each run) and logs.")
+    ] = Path("var/lambda-fit"),
+    redis_url: Annotated[
+        str | None, typer.Option(help="Write each catalog to this Redis (emptied!) instead.")
+    ] = None,
+    render_only: Annotated[
+        bool, typer.Option(help="Only re-render the report and plots from OUT/lambda-fit.json.")
+    ] = False,
+) -> None:
+    """Measure why this service does not fit AWS Lambda; write lambda-fit.md and plots."""
+    import sys
+
+    from lambdafit.run import LambdaFitError, Options, run
+
+    try:
+        parsed = tuple(int(s.replace("_", "")) for s in sizes.split(",") if s.strip())
+    except ValueError:
+        parsed = ()
+    if not parsed or min(parsed) < 100:
+        raise fail(f"--sizes must be comma-separated integers of at least 100, not {sizes!r}")
+    options = Options(
+        sizes=parsed,
+        out=out,
+        work=work,
+        movielens=movielens,
+        container=container,
+        cold_runs=cold_runs,
+        requests=requests,
+        webhooks=webhooks,
+        redis_url=redis_url,
+        render_only=render_only,
+    )
+    command = "movie-recs " + " ".join(sys.argv[1:])
+    try:
+        run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
+    except LambdaFitError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"wrote {out / 'lambda-fit.md'}")

@@ -1,0 +1,108 @@
+"""The request path on a hand-made catalog: a real snapshot of five movies on two axes, and a
+user tower that averages the history (what the recommender does with it is under test, not the
+model's quality)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from service.index import MovieMeta, build_snapshot
+from service.recommender import Filters, Recommender
+from service.refresher import IndexState
+from service.store import Event
+
+MOVIES = {  # id: (vector, title, genres, year)
+    "a1": ((1.0, 0.0), "Action One", ("Action",), 1990),
+    "a2": ((0.95, 0.3), "Action Two", ("Action",), 2010),
+    "a3": ((0.9, -0.4), "Action Three", ("Action", "Comedy"), 2020),
+    "r1": ((0.0, 1.0), "Romance One", ("Romance",), 1995),
+    "r2": ((0.3, 0.95), "Romance Two", ("Romance",), None),
+}
+POPULAR = [("r2", 1.0), ("a1", 0.8), ("r1", 0.5)]
+
+
+class MeanTower:
+    """Stands in for the trained user tower: the unit mean of the (weighted) history."""
+
+    version = "test-model"
+    history_length = 3
+
+    def embed_user(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        mean = (history * np.maximum(weights, 0.1)[:, None]).sum(axis=0)
+        return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+@pytest.fixture
+def recommender() -> Recommender:
+    ids = list(MOVIES)
+    vectors = np.array([MOVIES[i][0] for i in ids], np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    meta = [MovieMeta(t, g, y) for _, t, g, y in MOVIES.values()]
+    state = IndexState()
+    state.publish(build_snapshot(ids, vectors, meta, version=42))
+    return Recommender(MeanTower(), state, POPULAR)  # type: ignore[arg-type]
+
+
+def watched(*movie_ids: str) -> Sequence[Event]:
+    """Newest first, as the store returns them."""
+    return [Event(m, "watch", 1000.0 - i) for i, m in enumerate(movie_ids)]
+
+
+def test_history_leads_to_its_neighbours_and_says_why(recommender: Recommender) -> None:
+    result = recommender.recommend(watched("a1"), k=2)
+    assert (result.strategy, result.index_version, result.history_length) == (
+        "personalized",
+        42,
+        1,
+    )
+    assert [i.movie_id for i in result.items] == ["a2", "a3"]  # a1 itself is seen
+    assert all(i.because == ("a1", "Action One") for i in result.items)
+
+
+def test_seen_movies_come_back_only_when_asked(recommender: Recommender) -> None:
+    assert recommender.recommend(watched("a1"), k=1, exclude_seen=False).items[0].movie_id == "a1"
+
+
+def test_because_names_the_nearest_history_movie(recommender: Recommender) -> None:
+    result = recommender.recommend(watched("a1", "r1"), k=3)
+    because = {i.movie_id: i.because for i in result.items}
+    assert because["a2"] == ("a1", "Action One")
+    assert because["r2"] == ("r1", "Romance One")
+
+
+def test_filters_apply_to_personal_and_popular_answers(recommender: Recommender) -> None:
+    comedy = Filters(genres=frozenset({"Comedy"}))
+    assert [i.movie_id for i in recommender.recommend(watched("r1"), 5, comedy).items] == ["a3"]
+    recent = Filters(year_min=2000)  # a movie without a year fails a year filter
+    assert [i.movie_id for i in recommender.recommend(watched("r1"), 5, recent).items] == [
+        "a2",
+        "a3",
+    ]
+    old = Filters(year_max=1992)
+    assert [i.movie_id for i in recommender.recommend([], 5, old).items] == ["a1"]
+
+
+def test_no_usable_history_falls_back_to_popular_in_order(recommender: Recommender) -> None:
+    for history in ([], watched("not-in-the-index")):
+        result = recommender.recommend(history, k=2)
+        assert result.strategy == "popular" and result.history_length == 0
+        assert [(i.movie_id, i.score) for i in result.items] == [("r2", 1.0), ("a1", 0.8)]
+
+
+def test_history_is_deduplicated_and_capped_at_the_towers_length(
+    recommender: Recommender,
+) -> None:
+    repeated = recommender.recommend(watched("a1", "a1", "gone", "a2"), k=5)
+    assert repeated.history_length == 2  # the repeat and the unknown id skipped
+    long = recommender.recommend(watched("a1", "a2", "r1", "r2"), k=5)
+    assert long.history_length == 3  # the newest three
+
+
+def test_similar_excludes_the_movie_itself(recommender: Recommender) -> None:
+    found = recommender.similar("a1", 2)
+    assert found is not None
+    assert [i.movie_id for i in found[1]] == ["a2", "a3"]
+    assert recommender.similar("missing", 2) is None
