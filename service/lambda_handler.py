@@ -29,7 +29,7 @@ from service.config import Settings
 from service.index import IndexParams, set_threads
 from service.recommender import Recommender
 from service.refresher import IndexState, full_sync
-from service.routes.recommendations import to_response
+from service.routes.recommendations import response_body
 from service.schemas import MAX_K
 from service.store import Store, StoreError, store_from_settings
 from service.towers import Towers
@@ -184,7 +184,7 @@ def handler(event: dict[str, Any], context: object = None) -> Response:
     except StoreError as exc:
         return respond(503, json.dumps({"detail": f"store unavailable: {exc}"}), cold=cold)
     result = instance.recommender.recommend(events, k)
-    body = to_response(result, user_id).model_dump_json()
+    body = response_body(result, user_id).decode()
     if cold:
         instance.timeline["first answer"] = time.perf_counter() - started
     return respond(200, body, cold=cold, index_version=result.index_version)

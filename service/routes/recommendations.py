@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic_core import to_json
 
-from service.deps import RecommenderDep, RuntimeDep, StoreDep, require_index_version
+from service.deps import RuntimeDep, require_index_version
 from service.recommender import Filters, Item, Result
 from service.schemas import (
     MAX_GENRES,
@@ -46,15 +47,37 @@ def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
     ]
 
 
-def to_response(result: Result, user_id: str | None) -> Recommendations:
-    return Recommendations(
-        user_id=user_id,
-        strategy=result.strategy,
-        model_version=result.model_version,
-        index_version=result.index_version,
-        history_length=result.history_length,
-        items=to_items(result.items),
+def response_body(result: Result, user_id: str | None) -> bytes:
+    """The `Recommendations` JSON, written straight from plain values: the hot path skips
+    building and re-validating response models (the schema stays `Recommendations`, and the
+    OpenAPI and schemathesis tests hold this body to it)."""
+    items = [
+        {
+            "movie_id": item.movie_id,
+            "title": item.meta.title,
+            "genres": item.meta.genres,
+            "year": item.meta.year,
+            "score": round(float(item.score), 6),
+            "because": {"movie_id": item.because[0], "title": item.because[1]}
+            if item.because
+            else None,
+        }
+        for item in result.items
+    ]
+    return to_json(
+        {
+            "user_id": user_id,
+            "strategy": result.strategy,
+            "model_version": result.model_version,
+            "index_version": result.index_version,
+            "history_length": result.history_length,
+            "items": items,
+        }
     )
+
+
+class JSONBody(Response):
+    media_type = "application/json"
 
 
 def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:
@@ -64,11 +87,9 @@ def make_filters(genres: list[str] | None, year_min: int | None, year_max: int |
     return Filters(wanted, year_min, year_max)
 
 
-@router.get("/users/{user_id}/recommendations", responses=ERRORS)
+@router.get("/users/{user_id}/recommendations", responses=ERRORS, response_model=Recommendations)
 async def user_recommendations(
     runtime: RuntimeDep,
-    store: StoreDep,
-    recommender: RecommenderDep,
     user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_seen: bool = True,
@@ -79,23 +100,23 @@ async def user_recommendations(
     year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
     year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
     min_index_version: Annotated[int | None, Query(ge=0)] = None,
-) -> Recommendations:
+) -> Response:
     """Top-k movies for a user from their recent activity (most popular if they have none)."""
     filters = make_filters(genres, year_min, year_max)
     await require_index_version(runtime, min_index_version)
-    events = await store.recent_events(user_id)
-    return to_response(recommender.recommend(events, k, filters, exclude_seen), user_id)
+    events = await runtime.store.recent_events(user_id)
+    result = runtime.recommender.recommend(events, k, filters, exclude_seen)
+    return JSONBody(response_body(result, user_id))
 
 
-@router.post("/recommendations", responses=ERRORS)
-async def anonymous_recommendations(
-    runtime: RuntimeDep, recommender: RecommenderDep, body: AnonymousRequest
-) -> Recommendations:
+@router.post("/recommendations", responses=ERRORS, response_model=Recommendations)
+async def anonymous_recommendations(runtime: RuntimeDep, body: AnonymousRequest) -> Response:
     """Top-k movies for a session whose recent history (newest first) is in the body."""
     filters = make_filters(body.genres, body.year_min, body.year_max)
     await require_index_version(runtime, body.min_index_version)
     events = [Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history]
-    return to_response(recommender.recommend(events, body.k, filters, body.exclude_seen), None)
+    result = runtime.recommender.recommend(events, body.k, filters, body.exclude_seen)
+    return JSONBody(response_body(result, None))
 
 
 __all__ = ["MovieId", "router"]
