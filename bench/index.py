@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -25,7 +26,7 @@ RECALL_GOAL = 0.99
 console = Console(width=160)
 
 
-def per_call_us(fn: partial[object], seconds: float = 0.5) -> float:
+def per_call_us(fn: Callable[[], object], seconds: float = 0.5) -> float:
     """Median of five timed batches, each about a fifth of `seconds` (the cores are shared)."""
     fn()
     started = time.perf_counter()
