@@ -80,7 +80,12 @@ class JSONBody(Response):
     media_type = "application/json"
 
 
+NO_FILTERS = Filters()
+
+
 def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:
+    if not genres and year_min is None and year_max is None:
+        return NO_FILTERS  # the common case, built once
     wanted = frozenset(g.strip() for part in genres or [] for g in part.split(",") if g.strip())
     if year_min is not None and year_max is not None and year_min > year_max:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "year_min is greater than year_max")
