@@ -24,6 +24,9 @@ class TrainConfig:
     user_hidden: int = 128
     min_word_count: int = 2
     top_k: int = 10
+    # Validation (each epoch) and the cold-movie interactions are a seeded sample above this;
+    # the test cases are always all users.
+    max_eval_cases: int = 20_000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,12 +13,19 @@ from typing import Any
 import numpy as np
 
 from embeddings.artifacts import LoadedTowers
-from embeddings.baselines import cooccurrence_scores, popularity_scores, training_matrix
+from embeddings.baselines import (
+    cooccurrence_scores,
+    item_similarity,
+    popularity_scores,
+    recent_cap,
+    training_matrix,
+)
 from embeddings.data import Dataset
 from embeddings.examples import newest_first
 from embeddings.metrics import Ranking, random_hit_rate, rank_targets
 from embeddings.split import EvalCases, Split, Stage, leave_last_out
 
+CHUNK = 512  # cases ranked at once: 512 x 62k catalog x 8 B = 250 MB
 UserEmbedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # [B, L, D], [B, L] -> [B, D]
 
 
@@ -40,19 +47,36 @@ def model_ranking(
     movie_vectors: np.ndarray,
     embed_users: UserEmbedder,
     length: int,
-    batch: int = 1024,
+    chunk: int = CHUNK,
 ) -> Ranking:
-    users = []
-    for begin in range(0, len(cases), batch):
-        part = EvalCases(
-            cases.users[begin : begin + batch],
-            cases.histories[begin : begin + batch],
-            cases.weights[begin : begin + batch],
-            cases.targets[begin : begin + batch],
-        )
-        users.append(embed_users(*user_inputs(part, movie_vectors, length)))
-    scores = np.concatenate(users) @ movie_vectors.T
-    return rank_targets(scores, cases.targets, cases.histories)
+    """Full ranking of every case over the catalog, `chunk` users at a time."""
+    parts = []
+    for part in cases.chunks(chunk):
+        users = embed_users(*user_inputs(part, movie_vectors, length))
+        parts.append(rank_targets(users @ movie_vectors.T, part.targets, part.histories))
+    return Ranking.concatenate(parts)
+
+
+def baseline_rankings(split: Split, cases: EvalCases, chunk: int = CHUNK) -> dict[str, Ranking]:
+    """Popularity and co-occurrence on the same cases, `chunk` users at a time."""
+    sequences = [m for m, _ in split.train_sequences()]
+    train = training_matrix(sequences, len(split.movie_ids))
+    cap = recent_cap(np.array([len(m) for m in sequences]))
+    recent = (
+        train if cap is None else training_matrix([m[-cap:] for m in sequences], train.shape[1])
+    )
+    similarity = item_similarity(recent)
+    del recent
+    popular, cooccurring = [], []
+    for part in cases.chunks(chunk):
+        scores = popularity_scores(train, len(part))
+        popular.append(rank_targets(scores, part.targets, part.histories))
+        scores = cooccurrence_scores(similarity, part.histories)
+        cooccurring.append(rank_targets(scores, part.targets, part.histories))
+    return {
+        "popularity": Ranking.concatenate(popular),
+        "cooccurrence": Ranking.concatenate(cooccurring),
+    }
 
 
 def evaluate(
@@ -63,23 +87,23 @@ def evaluate(
     length: int,
     k: int = 10,
     stage: Stage = "test",
+    max_cold_cases: int = 20_000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """The evaluation JSON: model, popularity, co-occurrence, and the cold-movie cases."""
+    """The evaluation JSON: model, popularity, co-occurrence, and the cold-movie cases.
+
+    Memory is bounded by the chunk (a chunk x catalog score matrix), not by the number of users.
+    The cold interactions are a seeded sample of `max_cold_cases` when there are more.
+    """
     cases = split.cases(stage)
-    train = training_matrix([m for m, _ in split.train_sequences()], len(split.movie_ids))
     rankings = {
         "model": model_ranking(cases, movie_vectors, embed_users, length),
-        "popularity": rank_targets(
-            popularity_scores(train, len(cases)), cases.targets, cases.histories
-        ),
-        "cooccurrence": rank_targets(
-            cooccurrence_scores(train, cases.histories), cases.targets, cases.histories
-        ),
+        **baseline_rankings(split, cases),
     }
     result: dict[str, Any] = {name: _summary(ranking, k) for name, ranking in rankings.items()}
     cold = split.cold[cases.targets]
     seen = np.array([len(h) for h in cases.histories], dtype=np.int64)
-    every = split.cold_cases()
+    every = split.cold_cases().sample(max_cold_cases, seed)
     every_seen = np.array([len(h) for h in every.histories], dtype=np.int64)
     result["cold_movies"] = {
         **_summary(rankings["model"].subset(cold), k),
@@ -118,4 +142,6 @@ def evaluate_towers(dataset: Dataset, towers: LoadedTowers) -> dict[str, Any]:
         towers.embed_users,
         length=towers.manifest["history_length"],
         k=config["top_k"],
+        max_cold_cases=config.get("max_eval_cases", 20_000),
+        seed=towers.manifest["seed"],
     )

@@ -1,24 +1,51 @@
 """Training examples: every training interaction after a user's first, predicted from the ones
-before it (newest first, at most L), the same shape of question the test asks."""
+before it (newest first, at most L), the same shape of question the test asks.
+
+Examples are never materialised as an `[examples, L]` array (25M x 50 x 8 B is 10 GB): they are
+positions in the users' concatenated sequences, and `batch` cuts the histories of one batch of
+positions on the fly. Memory is ~13 bytes per training interaction, whatever L is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 PAD = -1
 
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # history [B, L], weights [B, L], targets [B]
+
 
 @dataclass(frozen=True)
 class Examples:
-    history: np.ndarray  # int32 [E, L] catalog indices, newest first, PAD after the oldest
-    weights: np.ndarray  # float32 [E, L], 0 for padding
-    targets: np.ndarray  # int32 [E]
+    movies: np.ndarray  # int32 [N] every user's training sequence, oldest first, concatenated
+    weights: np.ndarray  # float32 [N]
+    starts: np.ndarray  # int32 [N] where the user of each position begins
+    positions: np.ndarray  # int32 [E] the positions that are examples (not a user's first)
+    length: int  # L
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.positions)
+
+    def targets(self) -> np.ndarray:
+        return self.movies[self.positions]
+
+    def batch(self, positions: np.ndarray) -> Batch:
+        """(history, weights, targets) of the examples at `positions`, histories newest first."""
+        before = positions[:, None] - 1 - np.arange(self.length, dtype=positions.dtype)[None, :]
+        real = before >= self.starts[positions][:, None]
+        before = np.where(real, before, 0)
+        history = np.where(real, self.movies[before], PAD).astype(np.int32)
+        weights = np.where(real, self.weights[before], 0.0).astype(np.float32)
+        return history, weights, self.movies[positions]
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """One epoch in a random order."""
+        order = self.positions[rng.permutation(len(self.positions))]
+        for begin in range(0, len(order), batch_size):
+            yield self.batch(order[begin : begin + batch_size])
 
 
 def newest_first(
@@ -34,20 +61,16 @@ def newest_first(
 
 
 def build_examples(sequences: Sequence[tuple[np.ndarray, np.ndarray]], length: int) -> Examples:
-    histories, weights, targets = [], [], []
-    for movies, movie_weights in sequences:
-        if len(movies) < 2:
-            continue
-        padded = np.r_[np.full(length, PAD), movies].astype(np.int32)
-        padded_weights = np.r_[np.zeros(length), movie_weights].astype(np.float32)
-        # Window t holds the `length` interactions before movie t (t >= 1), oldest first.
-        windows = np.lib.stride_tricks.sliding_window_view(padded, length)[1 : len(movies)]
-        window_weights = np.lib.stride_tricks.sliding_window_view(padded_weights, length)
-        histories.append(windows[:, ::-1])
-        weights.append(window_weights[1 : len(movies), ::-1])
-        targets.append(movies[1:])
-    return Examples(
-        history=np.ascontiguousarray(np.concatenate(histories), dtype=np.int32),
-        weights=np.ascontiguousarray(np.concatenate(weights), dtype=np.float32),
-        targets=np.concatenate(targets).astype(np.int32),
+    sizes = np.array([len(m) for m, _ in sequences], dtype=np.int64)
+    if sizes.sum() >= np.iinfo(np.int32).max:
+        raise ValueError("more than 2^31 training interactions")
+    movies = np.concatenate(
+        [np.asarray(m, np.int32) for m, _ in sequences] + [np.zeros(0, np.int32)]
     )
+    weights = np.concatenate(
+        [np.asarray(w, np.float32) for _, w in sequences] + [np.zeros(0, np.float32)]
+    )
+    first = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int32)
+    starts = np.repeat(first, sizes)
+    positions = np.flatnonzero(np.arange(len(movies)) != starts).astype(np.int32)
+    return Examples(movies, weights, starts, positions, length)

@@ -29,6 +29,15 @@ class Ranking:
     def subset(self, mask: np.ndarray) -> Ranking:
         return Ranking(self.above[mask], self.tied[mask])
 
+    @staticmethod
+    def concatenate(parts: Sequence[Ranking]) -> Ranking:
+        """The rankings of consecutive chunks of cases as one."""
+        empty = np.zeros(0, np.int64)
+        return Ranking(
+            np.concatenate([empty, *(p.above for p in parts)]),
+            np.concatenate([empty, *(p.tied for p in parts)]),
+        )
+
 
 def rank_targets(scores: np.ndarray, targets: np.ndarray, seen: Sequence[np.ndarray]) -> Ranking:
     """Rank each row's target among all columns except that row's seen movies."""

@@ -108,11 +108,12 @@ class UserTower(layers.Layer):
 class TwoTowerTrainer(keras.Model):
     """Trains both towers on (history, weights, target) batches of catalog indices.
 
-    Each step embeds the whole catalog once (it is small next to a batch of 50-movie histories),
-    gathers history and target vectors, and scores every user of the batch against every target
-    of the batch. Logits are corrected by log q (the target's share of training examples), so
-    popular movies are not pushed down just for being frequent negatives; a target that appears
-    twice in a batch is not its own negative.
+    Each step runs the movie tower over the batch's distinct movies only (its histories and its
+    targets: at most B x (L + 1), whatever the catalog's size), gathers history and target
+    vectors, and scores every user of the batch against every target of the batch: the other
+    targets are the sampled negatives, drawn with probability q (the target's share of training
+    examples). Logits are corrected by log q, so popular movies are not pushed down just for
+    being frequent negatives; a target that appears twice in a batch is not its own negative.
     """
 
     def __init__(
@@ -126,7 +127,12 @@ class TwoTowerTrainer(keras.Model):
         super().__init__(name="two_tower")
         self.movie_tower = movie_tower
         self.user_tower = user_tower
-        self.catalog = {name: tf.constant(value) for name, value in catalog.items()}
+        self.num_movies = len(log_q)
+        # Row num_movies is padding (all features 0): the history index -1 points there.
+        self.catalog = {
+            name: tf.constant(np.concatenate([value, np.zeros_like(value[:1])]))
+            for name, value in catalog.items()
+        }
         self.log_q = tf.constant(log_q, dtype=tf.float32)
         self.temperature = temperature
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -135,23 +141,43 @@ class TwoTowerTrainer(keras.Model):
     def metrics(self) -> list[keras.metrics.Metric]:
         return [self.loss_tracker]
 
+    def embed(self, indices: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Movie vectors of catalog indices (num_movies: the padding row)."""
+        features = {name: ops.take(value, indices, axis=0) for name, value in self.catalog.items()}
+        return self.movie_tower(features, training=training)
+
+    def catalog_vectors(self, batch: int = 8192) -> np.ndarray:
+        """The whole catalog, in batches (for validation)."""
+        parts = [
+            self.embed(tf.range(begin, min(begin + batch, self.num_movies))).numpy()
+            for begin in range(0, self.num_movies, batch)
+        ]
+        return np.concatenate(parts)
+
     def call(self, inputs: tuple[tf.Tensor, tf.Tensor], training: bool = False) -> tf.Tensor:
         """User vectors of a batch of (history indices, weights); index -1 is padding."""
-        movies = self.movie_tower(self.catalog, training=training)
-        return self._users(movies, *inputs, training=training)
-
-    def _users(
-        self, movies: tf.Tensor, history: tf.Tensor, weights: tf.Tensor, training: bool
-    ) -> tf.Tensor:
-        padded = ops.concatenate([movies, ops.zeros_like(movies[:1])], axis=0)
-        vectors = ops.take(padded, ops.where(history < 0, ops.shape(movies)[0], history), axis=0)
+        history, weights = inputs
+        targets = ops.zeros((0,), dtype="int32")
+        vectors, _ = self._vectors(history, targets, training)
         return self.user_tower(vectors, weights, training=training)
+
+    def _vectors(
+        self, history: tf.Tensor, targets: tf.Tensor, training: bool
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """History vectors [B, L, D] and target vectors [T, D], one tower pass over the union."""
+        history = ops.cast(history, "int32")
+        flat = ops.reshape(ops.where(history < 0, self.num_movies, history), (-1,))
+        unique, position = tf.unique(ops.concatenate([flat, ops.cast(targets, "int32")], axis=0))
+        vectors = ops.take(self.embed(unique, training=training), position, axis=0)
+        size = ops.shape(flat)[0]
+        shape = (ops.shape(history)[0], ops.shape(history)[1], ops.shape(vectors)[1])
+        return ops.reshape(vectors[:size], shape), vectors[size:]
 
     def compute_batch_loss(self, data: tuple[tf.Tensor, ...], training: bool) -> tf.Tensor:
         history, weights, targets = data
-        movies = self.movie_tower(self.catalog, training=training)
-        users = self._users(movies, history, weights, training)
-        logits = ops.matmul(users, ops.transpose(ops.take(movies, targets, axis=0)))
+        histories, target_vectors = self._vectors(history, targets, training)
+        users = self.user_tower(histories, weights, training=training)
+        logits = ops.matmul(users, ops.transpose(target_vectors))
         logits = logits / self.temperature - ops.take(self.log_q, targets)[None, :]
         same = ops.equal(targets[:, None], targets[None, :])
         diagonal = ops.eye(ops.shape(targets)[0], dtype="bool")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from embeddings.data import DataError, Dataset
-from embeddings.weights import event_weight
+from embeddings.weights import rating_weights
 
 Stage = Literal["validation", "test"]
 MIN_EVALUATED_INTERACTIONS = 3  # one to learn from, one to validate, one to test
@@ -33,6 +34,25 @@ class EvalCases:
 
     def __len__(self) -> int:
         return len(self.users)
+
+    def chunks(self, size: int) -> Iterator[EvalCases]:
+        for begin in range(0, len(self), size):
+            rows = slice(begin, begin + size)
+            yield EvalCases(
+                self.users[rows], self.histories[rows], self.weights[rows], self.targets[rows]
+            )
+
+    def sample(self, size: int, seed: int) -> EvalCases:
+        """A seeded sample of `size` cases (in their order), or all of them if there are fewer."""
+        if len(self) <= size:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), size=size, replace=False))
+        return EvalCases(
+            [self.users[i] for i in keep],
+            [self.histories[i] for i in keep],
+            [self.weights[i] for i in keep],
+            self.targets[keep],
+        )
 
 
 @dataclass(frozen=True)
@@ -92,26 +112,30 @@ def leave_last_out(
     ratings = dataset.ratings
     report: Counter[str] = Counter()
     movie_ids = [m.id for m in dataset.movies]
-    index = {movie_id: i for i, movie_id in enumerate(movie_ids)}
 
     keep = ratings.ratings >= min_rating
     report["ratings_below_threshold"] = int((~keep).sum())
     if not keep.any():
         raise DataError(f"no rating is >= {min_rating}: nothing to train on")
-    user_ids = ratings.user_ids[keep]
-    movies = np.array([index[m] for m in ratings.movie_ids[keep]], dtype=np.int64)
-    stars = ratings.ratings[keep]
-    # Stable sort by (user, time): equal timestamps keep file order.
-    order = np.lexsort((ratings.timestamps[keep], user_ids.astype(str)))
-    user_ids, movies, stars = user_ids[order], movies[order], stars[order]
-    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]])
-    bounds = np.r_[starts, len(user_ids)]
+    # Users in the order of their ids as strings; stable sort by (user, time): equal timestamps
+    # keep file order.
+    names = np.array(ratings.users, dtype=str)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    user_rank = rank[ratings.user_index[keep]]
+    order = np.lexsort((ratings.timestamps[keep], user_rank))
+    user_rank = user_rank[order]
+    movies = ratings.movie_index[keep][order].astype(np.int64)
+    weights_all = rating_weights(ratings.ratings[keep][order])
+    starts = np.flatnonzero(np.r_[True, user_rank[1:] != user_rank[:-1]])
+    bounds = np.r_[starts, len(user_rank)]
+    by_rank = np.argsort(rank)
 
     users, sequences, weights = [], [], []
     for begin, end in itertools.pairwise(bounds):
-        users.append(str(user_ids[begin]))
+        users.append(str(ratings.users[by_rank[user_rank[begin]]]))
         sequences.append(movies[begin:end])
-        weights.append(np.array([event_weight("rate", r) for r in stars[begin:end]], np.float32))
+        weights.append(weights_all[begin:end])
         n = end - begin
         if n == 1:
             report["users_with_one_interaction"] += 1

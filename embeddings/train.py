@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ import tensorflow as tf
 
 from embeddings.artifacts import open_towers
 from embeddings.config import TrainConfig
-from embeddings.data import Dataset, Ratings, load_dataset
+from embeddings.data import Dataset, load_dataset
 from embeddings.evaluate import evaluate, model_ranking
 from embeddings.examples import Examples, build_examples
 from embeddings.export import (
@@ -57,7 +59,7 @@ class ValidationRanking(keras.callbacks.Callback):
         self.best_weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        vectors = self.trainer.movie_tower(self.trainer.catalog, training=False).numpy()
+        vectors = self.trainer.catalog_vectors()
         ranking = model_ranking(
             self.cases,
             vectors,
@@ -129,17 +131,23 @@ def train(
         movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
     )
     trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    trainer((examples.history[:1], examples.weights[:1]))  # build the weights before fit
-    validation = ValidationRanking(trainer, split.cases("validation"), length, config.top_k)
+    first = examples.batch(examples.positions[:1])
+    trainer((first[0], first[1]))  # build the weights before fit
+    validation = ValidationRanking(
+        trainer,
+        split.cases("validation").sample(config.max_eval_cases, seed),
+        length,
+        config.top_k,
+    )
     stopping = keras.callbacks.EarlyStopping(
         monitor=f"val_ndcg@{config.top_k}", mode="max", patience=config.patience
     )
     trainer.fit(
         _batches(examples, config.batch_size, seed),
         epochs=config.epochs,
-        callbacks=[validation, stopping],
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        verbose=verbose,
+        callbacks=[validation, stopping, EpochProgress(config.epochs, log)],
+        shuffle=False,  # the generator shuffles, seeded
+        verbose=_keras_verbosity(verbose),
     )
     validation.restore_best()
     training_seconds = time.perf_counter() - started
@@ -158,7 +166,15 @@ def train(
     vectors = embed_movies(towers.movie_tower, dataset.movies, config.dim)
     save_catalog(staging, split.movie_ids, vectors)
     save_popular(staging, split.movie_ids, [m for m, _ in split.train_sequences()])
-    metrics = evaluate(split, vectors, towers.embed_users, length=length, k=config.top_k)
+    metrics = evaluate(
+        split,
+        vectors,
+        towers.embed_users,
+        length=length,
+        k=config.top_k,
+        max_cold_cases=config.max_eval_cases,
+        seed=seed,
+    )
     data_hash = dataset.content_hash()
     version = model_version(data_hash, config, seed)
     manifest = {
@@ -196,14 +212,12 @@ def tiny_dataset(data_dir: Path, users: int = TINY_USERS) -> Dataset:
     imports, and movies none of these users rated are simply cold.
     """
     full = load_dataset(data_dir)
-    chosen = set(sorted(set(full.ratings.user_ids), key=lambda u: (len(u), u))[:users])
-    rows = np.array([u in chosen for u in full.ratings.user_ids])
-    ratings = Ratings(
-        full.ratings.user_ids[rows],
-        full.ratings.movie_ids[rows],
-        full.ratings.ratings[rows],
-        full.ratings.timestamps[rows],
+    ratings = full.ratings
+    chosen = sorted(
+        range(len(ratings.users)), key=lambda u: (len(ratings.users[u]), ratings.users[u])
     )
+    rows = np.isin(ratings.user_index, chosen[:users])
+    ratings = ratings.subset(rows)
     return Dataset(movies=full.movies, ratings=ratings, report=full.report)
 
 
@@ -233,16 +247,50 @@ def _quiet(_: str) -> None:
 
 def _log_q(examples: Examples, num_movies: int) -> np.ndarray:
     """log of each movie's share of training targets: the in-batch sampling probability."""
-    counts = np.bincount(examples.targets, minlength=num_movies).astype(np.float64)
+    counts = np.bincount(examples.targets(), minlength=num_movies).astype(np.float64)
     return np.log(np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
 
 
 def _batches(examples: Examples, batch_size: int, seed: int) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices(
-        (examples.history, examples.weights, examples.targets)
+    """Batches cut on the fly from the example positions, in a new seeded order each epoch."""
+    epochs = itertools.count()
+
+    def epoch() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        yield from examples.batches(batch_size, np.random.default_rng([seed, next(epochs)]))
+
+    length = examples.length
+    signature = (
+        tf.TensorSpec((None, length), tf.int32),
+        tf.TensorSpec((None, length), tf.float32),
+        tf.TensorSpec((None,), tf.int32),
     )
-    return (
-        data.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    steps = -(-len(examples) // batch_size)
+    data = tf.data.Dataset.from_generator(epoch, output_signature=signature)
+    return data.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def _keras_verbosity(verbose: int | str) -> int | str:
+    """Keras' progress bar on a terminal; one line per epoch when the output is a file or pipe."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Elapsed time and an ETA for the remaining epochs (if early stopping does not end it)."""
+
+    def __init__(self, epochs: int, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self.epochs, self.log = epochs, log
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        elapsed = time.perf_counter() - self.started
+        left = (self.epochs - epoch - 1) * elapsed / (epoch + 1)
+        self.log(
+            f"epoch {epoch + 1}/{self.epochs}: {elapsed / 60:.1f} min so far, "
+            f"at most {left / 60:.1f} min left (early stopping may end sooner)"
+        )

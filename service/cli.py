@@ -9,7 +9,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from embeddings.cli import evaluate_command, train_command
@@ -48,12 +54,13 @@ async def _import(settings: Settings, directory: Path) -> None:
     except StoreError as exc:
         raise fail(str(exc)) from None
     try:
-        total = len(data.movies) + data.event_count
+        total = len(data.movies) + data.rating_rows
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
         ) as progress:
             task = progress.add_task(f"importing into {settings.store_url}", total=total)

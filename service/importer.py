@@ -1,4 +1,9 @@
-"""Loading a parsed MovieLens dataset into the store: idempotent, in atomic batches."""
+"""Loading a parsed MovieLens dataset into the store: idempotent, in atomic batches.
+
+Ratings stream from the file in chunks of `EVENT_CHUNK`, each written with one
+`add_events_bulk` (one Redis MULTI/EXEC pipeline, one SQLite transaction): 25M ratings never sit
+in memory, and a chunk is either all written or not at all (a rerun fills the gap: events
+collapse)."""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ async def import_movielens(
 ) -> ImportSummary:
     """Upsert every movie (unchanged ones append nothing) and record every rating as an event.
 
-    `advance` is called with the number of records just written (movies and events alike).
+    `advance` is called with the number of records just handled (movies and ratings.csv rows).
     """
     started = time.perf_counter()
     changed = 0
@@ -36,14 +41,14 @@ async def import_movielens(
         result = await store.apply_changes([Upsert(m) for m in batch])
         changed += result.applied
         advance(len(batch))
-    for user_id, events in data.events.items():
-        await store.add_events(user_id, events)
-        advance(len(events))
+    for chunk in data.event_chunks():
+        await store.add_events_bulk(chunk.events)
+        advance(chunk.rows)
     return ImportSummary(
         movies=await store.count_movies(),
         movies_changed=changed,
         users=await store.count_users(),
-        events_read=data.event_count,
+        events_read=data.events_read,
         events_stored=await store.count_events(),
         seconds=time.perf_counter() - started,
     )

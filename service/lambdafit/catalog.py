@@ -163,7 +163,7 @@ def movielens(
     from service.movielens import read_movielens
 
     data = read_movielens(data_dir)
-    users = tuple(sorted(data.events, key=lambda u: (len(u), u))[:USERS])
+    users = tuple(sorted(data.all_events(), key=lambda u: (len(u), u))[:USERS])
     size = len(data.movies)
     url = _store_url(work, "movielens", redis_url)
     say(f"MovieLens: importing {size:,} movies and embedding them with the movie tower")

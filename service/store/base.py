@@ -310,6 +310,12 @@ class Store(abc.ABC):
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
         """Record events, keeping only the `activity_max_events` newest by timestamp."""
 
+    async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
+        """`add_events` for many users at once (an import): backends write it in one round trip
+        and one transaction; this default is one call per user."""
+        for user_id, user_events in events.items():
+            await self.add_events(user_id, user_events)
+
     @abc.abstractmethod
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         """Newest first."""

@@ -318,6 +318,25 @@ class RedisStore(Store):
         async with self._deadline("event write"):
             await pipe.execute()
 
+    async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
+        """Every user's ZADD + trim in one MULTI/EXEC pipeline: one round trip per chunk."""
+        for user_id, user_events in events.items():
+            for event in user_events:
+                validate_event(user_id, event)
+        pipe = self._redis.pipeline(transaction=True)
+        for user_id, user_events in events.items():
+            if not user_events:
+                continue
+            key = keys.activity(user_id)
+            pipe.zadd(key, {event_key(e): e.timestamp for e in user_events})
+            pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
+        users = [u for u, e in events.items() if e]
+        if users:
+            pipe.sadd(keys.USERS, *users)
+            # An import chunk (20,000 events) is bigger than a request's write: more time.
+            async with self._deadline("bulk event write", extra=5.0):
+                await pipe.execute()
+
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         stop = (limit or self.activity_max_events) - 1
         async with self._deadline("ZREVRANGE activity"):

@@ -326,6 +326,29 @@ class SQLiteStore(Store):
 
         await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
 
+    async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
+        """Every user's events and trim in one transaction."""
+        for user_id, user_events in events.items():
+            for event in user_events:
+                validate_event(user_id, event)
+        users = [u for u, e in events.items() if e]
+        if not users:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO activity (user_id, ts, payload) VALUES (?, ?, ?)",
+                [(u, e.timestamp, event_key(e)) for u in users for e in events[u]],
+            )
+            conn.executemany(
+                "DELETE FROM activity WHERE user_id = ? AND payload IN ("
+                " SELECT payload FROM activity WHERE user_id = ?"
+                " ORDER BY ts DESC, payload DESC LIMIT -1 OFFSET ?)",
+                [(u, u, self.activity_max_events) for u in users],
+            )
+
+        await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
+
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         def query(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(

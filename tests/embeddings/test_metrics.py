@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from embeddings.baselines import cooccurrence_scores, popularity_scores, training_matrix
+from embeddings.baselines import (
+    cooccurrence_scores,
+    item_similarity,
+    popularity_scores,
+    recent_cap,
+    training_matrix,
+)
 from embeddings.metrics import Ranking, random_hit_rate, rank_targets
 
 
@@ -56,8 +62,26 @@ def test_popularity_and_cooccurrence_by_hand() -> None:
     # users x movies: u0 {0,1}, u1 {0,1,2}, u2 {2,3}
     train = training_matrix([np.array([0, 1]), np.array([0, 1, 2]), np.array([2, 3])], 5)
     assert popularity_scores(train, 1)[0].tolist() == [2, 2, 2, 1, 0]
-    scores = cooccurrence_scores(train, [np.array([0])])[0]
+    similarity = item_similarity(train)
+    scores = cooccurrence_scores(similarity, [np.array([0])])[0]
     # cos(0, j) = co-watchers / sqrt(n0 * nj): j=1 -> 2/2, j=2 -> 1/2, j=3 -> 0, j=4 -> 0
     assert scores.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
-    two = cooccurrence_scores(train, [np.array([0, 3])], chunk=1)[0]
+    two = cooccurrence_scores(similarity, [np.array([0, 3])])[0]
     assert two[2] == pytest.approx(0.5 + 1 / math.sqrt(2))
+    # On a budget each movie keeps its most similar ones: movie 0 keeps 0 and 1 (cosine 1).
+    pruned = cooccurrence_scores(item_similarity(train, budget=10), [np.array([0])])[0]
+    assert pruned.tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0, 0.0])
+
+
+def test_chunked_rankings_concatenate_in_order() -> None:
+    whole = rank_targets(np.array([[3.0, 2, 1], [1, 2, 3]]), np.array([2, 0]), [[], []])
+    first = rank_targets(np.array([[3.0, 2, 1]]), np.array([2]), [[]])
+    second = rank_targets(np.array([[1.0, 2, 3]]), np.array([0]), [[]])
+    joined = Ranking.concatenate([first, second])
+    assert joined.above.tolist() == whole.above.tolist() == [2, 2]
+
+
+def test_cooccurrence_cost_cap_counts_each_users_recent_interactions() -> None:
+    assert recent_cap(np.array([3, 4])) is None  # small data: every interaction counts
+    assert recent_cap(np.array([10, 10]), budget=100) == 7  # 2 x 7^2 = 98 <= 100
+    assert recent_cap(np.array([1, 10]), budget=50) == 7

@@ -61,7 +61,9 @@ userId,movieId,rating,timestamp
         ("pixar", "fun"),
     )
     assert (untitled.year, untitled.genres) == (None, ())
-    assert [e.movie_id for e in data.events["7"]] == ["1"]
+    assert data.rating_rows == 3
+    assert [e.movie_id for e in data.all_events()["7"]] == ["1"]
+    assert data.events_read == 1
     assert {(b.file, b.line) for b in data.bad_rows} == {
         ("movies.csv", 4),
         ("ratings.csv", 3),

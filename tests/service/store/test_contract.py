@@ -210,6 +210,22 @@ async def test_invalid_event_is_rejected_whole(store: Store) -> None:
     assert await store.recent_events("u1") == []
 
 
+async def test_bulk_events_are_bounded_idempotent_and_all_or_nothing(store: Store) -> None:
+    # the fixture bounds activity to 5 events per user
+    events = [Event(movie_id=str(i), kind="watch", timestamp=1000.0 + i) for i in range(8)]
+    await store.add_events_bulk({"u1": events[::2], "u2": events[:2]})
+    await store.add_events_bulk({"u1": events[1::2], "u2": events[:2], "u3": []})
+
+    assert [e.movie_id for e in await store.recent_events("u1")] == ["7", "6", "5", "4", "3"]
+    assert [e.movie_id for e in await store.recent_events("u2")] == ["1", "0"]
+    assert await store.count_users() == 2 and await store.count_events() == 7
+
+    bad = Event(movie_id="9", kind="rate", rating=9.0, timestamp=2.0)
+    with pytest.raises(InvalidRecord, match="rating"):
+        await store.add_events_bulk({"u4": events[:1], "u5": [bad]})
+    assert await store.recent_events("u4") == [] and await store.count_users() == 2
+
+
 async def test_embedding_cache_is_keyed_by_model_and_movie_version(store: Store) -> None:
     vec = np.arange(4, dtype=np.float32)
     await store.put_embeddings("m1", {"a": (1, vec), "b": (1, vec * 2)})

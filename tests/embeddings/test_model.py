@@ -1,0 +1,74 @@
+"""The streamed training step: its movie-tower pass covers only the batch's movies, yet gives the
+loss of the whole-catalog formulation (same vectors, same in-batch softmax, same log q)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_batch_loss_equals_the_whole_catalog_loss() -> None:
+    import keras
+    import tensorflow as tf
+
+    from embeddings.examples import build_examples
+    from embeddings.model import MASKED_LOGIT, MovieTower, TwoTowerTrainer, UserTower
+
+    rng = np.random.default_rng(0)
+    movies, length, dim = 300, 6, 16
+    catalog = {
+        "movie_id": np.arange(1, movies + 1, dtype=np.int64),
+        "genres": rng.integers(0, 5, (movies, 3)),
+        "title": rng.integers(0, 20, (movies, 4)),
+        "tags": rng.integers(0, 10, (movies, 5)),
+        "year": rng.integers(0, 27, movies),
+    }
+    sizes = {"movie_ids": movies + 1, "genres": 5, "title_tokens": 20, "tags": 10}
+    tower = MovieTower(
+        sizes, year_buckets=27, dim=dim, hidden=8, word_dim=4, id_dropout=0.5, seed=0
+    )
+    users = UserTower(history_length=length, dim=dim, hidden=8)
+    log_q = np.log(rng.dirichlet(np.ones(movies))).astype(np.float32)
+    trainer = TwoTowerTrainer(tower, users, catalog, log_q, temperature=0.1)
+    sequences = [(rng.choice(movies, 9, replace=False), rng.random(9) + 0.1) for _ in range(20)]
+    examples = build_examples(sequences, length)
+    history, weights, targets = examples.batch(examples.positions[:64])
+    targets[1] = targets[0]  # a duplicate target: not its own negative
+
+    loss = float(trainer.compute_batch_loss((history, weights, targets), training=False))
+
+    everything = tower({k: tf.constant(v) for k, v in catalog.items()}).numpy()
+    padded = np.concatenate([everything, np.zeros((1, dim), np.float32)])
+    user_vectors = users(padded[np.where(history < 0, movies, history)], weights).numpy()
+    logits = user_vectors @ everything[targets].T / 0.1 - log_q[targets][None, :]
+    duplicate = (targets[:, None] == targets[None, :]) & ~np.eye(len(targets), dtype=bool)
+    logits = np.where(duplicate, MASKED_LOGIT, logits)
+    expected = keras.ops.mean(
+        keras.losses.sparse_categorical_crossentropy(
+            np.arange(len(targets)), logits, from_logits=True
+        )
+    )
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+    assert np.allclose(trainer.catalog_vectors(batch=100), everything, atol=1e-6)
+
+
+def test_streamed_training_learns_synthetic_tastes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bench.movielens_synth import generate
+    from embeddings.data import load_dataset
+    from embeddings.train import TINY_CONFIG, train
+
+    generate(tmp_path / "data", ratings=15_000, seed=0)
+    result = train(
+        load_dataset(tmp_path / "data"),
+        tmp_path / "artifacts",
+        config=TINY_CONFIG.with_overrides(epochs=3),
+        verbose=0,
+        log=lambda _: None,
+    )
+    metrics = result.manifest["metrics"]
+    # ~100 test users over ~9k movies: random is 0.001, popularity 0, co-occurrence ~0.07; the
+    # model (seed 0, deterministic) reached 0.082, and 0 when histories were cut off.
+    assert metrics["model"]["hr@10"] > max(0.04, 30 * metrics["cold_movies"]["random_hr@10"])
+    assert metrics["model"]["hr@10"] > metrics["popularity"]["hr@10"]
