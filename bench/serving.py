@@ -138,7 +138,7 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
     from service.refresher import IndexState, refresh_once
 
     async def run() -> dict[str, float]:
-        store = await open_store(store_urls["sqlite"])
+        store = await open_store(next(iter(store_urls.values())))
         state = IndexState()
         await refresh_once(state, store, towers, Params(), Metrics())
         recommender = Recommender(towers, state, [])
@@ -248,6 +248,40 @@ def measure(
     return rows
 
 
+def print_rows(rows: list[Row], seconds: int, repeat: int) -> None:
+    table = Table(
+        title=f"Serving benchmark ({seconds}s per load, wrk -t1 -c16; p50 of -c1; "
+        f"medians of {repeat} alternating rounds)"
+    )
+    for column in (
+        "catalog, store",
+        "code",
+        "startup s",
+        "trivial req/s",
+        "recs req/s",
+        "ratio",
+        "trivial p50 ms",
+        "recs p50/p99 ms",
+        "1-client p50 ms (trivial → recs)",
+        "errors",
+    ):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            row.catalog,
+            row.code,
+            f"{row.ready_s:.1f}",
+            f"{row.trivial_rps:,.0f}",
+            f"{row.recs_rps:,.0f}",
+            f"{row.ratio:.3f}x",
+            f"{row.trivial_p50:.2f}",
+            f"{row.recs_p50:.2f} / {row.recs_p99:.2f}",
+            f"{row.one_trivial_p50:.2f} → {row.one_recs_p50:.2f} (+{row.one_delta:.2f})",
+            str(row.errors),
+        )
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
@@ -287,43 +321,14 @@ def main() -> None:
                 rows += measure(
                     f"{name}{kind}, {backend}", url, prefix, users, args.seconds, codes, args.repeat
                 )
+        if rows:  # before the parts: a failure there must not lose minutes of measurements
+            print_rows(rows, args.seconds, args.repeat)
         fill_redis(redis_url, towers.version, None)
         parts = request_breakdown(
             towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis_url}
         )
     parts.update(hot_path_parts(towers, sizes))
 
-    table = Table(
-        title=f"Serving benchmark ({args.seconds}s per load, wrk -t1 -c16; p50 of -c1; "
-        f"medians of {args.repeat} alternating rounds)"
-    )
-    for column in (
-        "catalog, store",
-        "code",
-        "startup s",
-        "trivial req/s",
-        "recs req/s",
-        "ratio",
-        "trivial p50 ms",
-        "recs p50/p99 ms",
-        "1-client p50 ms (trivial → recs)",
-        "errors",
-    ):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            row.catalog,
-            row.code,
-            f"{row.ready_s:.1f}",
-            f"{row.trivial_rps:,.0f}",
-            f"{row.recs_rps:,.0f}",
-            f"{row.ratio:.3f}x",
-            f"{row.trivial_p50:.2f}",
-            f"{row.recs_p50:.2f} / {row.recs_p99:.2f}",
-            f"{row.one_trivial_p50:.2f} → {row.one_recs_p50:.2f} (+{row.one_delta:.2f})",
-            str(row.errors),
-        )
-    console.print(table)
     micro = Table(title="Hot path parts, alone, in-process (µs per call unless noted; one thread)")
     micro.add_column("part")
     micro.add_column("value", justify="right")
