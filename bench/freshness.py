@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +25,8 @@ from rich.table import Table
 
 from bench import wrk
 from bench.catalog import write_synthetic
-from bench.process import Server, free_port, server_env
+from bench.process import Server, server_env
+from bench.redisserver import redis_server
 from service.config import Settings
 from service.store import open_store
 from service.towers import load_towers
@@ -72,23 +68,6 @@ def compactions(url: str) -> float:
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
-
-
-@contextlib.contextmanager
-def throwaway_redis() -> Iterator[str]:
-    """A redis-server of this benchmark's own on a free port, no persistence; its URL."""
-    directory = Path(tempfile.mkdtemp(prefix="bench-redis-"))
-    port = free_port()
-    command = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
-    command += ["--save", "", "--appendonly", "no", "--dir", str(directory)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def upserts_to_recommendable(replicas: list[Server], upserts: int) -> tuple[list[float], int]:
@@ -158,7 +137,7 @@ def main() -> None:
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
     replicas: list[Server] = []
-    with throwaway_redis() as url:
+    with redis_server() as url:
         try:
 
             async def seed() -> None:

@@ -21,13 +21,14 @@ def free_port() -> int:
 
 
 class Server:
-    """One replica process; `stop()` sends SIGTERM and returns the exit code."""
+    """One replica process; `stop()` sends SIGTERM and returns the exit code. `cli`: another
+    checkout's `movie-recs` (a benchmark's baseline); default: this environment's."""
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log: Path, cli: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        cli = Path(sys.executable).with_name("movie-recs")
+        cli = cli or Path(sys.executable).with_name("movie-recs")
         self._log_file = log.open("ab")
         self.process = subprocess.Popen(
             [str(cli), "serve", "--port", str(self.port)],

@@ -1,11 +1,15 @@
-"""Serving benchmark: recommendations vs a trivial endpoint of the same app, at MovieLens size,
-a 100k synthetic catalog (exact search) and 1M (IVF), plus the hot path's parts measured alone.
+"""Serving benchmark: recommendations vs a trivial endpoint of the same app, at MovieLens size
+and synthetic catalogs, on Redis (the production store, a private redis-server) and SQLite,
+plus the hot path's parts measured alone and the index's recall@10 vs exact.
 
     .venv/bin/python -m bench.serving [--seconds 10] [--sizes 100000,1000000]
+        [--stores redis,sqlite] [--baseline ../other-checkout] [--repeat 3]
 
 Each catalog gets its own `movie-recs serve` (same uvicorn settings for every row), driven by
 wrk on loopback from a separate process. Ratios are against the trivial endpoint (/healthz) of
-the same server, measured in the same run.
+the same server, measured in the same round. `--baseline DIR` also serves the same store with
+DIR's code (its own .venv) and alternates rounds between the two servers, `--repeat` times;
+the table shows medians, so shared cores load both sides alike.
 """
 
 from __future__ import annotations
@@ -14,29 +18,49 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from bench import wrk
-from bench.catalog import clustered_vectors, ensure_catalog
+from bench.catalog import clustered_vectors, ensure_catalog, write_synthetic
 from bench.process import Server, server_env
+from bench.redisserver import redis_server
 from service.config import BUNDLED_DATA, Settings
 from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
+from service.store import open_store
 from service.towers import Towers, load_towers
 
 WORK = Path("var/bench")
 console = Console(width=200)
 
 
+def fill_redis(url: str, model_version: str, n: int | None) -> None:
+    """MovieLens (n None) or the synthetic catalog of n movies, into an empty Redis."""
+    from service.importer import import_movielens
+    from service.movielens import read_movielens
+
+    async def fill() -> None:
+        store = await open_store(url)
+        try:
+            await store.clear()
+            if n is None:
+                await import_movielens(store, read_movielens(BUNDLED_DATA))
+            else:
+                await write_synthetic(store, n, model_version)
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+
+
 def ensure_movielens(towers: Towers) -> str:
     from service.importer import import_movielens
     from service.movielens import read_movielens
-    from service.store import open_store
 
     db = (WORK / "movielens.db").resolve()
     url = f"sqlite:///{db}"
@@ -91,127 +115,222 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
         if n > Settings().ann_threshold:
             started = time.perf_counter()
             ann = BaseIndex.build(ids, vectors, meta, IndexParams(ann_threshold=0))
-            parts[f"IVF build {n:,} (seconds)"] = time.perf_counter() - started
+            parts[f"IVF build {n:,}, recall measured (seconds)"] = time.perf_counter() - started
+            label = f"{n:,} IVF nprobe={ann.faiss_index.nprobe} (chosen by the build)"
+            parts[f"search {label}"] = per_call_us(partial(ann.search, query, 10), 1000)
             truths = [set(exact.search(q, 10)[1].tolist()) for q in queries]
-            for nprobe in (32, 64):
-                ann.faiss_index.nprobe = nprobe
-                label = f"{n:,} IVF nprobe={nprobe}"
-                parts[f"search {label}"] = per_call_us(partial(ann.search, query, 10), 1000)
-                hits = sum(
-                    len(t & set(ann.search(q, 10)[1].tolist()))
-                    for t, q in zip(truths, queries, strict=True)
-                )
-                parts[f"recall@10 vs exact, {label}"] = hits / (10 * len(queries))
+            hits = sum(
+                len(t & set(ann.search(q, 10)[1].tolist()))
+                for t, q in zip(truths, queries, strict=True)
+            )
+            parts[f"recall@10 vs exact, {label}"] = hits / (10 * len(queries))
+        else:
+            parts[f"recall@10 vs exact, {n:,} (exact search)"] = 1.0
     return parts
 
 
-def request_breakdown(towers: Towers, store_url: str) -> dict[str, float]:
+def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, float]:
     """Where a MovieLens request's time goes outside HTTP: the store read and the recommender
     (history -> user tower -> search -> because), run in-process on the same store and model."""
     from service.index import IndexParams as Params
     from service.metrics import Metrics
     from service.recommender import Recommender
     from service.refresher import IndexState, refresh_once
-    from service.store import open_store
 
     async def run() -> dict[str, float]:
-        store = await open_store(store_url)
+        store = await open_store(next(iter(store_urls.values())))
         state = IndexState()
         await refresh_once(state, store, towers, Params(), Metrics())
         recommender = Recommender(towers, state, [])
         users = [str(u) for u in range(1, 611)]
         histories = [await store.recent_events(u) for u in users[:50]]
-        started = time.perf_counter()
-        for i in range(1000):
-            await store.recent_events(users[i % len(users)])
-        read = (time.perf_counter() - started) / 1000 * 1e6
         await store.close()
-        return {
-            "MovieLens: store read of a user's 200 newest events (SQLite)": read,
-            "MovieLens: recommend() (history, user tower, search, because)": per_call_us(
-                lambda: recommender.recommend(histories[0], 10), 1000
-            ),
-        }
+        parts = {}
+        for backend, url in store_urls.items():
+            reader = await open_store(url)
+            started = time.perf_counter()
+            for i in range(1000):
+                await reader.recent_events(users[i % len(users)])
+            read = (time.perf_counter() - started) / 1000 * 1e6
+            await reader.close()
+            parts[f"MovieLens: store read of a user's 200 newest events ({backend})"] = read
+        parts["MovieLens: recommend() (history, user tower, search, because)"] = per_call_us(
+            lambda: recommender.recommend(histories[0], 10), 1000
+        )
+        return parts
 
     return asyncio.run(run())
 
 
-Row = list[Any]  # name, ready seconds, then four wrk.Load
+@dataclass(frozen=True)
+class Row:
+    """Medians over the rounds of one server."""
+
+    catalog: str
+    code: str
+    ready_s: float
+    trivial_rps: float
+    recs_rps: float
+    trivial_p50: float
+    recs_p50: float
+    recs_p99: float
+    ratio: float
+    one_trivial_p50: float
+    one_recs_p50: float
+    one_delta: float
+    errors: int
 
 
-def measure(name: str, store_url: str, prefix: str, users: tuple[int, int], seconds: int) -> Row:
+def one_round(server: Server, script: Path, seconds: int) -> tuple[wrk.Load, ...]:
+    recs_url = f"{server.url}/"
+    base = wrk.run(f"{server.url}/healthz", connections=16, seconds=seconds)
+    recs = wrk.run(recs_url, connections=16, seconds=seconds, script=script)
+    base1 = wrk.run(f"{server.url}/healthz", connections=1, seconds=max(3, seconds // 2))
+    recs1 = wrk.run(recs_url, connections=1, seconds=max(3, seconds // 2), script=script)
+    return base, recs, base1, recs1
+
+
+def measure(
+    name: str,
+    store_url: str,
+    prefix: str,
+    users: tuple[int, int],
+    seconds: int,
+    codes: dict[str, Path | None],
+    repeat: int,
+) -> list[Row]:
+    """One server per code on the same store, started one after the other (so each startup is
+    timed alone), then rounds alternating between them. Returns one row per code, medians."""
     settings = Settings()
     env = server_env(store_url, settings.artifacts_dir.resolve())
-    server = Server(env, WORK / f"server-{name.split()[-1].strip('()')}-{len(name)}.log")
-    started = time.perf_counter()
+    script = wrk.user_script(WORK, prefix, *users)
+    servers: dict[str, Server] = {}
+    ready: dict[str, float] = {}
+    rounds: dict[str, list[tuple[wrk.Load, ...]]] = {label: [] for label in codes}
     try:
-        server.wait_ready(timeout=1800)
-        ready = time.perf_counter() - started
-        script = wrk.user_script(WORK, prefix, *users)
-        recs_url = f"{server.url}/"
-        # warm-up: first requests pay one-off costs (lazy imports, caches) that are not serving
-        wrk.run(recs_url, connections=4, seconds=3, script=script)
-        base = wrk.run(f"{server.url}/healthz", connections=16, seconds=seconds)
-        recs = wrk.run(recs_url, connections=16, seconds=seconds, script=script)
-        base1 = wrk.run(f"{server.url}/healthz", connections=1, seconds=max(3, seconds // 2))
-        recs1 = wrk.run(recs_url, connections=1, seconds=max(3, seconds // 2), script=script)
+        for label, cli in codes.items():
+            started = time.perf_counter()
+            log = WORK / f"server-{label}-{len(servers)}.log"
+            servers[label] = server = Server(env, log, cli=cli)
+            server.wait_ready(timeout=1800)
+            ready[label] = time.perf_counter() - started
+            # warm-up: first requests pay one-off costs (lazy imports, caches)
+            wrk.run(f"{server.url}/", connections=4, seconds=3, script=script)
+        for _ in range(repeat):
+            for label, server in servers.items():
+                rounds[label].append(one_round(server, script, seconds))
     finally:
-        server.stop()
-    return [name, ready, base, recs, base1, recs1]
+        for server in servers.values():
+            server.stop()
+    rows = []
+    for label, samples in rounds.items():
+
+        def median(
+            value: Callable[[tuple[wrk.Load, ...]], float], of: list[tuple[wrk.Load, ...]] = samples
+        ) -> float:
+            return float(np.median([value(s) for s in of]))
+
+        rows.append(
+            Row(
+                name,
+                label,
+                ready[label],
+                trivial_rps=median(lambda s: s[0].rps),
+                recs_rps=median(lambda s: s[1].rps),
+                trivial_p50=median(lambda s: s[0].p50_ms),
+                recs_p50=median(lambda s: s[1].p50_ms),
+                recs_p99=median(lambda s: s[1].p99_ms),
+                ratio=median(lambda s: s[1].rps / s[0].rps),
+                one_trivial_p50=median(lambda s: s[2].p50_ms),
+                one_recs_p50=median(lambda s: s[3].p50_ms),
+                one_delta=median(lambda s: s[3].p50_ms - s[2].p50_ms),
+                errors=sum(s[0].errors + s[1].errors for s in samples),
+            )
+        )
+    return rows
+
+
+def print_rows(rows: list[Row], seconds: int, repeat: int) -> None:
+    table = Table(
+        title=f"Serving benchmark ({seconds}s per load, wrk -t1 -c16; p50 of -c1; "
+        f"medians of {repeat} alternating rounds)"
+    )
+    for column in (
+        "catalog, store",
+        "code",
+        "startup s",
+        "trivial req/s",
+        "recs req/s",
+        "ratio",
+        "trivial p50 ms",
+        "recs p50/p99 ms",
+        "1-client p50 ms (trivial → recs)",
+        "errors",
+    ):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            row.catalog,
+            row.code,
+            f"{row.ready_s:.1f}",
+            f"{row.trivial_rps:,.0f}",
+            f"{row.recs_rps:,.0f}",
+            f"{row.ratio:.3f}x",
+            f"{row.trivial_p50:.2f}",
+            f"{row.recs_p50:.2f} / {row.recs_p99:.2f}",
+            f"{row.one_trivial_p50:.2f} → {row.one_recs_p50:.2f} (+{row.one_delta:.2f})",
+            str(row.errors),
+        )
+    console.print(table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--stores", default="redis,sqlite", help="Backends to serve from.")
+    parser.add_argument("--baseline", type=Path, help="Another checkout (with .venv) to compare.")
+    parser.add_argument("--repeat", type=int, default=1, help="Rounds per server (medians).")
     parser.add_argument(
         "--parts-only", action="store_true", help="Only the in-process parts, no servers."
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    stores = [s for s in args.stores.split(",") if s]
     settings = Settings()
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
+    codes: dict[str, Path | None] = {"this": None}
+    if args.baseline:
+        codes = {"baseline": (args.baseline / ".venv/bin/movie-recs").resolve(), "this": None}
 
-    rows = []
-    if not args.parts_only:
-        rows.append(
-            measure("ml-latest-small", ensure_movielens(towers), "", (1, 610), args.seconds)
+    rows: list[Row] = []
+    with redis_server() as redis_url:
+        catalogs: list[tuple[str, int | None]] = [("ml-latest-small", None)]
+        catalogs += [(f"synthetic {n:,}", n) for n in sizes]
+        for name, n in catalogs if not args.parts_only else []:
+            prefix, users = ("", (1, 610)) if n is None else ("u", (0, 999))
+            for backend in stores:
+                if backend == "redis":
+                    console.print(f"filling Redis with {name}…")
+                    fill_redis(redis_url, towers.version, n)
+                    url = redis_url
+                elif n is None:
+                    url = ensure_movielens(towers)
+                else:
+                    url = ensure_catalog(WORK, towers.version, n)
+                kind = "" if n is None else " (IVF)" if n > settings.ann_threshold else " (exact)"
+                rows += measure(
+                    f"{name}{kind}, {backend}", url, prefix, users, args.seconds, codes, args.repeat
+                )
+        if rows:  # before the parts: a failure there must not lose minutes of measurements
+            print_rows(rows, args.seconds, args.repeat)
+        fill_redis(redis_url, towers.version, None)
+        parts = request_breakdown(
+            towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis_url}
         )
-    for n in sizes if not args.parts_only else []:
-        console.print(f"building/reusing the synthetic {n:,} catalog…")
-        url = ensure_catalog(WORK, towers.version, n)
-        kind = "IVF" if n > settings.ann_threshold else "exact"
-        rows.append(measure(f"synthetic {n:,} ({kind})", url, "u", (0, 999), args.seconds))
-    parts = request_breakdown(towers, ensure_movielens(towers))
     parts.update(hot_path_parts(towers, sizes))
 
-    table = Table(title=f"Serving benchmark ({args.seconds}s per load, wrk -t1 -c16; p50 of -c1)")
-    for column in (
-        "catalog",
-        "startup s",
-        "trivial req/s",
-        "recs req/s",
-        "ratio",
-        "trivial p50/p99 ms",
-        "recs p50/p99 ms",
-        "1-client p50 ms (trivial → recs)",
-        "errors",
-    ):
-        table.add_column(column, justify="right")
-    for name, ready, base, recs, base1, recs1 in rows:
-        table.add_row(
-            name,
-            f"{ready:.1f}",
-            f"{base.rps:,.0f}",
-            f"{recs.rps:,.0f}",
-            f"{recs.rps / base.rps:.2f}x",
-            f"{base.p50_ms:.2f} / {base.p99_ms:.2f}",
-            f"{recs.p50_ms:.2f} / {recs.p99_ms:.2f}",
-            f"{base1.p50_ms:.2f} → {recs1.p50_ms:.2f} (+{recs1.p50_ms - base1.p50_ms:.2f})",
-            str(base.errors + recs.errors),
-        )
-    console.print(table)
     micro = Table(title="Hot path parts, alone, in-process (µs per call unless noted; one thread)")
     micro.add_column("part")
     micro.add_column("value", justify="right")

@@ -28,7 +28,7 @@ from service.config import Settings
 from service.index import IndexParams, index_params, set_threads
 from service.recommender import Recommender
 from service.refresher import IndexState, full_sync
-from service.schemas import MAX_K, to_response
+from service.schemas import MAX_K, response_body
 from service.store import Store, StoreError, store_from_settings
 from service.towers import Towers, load_popular
 
@@ -182,7 +182,7 @@ def handler(event: dict[str, Any], context: object = None) -> Response:
     except StoreError as exc:
         return respond(503, json.dumps({"detail": f"store unavailable: {exc}"}), cold=cold)
     result = instance.recommender.recommend(events, k)
-    body = to_response(result, user_id).model_dump_json()
+    body = response_body(result, user_id).decode()
     if cold:
         instance.timeline["first answer"] = time.perf_counter() - started
     return respond(200, body, cold=cold, index_version=result.index_version)

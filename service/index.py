@@ -33,13 +33,24 @@ class MovieMeta:
 @dataclass(frozen=True, slots=True)
 class IndexParams:
     """Exact search up to `ann_threshold` movies; above it IVF (inverted lists over k-means
-    cells), searching `ivf_nprobe` cells. IVF rather than HNSW: a base is rebuilt at every
-    compaction, and IVF rebuilds in seconds by reusing its trained cells (HNSW at 1M: minutes)."""
+    cells). IVF rather than HNSW: a base is rebuilt at every compaction, and IVF rebuilds in
+    seconds by reusing its trained cells (HNSW at 1M: minutes).
 
-    ann_threshold: int = 200_000
-    ivf_nprobe: int = 64  # recall@10 0.973 at 1M (32: 0.936), bench/serving.py
+    `ivf_nprobe` is where the cells searched per query start: each IVF build measures its
+    recall@10 against exact search on sample queries and doubles nprobe until it reaches
+    `ivf_recall_goal` (0 turns the measurement off). One fixed nprobe cannot hold recall across
+    sizes: 64 gave 0.997 at 100k and 0.973 at 1M (bench/index.py). The threshold is also from
+    bench/index.py: exact costs ~90 µs at 10k, ~240 µs at 30k, 1.2 ms at 100k on one core,
+    while IVF at recall ≥ 0.99 stays under ~150 µs up to 300k."""
+
+    ann_threshold: int = 20_000
+    ivf_nprobe: int = 32
+    ivf_recall_goal: float = 0.99
     ivf_cells_per_sqrt: float = 4.0  # nlist = 4 * sqrt(N): 4,000 cells at 1M
     train_points_per_cell: int = 40
+
+
+CALIBRATION_QUERIES = 200
 
 
 def index_params(settings: Settings) -> IndexParams:
@@ -61,6 +72,7 @@ class BaseIndex:
     row_of: Mapping[str, int]
     faiss_index: Any  # faiss.IndexFlatIP or faiss.IndexIVFFlat (the stubs know only Index)
     kind: IndexKind
+    recall: float = 1.0  # recall@10 vs exact measured at build (IVF); exact search is 1.0
 
     @classmethod
     def build(
@@ -84,8 +96,11 @@ class BaseIndex:
         else:
             index = faiss.IndexFlatIP(dim)
             kind = "flat"
+        recall = 1.0
         if len(ids):
             index.add(vectors)
+            if kind == "ivf" and params.ivf_recall_goal > 0:
+                recall = _calibrate(index, vectors, params)
         return cls(
             ids=list(ids),
             vectors=vectors,
@@ -93,6 +108,7 @@ class BaseIndex:
             row_of={mid: row for row, mid in enumerate(ids)},
             faiss_index=index,
             kind=kind,
+            recall=recall,
         )
 
     def __len__(self) -> int:
@@ -140,6 +156,35 @@ def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -
     index.train(sample)
     index.nprobe = params.ivf_nprobe
     return index
+
+
+def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams) -> float:
+    """Set the least nprobe (doubling from `ivf_nprobe`) whose recall@10 vs exact reaches the
+    goal on sample queries, and return that recall. Queries are catalog vectors plus noise in
+    every direction, harder for IVF than a vector that sits inside one cell.
+
+    At 1M this costs about one exact search per sample query (~1-2 s on one core), beside the
+    ~10 s of building; a compaction pays it again, which keeps the promise as the catalog moves.
+    """
+    n, dim = vectors.shape
+    rng = np.random.default_rng(1)
+    count = min(CALIBRATION_QUERIES, n)
+    queries = vectors[rng.choice(n, count, replace=False)] + 0.3 * rng.normal(size=(count, dim))
+    queries = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True))
+    queries = queries.astype(np.float32)
+    k = min(10, n)
+    _, truth = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    nprobe = min(params.ivf_nprobe, index.nlist)
+    while True:
+        index.nprobe = nprobe
+        _, found = index.search(queries, k)
+        hits = sum(
+            len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True)
+        )
+        recall = hits / (k * count)
+        if recall >= params.ivf_recall_goal or nprobe >= index.nlist:
+            return float(recall)
+        nprobe = min(index.nlist, nprobe * 2)
 
 
 @dataclass(frozen=True, slots=True)

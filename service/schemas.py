@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import to_json
 
 from service.store.base import text_problem
 
@@ -252,12 +253,30 @@ def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
     ]
 
 
-def to_response(result: Result, user_id: str | None) -> Recommendations:
-    return Recommendations(
-        user_id=user_id,
-        strategy=result.strategy,
-        model_version=result.model_version,
-        index_version=result.index_version,
-        history_length=result.history_length,
-        items=to_items(result.items),
+def response_body(result: Result, user_id: str | None) -> bytes:
+    """The `Recommendations` JSON, written straight from plain values: the hot path skips
+    building and re-validating response models (the schema stays `Recommendations`, and the
+    OpenAPI and schemathesis tests hold this body to it)."""
+    items = [
+        {
+            "movie_id": item.movie_id,
+            "title": item.meta.title,
+            "genres": item.meta.genres,
+            "year": item.meta.year,
+            "score": round(float(item.score), 6),
+            "because": {"movie_id": item.because[0], "title": item.because[1]}
+            if item.because
+            else None,
+        }
+        for item in result.items
+    ]
+    return to_json(
+        {
+            "user_id": user_id,
+            "strategy": result.strategy,
+            "model_version": result.model_version,
+            "index_version": result.index_version,
+            "history_length": result.history_length,
+            "items": items,
+        }
     )

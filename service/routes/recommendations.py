@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from service.deps import RecommenderDep, RuntimeDep, StoreDep, require_index_version
+from service.deps import RuntimeDep, require_index_version
 from service.recommender import Filters
 from service.schemas import (
     MAX_GENRES,
@@ -15,7 +15,7 @@ from service.schemas import (
     ErrorBody,
     MovieId,
     Recommendations,
-    to_response,
+    response_body,
 )
 from service.store import Event
 
@@ -28,18 +28,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class JSONBody(Response):
+    media_type = "application/json"
+
+
+NO_FILTERS = Filters()
+
+
 def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:
+    if not genres and year_min is None and year_max is None:
+        return NO_FILTERS  # the common case, built once
     wanted = frozenset(g.strip() for part in genres or [] for g in part.split(",") if g.strip())
     if year_min is not None and year_max is not None and year_min > year_max:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "year_min is greater than year_max")
     return Filters(wanted, year_min, year_max)
 
 
-@router.get("/users/{user_id}/recommendations", responses=ERRORS)
+@router.get("/users/{user_id}/recommendations", responses=ERRORS, response_model=Recommendations)
 async def user_recommendations(
     runtime: RuntimeDep,
-    store: StoreDep,
-    recommender: RecommenderDep,
     user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_seen: bool = True,
@@ -50,23 +57,23 @@ async def user_recommendations(
     year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
     year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
     min_index_version: Annotated[int | None, Query(ge=0)] = None,
-) -> Recommendations:
+) -> Response:
     """Top-k movies for a user from their recent activity (most popular if they have none)."""
     filters = make_filters(genres, year_min, year_max)
     await require_index_version(runtime, min_index_version)
-    events = await store.recent_events(user_id)
-    return to_response(recommender.recommend(events, k, filters, exclude_seen), user_id)
+    events = await runtime.store.recent_events(user_id)
+    result = runtime.recommender.recommend(events, k, filters, exclude_seen)
+    return JSONBody(response_body(result, user_id))
 
 
-@router.post("/recommendations", responses=ERRORS)
-async def anonymous_recommendations(
-    runtime: RuntimeDep, recommender: RecommenderDep, body: AnonymousRequest
-) -> Recommendations:
+@router.post("/recommendations", responses=ERRORS, response_model=Recommendations)
+async def anonymous_recommendations(runtime: RuntimeDep, body: AnonymousRequest) -> Response:
     """Top-k movies for a session whose recent history (newest first) is in the body."""
     filters = make_filters(body.genres, body.year_min, body.year_max)
     await require_index_version(runtime, body.min_index_version)
     events = [Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history]
-    return to_response(recommender.recommend(events, body.k, filters, body.exclude_seen), None)
+    result = runtime.recommender.recommend(events, body.k, filters, body.exclude_seen)
+    return JSONBody(response_body(result, None))
 
 
 __all__ = ["MovieId", "router"]

@@ -37,8 +37,8 @@ from service.store.base import (
     StoreUnavailable,
     Upsert,
     WriteResult,
-    event_from_key,
     event_key,
+    events_from_keys,
     pack_vector,
     unpack_dedupe,
     unpack_vector,
@@ -341,7 +341,7 @@ class RedisStore(Store):
         stop = (limit or self.activity_max_events) - 1
         async with self._deadline("ZREVRANGE activity"):
             rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
-        return [event_from_key(row) for row in rows]
+        return events_from_keys(rows)
 
     async def count_users(self) -> int:
         async with self._deadline("SCARD users"):

@@ -28,8 +28,8 @@ from service.store.base import (
     StoreError,
     Upsert,
     WriteResult,
-    event_from_key,
     event_key,
+    events_from_keys,
     pack_dedupe,
     pack_vector,
     unpack_dedupe,
@@ -356,7 +356,7 @@ class SQLiteStore(Store):
                 "ORDER BY ts DESC, payload DESC LIMIT ?",
                 (user_id, limit or self.activity_max_events),
             ).fetchall()
-            return [event_from_key(row[0]) for row in rows]
+            return events_from_keys([row[0] for row in rows])
 
         return await self._run(query)
 

@@ -98,7 +98,7 @@ def test_lock_file_is_up_to_date_with_pyproject() -> None:
 
 def test_this_environment_has_every_image_package_at_its_locked_version() -> None:
     packages = image_packages()
-    assert {"tensorflow-cpu", "faiss-cpu", "uvicorn", "uvloop", "redis"} <= set(packages)
+    assert {"tensorflow-cpu", "faiss-cpu", "uvicorn", "uvloop", "redis", "hiredis"} <= set(packages)
     assert not {"pytest", "ruff", "aws-cdk-lib", "matplotlib"} & set(packages)
     assert "libclang" not in packages  # a TensorFlow dependency nothing here imports
     wrong = {}
