@@ -49,7 +49,11 @@ FROM ${PYTHON_IMAGE} AS model-context
 COPY artifacts/ /src/artifacts/
 
 FROM builder AS model-train
-RUN /opt/venv/bin/movie-recs train --out /src/artifacts
+# Training needs the `train` extra (SciPy, for the co-occurrence baseline); only this stage
+# installs it, so the serving image stays without it.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --extra train --no-install-package libclang \
+    && /opt/venv/bin/movie-recs train --out /src/artifacts
 
 # A stage picked by build arg, not an image to pull (hadolint cannot tell the two apart).
 # hadolint ignore=DL3006
