@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from bench.redisserver import redis_server
 
 PHASES = ("import", "train", "evaluate")
 console = Console()
@@ -141,50 +142,14 @@ def child(name: str, *args: str) -> dict[str, Any]:
     return result
 
 
-class RedisServer:
-    """A throwaway redis-server on a free port, without persistence."""
+def redis_peak_mb(url: str) -> float:
+    import redis
 
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        executable = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-
-    def peak_mb(self) -> float:
-        import redis
-
-        client = redis.Redis.from_url(self.url)
-        try:
-            return int(client.info("memory")["used_memory_peak"]) / 2**20
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("memory")["used_memory_peak"]) / 2**20
+    finally:
+        client.close()
 
 
 def run_size(work: Path, ratings: int, phases: tuple[str, ...]) -> dict[str, Any]:
@@ -192,12 +157,9 @@ def run_size(work: Path, ratings: int, phases: tuple[str, ...]) -> dict[str, Any
     counts = json.loads((data / "counts.json").read_text())
     row: dict[str, Any] = {"ratings": counts["ratings"], "counts": counts}
     if "import" in phases:
-        server = RedisServer(work)
-        try:
-            row["import"] = child("import", str(data), server.url)
-            row["import"]["redis_peak_mb"] = server.peak_mb()
-        finally:
-            server.stop()
+        with redis_server() as url:
+            row["import"] = child("import", str(data), url)
+            row["import"]["redis_peak_mb"] = redis_peak_mb(url)
         console.print(f"{ratings:,}: import {row['import']}")
     model = work / f"artifacts-{ratings}"
     if "train" in phases:
