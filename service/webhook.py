@@ -43,6 +43,9 @@ Tag = Annotated[
     str, Field(min_length=1, max_length=MAX_ITEM_LENGTH), catalog_text(MAX_ITEM_LENGTH, "|")
 ]
 
+# The digits of an IMDb "tt" id or a TMDB id: the page links out with them.
+LinkId = Annotated[str, Field(pattern=r"^[0-9]{1,12}$")]
+
 
 class MovieData(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
@@ -52,6 +55,8 @@ class MovieData(BaseModel):
     genres: list[Genre] = Field(default_factory=list, max_length=100)
     year: int | None = Field(default=None, ge=1800, le=2200)
     tags: list[Tag] = Field(default_factory=list, max_length=100)
+    imdb_id: LinkId | None = None
+    tmdb_id: LinkId | None = None
 
 
 class DeletedData(BaseModel):
@@ -150,7 +155,15 @@ def parse_changes(raw: bytes, max_events: int) -> list[MovieChange]:
     for event in items:
         if isinstance(event, Upserted):
             m = event.data
-            movie = Movie(m.id, m.title, tuple(m.genres), m.year, tuple(m.tags))
+            movie = Movie(
+                m.id,
+                m.title,
+                tuple(m.genres),
+                m.year,
+                tuple(m.tags),
+                imdb_id=m.imdb_id,
+                tmdb_id=m.tmdb_id,
+            )
             changes.append(Upsert(movie))
         else:
             changes.append(Delete(event.data.id))

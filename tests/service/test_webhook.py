@@ -68,6 +68,20 @@ def test_upsert_becomes_recommendable_and_delete_removes_it(client: TestClient) 
     assert "900001" not in {i["movie_id"] for i in similar["items"] + recs["items"]}
 
 
+def test_an_upsert_carries_its_imdb_and_tmdb_ids(client: TestClient) -> None:
+    movie = {**NEW, "imdb_id": "0133093", "tmdb_id": "603"}
+    body, headers = signed({"type": "movie.upserted", "data": movie})
+    assert client.post(URL, content=body, headers=headers).status_code == 202
+    stored = client.get("/v1/movies/900001").json()
+    assert (stored["imdb_id"], stored["tmdb_id"]) == ("0133093", "603")
+
+    body, headers = signed(
+        {"type": "movie.upserted", "data": {**movie, "imdb_id": "tt0133093"}}, msg_id="msg_2"
+    )
+    refused = client.post(URL, content=body, headers=headers)
+    assert refused.status_code == 422 and "imdb_id" in refused.json()["detail"]
+
+
 def test_a_replayed_webhook_id_applies_nothing_twice(client: TestClient) -> None:
     body, headers = signed({"type": "movie.upserted", "data": NEW}, msg_id="msg_same")
     first = client.post(URL, content=body, headers=headers)
