@@ -135,13 +135,13 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
     from service.index import IndexParams as Params
     from service.metrics import Metrics
     from service.recommender import Recommender
-    from service.refresher import IndexState, refresh_once
+    from service.refresher import Refresher
 
     async def run() -> dict[str, float]:
         store = await open_store(next(iter(store_urls.values())))
-        state = IndexState()
-        await refresh_once(state, store, towers, Params(), Metrics())
-        recommender = Recommender(towers, state, [])
+        refresher = Refresher(store, towers, Params(), Metrics())
+        await refresher.step()
+        recommender = Recommender(towers, refresher, [])
         users = [str(u) for u in range(1, 611)]
         histories = [await store.recent_events(u) for u in users[:50]]
         await store.close()

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from service.config import Settings
-from service.index import IndexParams, index_params, set_threads
+from service.index import index_params, set_threads
+from service.metrics import Metrics
 from service.recommender import Recommender
-from service.refresher import IndexState, full_sync
+from service.refresher import Refresher, full_sync
 from service.schemas import MAX_K, response_body
 from service.store import Store, StoreError, store_from_settings
-from service.towers import Towers, load_popular
+from service.towers import Towers
 
 T = TypeVar("T")
 Response = dict[str, Any]
@@ -72,8 +73,7 @@ class Instance:
     executor: _TimedExecutor
     store: Store
     towers: Towers
-    params: IndexParams
-    state: IndexState
+    refresher: Refresher  # owns the published index; this instance only ever adopts full syncs
     recommender: Recommender
     timeline: dict[str, float] = field(default_factory=dict)  # cold-start phases, seconds
     invocations: int = 0
@@ -85,11 +85,10 @@ class Instance:
         """Replace the index with a fresh full sync; (state-read seconds, index-build seconds)."""
         started = time.perf_counter()
         busy_before = self.executor.busy_seconds
-        snapshot, epoch = self.run(full_sync(self.store, self.towers, self.params))
+        refresher = self.refresher
+        snapshot, epoch = self.run(full_sync(self.store, self.towers, refresher.params))
         build = self.executor.busy_seconds - busy_before
-        self.state.epoch = epoch
-        self.state.publish(snapshot)
-        self.state.caught_up = True
+        refresher.adopt(snapshot, epoch, caught_up=True)
         return time.perf_counter() - started - build, build
 
 
@@ -119,20 +118,19 @@ def _cold_start() -> Instance:
     executor = _TimedExecutor()
     loop.set_default_executor(executor)
     store = loop.run_until_complete(store_from_settings(settings))
-    state = IndexState()
+    refresher = Refresher(store, towers, index_params(settings), Metrics())
     instance = Instance(
         settings=settings,
         loop=loop,
         executor=executor,
         store=store,
         towers=towers,
-        params=index_params(settings),
-        state=state,
-        recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
+        refresher=refresher,
+        recommender=Recommender(towers, refresher, towers.popular),
         timeline=timeline,
     )
     read, build = instance.load_state()
-    if len(state.snapshot or ()) == 0:
+    if len(refresher.snapshot or ()) == 0:
         raise StoreError(f"{settings.store_url} holds no movies")
     timeline["state load"] = read
     timeline["index build"] = build

@@ -38,28 +38,23 @@ def event(user_id: str, k: int = 10) -> dict[str, Any]:
 
 
 def catch_up(handler_module: Any) -> dict[str, float]:
-    """Cost of checking the change log inside each invocation (`refresh_once`), which a
+    """Cost of checking the change log inside each invocation (`Refresher.step`), which a
     function could do instead of a full reload: nothing pending, then one new movie."""
-    from service.metrics import Metrics
-    from service.refresher import refresh_once
     from service.store import Delete, Movie, Upsert
 
     instance = handler_module.current_instance()
-    metrics = Metrics()
 
     def step() -> float:
         started = time.perf_counter()
-        instance.run(
-            refresh_once(instance.state, instance.store, instance.towers, instance.params, metrics)
-        )
+        instance.run(instance.refresher.step())
         return time.perf_counter() - started
 
     idle = statistics.median(step() for _ in range(20))
     movie = Movie(NEW_MOVIE, "A Film Added After The Cold Start", ("Drama",), 2026)
     instance.run(instance.store.apply_changes([Upsert(movie)]))
     one = step()
-    if NEW_MOVIE not in (instance.state.snapshot or ()):
-        raise RuntimeError("refresh_once did not index the new movie")
+    if NEW_MOVIE not in (instance.refresher.snapshot or ()):
+        raise RuntimeError("Refresher.step did not index the new movie")
     instance.run(instance.store.apply_changes([Delete(NEW_MOVIE)]))
     step()
     return {"catch_up_idle_seconds": idle, "catch_up_one_movie_seconds": one}
@@ -76,7 +71,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     if first["statusCode"] != 200 or first["headers"]["x-cold-start"] != "true":
         raise RuntimeError(f"cold invocation failed: {first}")
     instance = lambda_handler.current_instance()
-    assert instance is not None and instance.state.snapshot is not None
+    assert instance is not None and instance.refresher.snapshot is not None
     timeline.update(instance.timeline)
     warm = []
     for i in range(int(spec["requests"])):
@@ -87,8 +82,8 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"warm invocation failed: {answer}")
     out: dict[str, Any] = {
         "timeline": timeline,
-        "movies": len(instance.state.snapshot),
-        "index_kind": instance.state.snapshot.base.kind,
+        "movies": len(instance.refresher.snapshot),
+        "index_kind": instance.refresher.snapshot.base.kind,
         "warm_seconds": warm,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -361,7 +361,7 @@ def _state(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
         "checked to be recommended). A Lambda instance does no work between invocations, so it "
         "either reloads everything (every instance, each time the catalog changes), or waits "
         "for a new cold start, or checks the change log at the start of every invocation: the "
-        "last column runs the service's own `refresh_once` inside the warm instance, which "
+        "last column runs the service's own `Refresher.step` inside the warm instance, which "
         "costs a store round trip on every request, runs the movie tower on the request path "
         "of whichever caller comes first after a change, and leaves frozen instances stale "
         "until invoked. The handler itself does not do this; it is measured to show what "

@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from service.app_state import AppState
 from service.config import Settings
 from service.deps import require_api_key
 from service.index import index_params, set_threads
@@ -22,12 +23,11 @@ from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, MetricsMiddleware
 from service.page import mount_page
 from service.recommender import Recommender
-from service.refresher import IndexState, refresh_once, run_refresher
+from service.refresher import Refresher
 from service.routes import catalog, events, health, movies, recommendations, search, users, webhooks
-from service.runtime import Runtime
 from service.store import InvalidRecord, StoreError, store_from_settings
 from service.titles import title_index
-from service.towers import Towers, load_popular, load_towers
+from service.towers import Towers, load_towers
 
 log = logging.getLogger("service")
 WEBHOOK_PATH = "/v1/webhooks/catalog"
@@ -45,61 +45,55 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "!!! NO API KEY CONFIGURED: /v1 IS OPEN TO ANYONE (set MOVIE_RECS_API_KEYS) !!!"
         )
     store = await store_from_settings(settings)
-    refresher: asyncio.Task[None] | None = None
+    refreshing: asyncio.Task[None] | None = None
     try:
         towers: Towers = app.state.prebuilt_towers or await asyncio.to_thread(
             load_towers, settings.artifacts_dir, settings.model_version, settings.tf_threads
         )
-        params = index_params(settings)
-        state = IndexState()
-        while await refresh_once(state, store, towers, params, metrics) > 0 or not state.caught_up:
-            pass
-        assert state.snapshot is not None
-        if len(state.snapshot) == 0:
+        refresher = Refresher(
+            store,
+            towers,
+            index_params(settings),
+            metrics,
+            compact_at=settings.compact_at,
+            min_fraction=settings.resync_min_fraction,
+        )
+        await refresher.catch_up()
+        snapshot = refresher.snapshot
+        assert snapshot is not None
+        if len(snapshot) == 0:
             raise StoreError(
                 f"{settings.store_url} holds no movies; run `movie-recs import-movielens` first"
             )
         metrics.model.info({"version": towers.version})
         metrics.store_up.set(1)
-        app.state.runtime = Runtime(
+        app.state.app_state = AppState(
             settings=settings,
             store=store,
             towers=towers,
-            state=state,
+            index=refresher,
             metrics=metrics,
-            recommender=Recommender(towers, state, load_popular(towers._loaded.directory)),
-            params=params,
+            recommender=Recommender(towers, refresher, towers.popular),
         )
-        await title_index(state.snapshot.base)  # search is ready before the first request
+        await title_index(snapshot.base)  # search is ready before the first request
         # The catalog, model and index are long-lived: move them out of the collector's
         # generations so full collections stop rescanning them on the request path.
         gc.collect()
         gc.freeze()
-        refresher = asyncio.create_task(
-            run_refresher(
-                state,
-                store,
-                towers,
-                params,
-                metrics,
-                compact_at=settings.compact_at,
-                min_fraction=settings.resync_min_fraction,
-            ),
-            name="refresher",
-        )
+        refreshing = asyncio.create_task(refresher.run(), name="refresher")
         log.info(
-            "ready: model %s, %d movies indexed (%s) at version %d",
+            "ready: model %s, %d movies indexed (%s) at sequence %d",
             towers.version,
-            len(state.snapshot),
-            state.snapshot.base.kind,
-            state.version,
+            len(snapshot),
+            snapshot.base.kind,
+            refresher.applied_seq,
         )
         yield
     finally:
-        if refresher is not None:
-            refresher.cancel()
+        if refreshing is not None:
+            refreshing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+                await refreshing
         await store.close()
 
 

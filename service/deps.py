@@ -1,4 +1,4 @@
-"""Dependencies the routes declare: the runtime, its parts, and the API-key check."""
+"""Dependencies the routes declare: the app_state, its parts, and the API-key check."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.app_state import AppState
 from service.recommender import Recommender
-from service.runtime import Runtime
 from service.store import Store
 
 bearer = HTTPBearer(auto_error=False, description="An API key from MOVIE_RECS_API_KEYS.")
@@ -18,19 +18,19 @@ bearer = HTTPBearer(auto_error=False, description="An API key from MOVIE_RECS_AP
 # pool, a hop that cost more than the whole recommendation (measured: 16 hops, ~2.5 ms a request).
 
 
-async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+async def get_app_state(request: Request) -> AppState:
+    return request.app.state.app_state  # type: ignore[no-any-return]
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+AppStateDep = Annotated[AppState, Depends(get_app_state)]
 
 
-async def get_store(runtime: RuntimeDep) -> Store:
-    return runtime.store
+async def get_store(app_state: AppStateDep) -> Store:
+    return app_state.store
 
 
-async def get_recommender(runtime: RuntimeDep) -> Recommender:
-    return runtime.recommender
+async def get_recommender(app_state: AppStateDep) -> Recommender:
+    return app_state.recommender
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
@@ -38,11 +38,11 @@ RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 
 
 async def require_api_key(
-    runtime: RuntimeDep,
+    app_state: AppStateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """Auth is off only when no key is configured (the local demo; startup says so loudly)."""
-    keys = runtime.settings.api_keys
+    keys = app_state.settings.api_keys
     if not keys:
         return
     if credentials is None:
@@ -58,14 +58,14 @@ async def require_api_key(
         )
 
 
-async def require_index_version(runtime: Runtime, min_index_version: int | None) -> None:
+async def require_index_version(app_state: AppState, min_index_version: int | None) -> None:
     """Read-your-writes across replicas: 503 (retry) when this replica is still behind."""
-    if min_index_version is None or runtime.state.version >= min_index_version:
+    if min_index_version is None or app_state.index.applied_seq >= min_index_version:
         return
-    if not await runtime.wait_for_version(min_index_version):
+    if not await app_state.wait_for_seq(min_index_version):
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"this replica has applied index version {runtime.state.version}, behind the "
+            f"this replica has applied index version {app_state.index.applied_seq}, behind the "
             f"requested {min_index_version}; retry shortly",
             headers={"Retry-After": "1"},
         )

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from service.index import MovieMeta, Snapshot
-from service.refresher import IndexState
+from service.index_view import IndexView
 from service.store import Event
 from service.towers import Towers, weights_of
 
@@ -50,13 +50,13 @@ class Result:
 
 
 class Recommender:
-    def __init__(self, towers: Towers, state: IndexState, popular: Sequence[tuple[str, float]]):
+    def __init__(self, towers: Towers, index: IndexView, popular: Sequence[tuple[str, float]]):
         self.towers = towers
-        self.state = state
+        self.index = index
         self.popular = list(popular)
 
     def snapshot(self) -> Snapshot:
-        snapshot = self.state.snapshot
+        snapshot = self.index.snapshot
         if snapshot is None:
             raise RuntimeError("the index is not built yet")
         return snapshot

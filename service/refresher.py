@@ -1,8 +1,10 @@
 """Keeping this replica's index equal to the store's catalog.
 
-`full_sync` builds a snapshot from the whole catalog (startup, and after any gap);
-`refresh_once` applies one batch of change-log entries; `run_refresher` is the loop around it
-that blocks on the log, compacts, logs, backs off and never dies silently.
+`full_sync` builds a snapshot from the whole catalog (startup, and after any gap). The
+`Refresher` owns the published snapshot and where it stands in the change log: `step` applies
+one batch of entries, `catch_up` steps until the snapshot reaches the log's head (startup), and
+`run` is the loop around `step` that blocks on the log, compacts, logs, backs off and never
+dies silently. Requests read it through `IndexView`.
 
 Fail static: when the store fails, the last good index keeps serving and readiness holds
 (the store is shared, so dropping readiness would drain every replica at once); a resync that
@@ -16,7 +18,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,29 +35,6 @@ EPOCH_CHANGED = "epoch changed"
 
 class CatalogLost(Exception):
     """The store's catalog is empty or much smaller than the index: keep the index, retry."""
-
-
-@dataclass(eq=False)
-class IndexState:
-    """The one mutable reference requests read; only the refresher assigns `snapshot`."""
-
-    snapshot: Snapshot | None = None
-    epoch: str = ""
-    caught_up: bool = False
-    head: int = 0
-    generation: int = 0  # bumped by every full sync, so a stale compaction is dropped
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    store_error: str | None = None  # the refresher's last store failure, None once it recovers
-    catalog_lost: str | None = None  # why the last resync was refused, None once one succeeds
-
-    def publish(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    @property
-    def version(self) -> int:
-        return self.snapshot.version if self.snapshot else 0
 
 
 def meta_of(movie: Movie) -> MovieMeta:
@@ -103,192 +81,239 @@ async def full_sync(store: Store, towers: Towers, params: IndexParams) -> tuple[
     return Snapshot.create(base, head), epoch
 
 
-def _check_size(
-    state: IndexState, found: int, min_fraction: float, metrics: Metrics, reason: str
-) -> None:
-    """Raise CatalogLost when `found` live movies would replace a much larger index."""
-    current = len(state.snapshot) if state.snapshot is not None else 0
-    if current == 0 or (found > 0 and found >= min_fraction * current):
-        return
-    state.catalog_lost = (
-        f"the store holds {found} movies against {current} indexed ({reason}); "
-        "serving the last good index until the catalog is back"
-    )
-    metrics.resyncs_refused.inc()
-    metrics.catalog_lost.set(1)
-    raise CatalogLost(state.catalog_lost)
+class Refresher:
+    """The one owner of this replica's published index (an `IndexView` for request code)."""
 
+    def __init__(
+        self,
+        store: Store,
+        towers: Towers,
+        params: IndexParams,
+        metrics: Metrics,
+        *,
+        compact_at: int = 2000,
+        min_fraction: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.towers = towers
+        self.params = params
+        self.metrics = metrics
+        self.compact_at = compact_at
+        self.min_fraction = min_fraction  # a resync smaller than this share of the index is refused
+        self._snapshot: Snapshot | None = None
+        self._changed = asyncio.Event()
+        self._epoch = ""
+        self._caught_up = False
+        self._head = 0
+        self._generation = 0  # bumped by every full sync, so a stale compaction is dropped
+        self._store_error: str | None = None  # the last store failure, None once it recovers
+        self._catalog_lost: str | None = None  # why the last resync was refused, None after one
 
-async def resync(
-    state: IndexState,
-    store: Store,
-    towers: Towers,
-    params: IndexParams,
-    metrics: Metrics,
-    reason: str,
-    min_fraction: float = 0.5,
-) -> None:
-    """Replace the index with a full sync, unless the store's catalog looks lost.
+    # The read-only view (IndexView).
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
 
-    A gap (this replica fell behind the retained log) drops readiness until the new index is
-    in; a changed epoch (the store restarted or failed over: every replica at once) does not,
-    as the old index goes on serving meanwhile.
-    """
-    if reason != EPOCH_CHANGED:
-        state.caught_up = False
-    started = time.perf_counter()
-    _check_size(state, await store.count_movies(), min_fraction, metrics, reason)
-    snapshot, epoch = await full_sync(store, towers, params)
-    _check_size(state, len(snapshot), min_fraction, metrics, reason)
-    state.catalog_lost = None
-    metrics.catalog_lost.set(0)
-    state.epoch = epoch
-    state.generation += 1
-    state.publish(snapshot)
-    metrics.resyncs.labels(reason).inc()
-    # Every replica loads this way at startup (INFO); any later resync means drift was caught.
-    log.log(
-        logging.INFO if reason == "startup" else logging.WARNING,
-        "full resync (%s): %d movies at sequence %d in %.2fs",
-        reason,
-        len(snapshot),
-        snapshot.version,
-        time.perf_counter() - started,
-    )
+    @property
+    def applied_seq(self) -> int:
+        return self._snapshot.version if self._snapshot else 0
 
+    @property
+    def head(self) -> int:
+        return self._head
 
-async def refresh_once(
-    state: IndexState,
-    store: Store,
-    towers: Towers,
-    params: IndexParams,
-    metrics: Metrics,
-    *,
-    limit: int = 1000,
-    block_seconds: float = 0.0,
-    min_fraction: float = 0.5,
-) -> int:
-    """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
-    if state.snapshot is None:
-        await resync(state, store, towers, params, metrics, "startup")
-    snapshot = state.snapshot
-    assert snapshot is not None
-    if await store.epoch() != state.epoch:
-        await resync(state, store, towers, params, metrics, EPOCH_CHANGED, min_fraction)
-        return 0
-    entries = await store.read_changes(snapshot.version, limit, block_seconds)
-    gap = None
-    if entries and entries[0].seq != snapshot.version + 1:
-        gap = "change log trimmed past cursor"
-    elif not entries and (head := await store.head_seq()) < snapshot.version:
-        gap = "change log behind cursor"
-    if gap is not None:
-        # The store may have restarted empty while this step was reading: say so if it did.
-        reason = EPOCH_CHANGED if await store.epoch() != state.epoch else gap
-        await resync(state, store, towers, params, metrics, reason, min_fraction)
-        return 0
-    if not entries:
-        state.head = head
-        state.caught_up = head == snapshot.version
-        metrics.replica_lag.set(head - snapshot.version)
-        return 0
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up
 
-    latest = {e.movie_id: e for e in entries}  # the last entry per movie wins
-    current = await store.get_movies(list(latest))
-    live = [m for m in current.values() if not m.deleted]
-    deletes = [mid for mid in latest if mid not in current or current[mid].deleted]
-    vectors = await vectors_for(store, towers, live)
-    upserts = [(m.id, vectors[i], meta_of(m)) for i, m in enumerate(live)]
-    state.publish(snapshot.with_changes(upserts, deletes, entries[-1].seq))
+    @property
+    def store_error(self) -> str | None:
+        return self._store_error
 
-    now = time.time()
-    for entry in entries:
-        metrics.freshness_seconds.observe(max(0.0, now - entry.accepted_at))
-    head = await store.head_seq()
-    state.head = max(head, entries[-1].seq)
-    state.caught_up = state.head == entries[-1].seq
-    metrics.replica_lag.set(state.head - entries[-1].seq)
-    return len(entries)
+    @property
+    def catalog_lost(self) -> str | None:
+        return self._catalog_lost
 
-
-async def compact(state: IndexState, params: IndexParams, metrics: Metrics) -> None:
-    """Fold delta and tombstones into a new base, built off the event loop, swapped in once."""
-    started = state.snapshot
-    generation = state.generation
-    if started is None:
-        return
-
-    def build() -> BaseIndex:
-        return BaseIndex.build(*started.live_items(), params, started.base)
-
-    base = await asyncio.to_thread(build)  # all of it off the event loop
-    current = state.snapshot
-    if state.generation != generation or current is None:
-        return  # a full resync replaced the lineage this base was built from
-    state.publish(current.rebased(base, started))
-    metrics.compactions.inc()
-    log.info("compacted the index: %d movies, %d pending after", len(base), current.pending)
-
-
-async def run_refresher(
-    state: IndexState,
-    store: Store,
-    towers: Towers,
-    params: IndexParams,
-    metrics: Metrics,
-    *,
-    compact_at: int = 2000,
-    block_seconds: float = 1.0,
-    min_fraction: float = 0.5,
-) -> None:
-    """Tail the change log until cancelled. Errors are logged, counted and retried with backoff.
-
-    Every store call has its own deadline, so a frozen or vanished store surfaces here as a
-    StoreError within seconds; the loop keeps trying and picks up where it was once it answers.
-    """
-    backoff = 0.1
-    compaction: asyncio.Task[None] | None = None
-    try:
-        while True:
+    async def wait_for(self, seq: int, within: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + within
+        while self.applied_seq < seq:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
             try:
-                await refresh_once(
-                    state,
-                    store,
-                    towers,
-                    params,
-                    metrics,
-                    block_seconds=block_seconds,
-                    min_fraction=min_fraction,
-                )
-                backoff = 0.1
-                if state.store_error is not None:
-                    log.warning("store answers again; refresher resumed")
-                state.store_error = None
-                metrics.store_up.set(1)
-            except asyncio.CancelledError:
-                raise
-            except (StoreError, CatalogLost) as exc:
-                # Readiness holds: the index in memory is still the last good one.
-                metrics.refresher_errors.inc()
-                if isinstance(exc, StoreError):
-                    state.store_error = str(exc)
-                    metrics.store_up.set(0)
-                log.error("refresher: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, STORE_BACKOFF_CAP)
-            except Exception:
-                state.caught_up = False
-                metrics.refresher_errors.inc()
-                log.exception("refresher step failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            if compaction is not None and compaction.done():
-                if not compaction.cancelled() and compaction.exception() is not None:
-                    log.error("compaction failed", exc_info=compaction.exception())
-                compaction = None
-            snapshot = state.snapshot
-            if compaction is None and snapshot is not None and snapshot.pending >= compact_at:
-                compaction = asyncio.create_task(compact(state, params, metrics))
-    finally:
-        if compaction is not None:
-            compaction.cancel()
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return self.applied_seq >= seq
+        return True
+
+    # Writing.
+    def _publish(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def adopt(self, snapshot: Snapshot, epoch: str, *, caught_up: bool = False) -> None:
+        """Replace the index with a full sync's snapshot (a new lineage for compaction)."""
+        self._epoch = epoch
+        self._generation += 1
+        self._publish(snapshot)
+        if caught_up:
+            self._caught_up = True
+
+    def _check_size(self, found: int, reason: str) -> None:
+        """Raise CatalogLost when `found` live movies would replace a much larger index."""
+        current = len(self._snapshot) if self._snapshot is not None else 0
+        if current == 0 or (found > 0 and found >= self.min_fraction * current):
+            return
+        self._catalog_lost = (
+            f"the store holds {found} movies against {current} indexed ({reason}); "
+            "serving the last good index until the catalog is back"
+        )
+        self.metrics.resyncs_refused.inc()
+        self.metrics.catalog_lost.set(1)
+        raise CatalogLost(self._catalog_lost)
+
+    async def resync(self, reason: str) -> None:
+        """Replace the index with a full sync, unless the store's catalog looks lost.
+
+        A gap (this replica fell behind the retained log) drops readiness until the new index
+        is in; a changed epoch (the store restarted or failed over: every replica at once) does
+        not, as the old index goes on serving meanwhile.
+        """
+        if reason != EPOCH_CHANGED:
+            self._caught_up = False
+        started = time.perf_counter()
+        self._check_size(await self.store.count_movies(), reason)
+        snapshot, epoch = await full_sync(self.store, self.towers, self.params)
+        self._check_size(len(snapshot), reason)
+        self._catalog_lost = None
+        self.metrics.catalog_lost.set(0)
+        self.adopt(snapshot, epoch)
+        self.metrics.resyncs.labels(reason).inc()
+        # Every replica loads this way at startup (INFO); any later resync means drift was caught.
+        log.log(
+            logging.INFO if reason == "startup" else logging.WARNING,
+            "full resync (%s): %d movies at sequence %d in %.2fs",
+            reason,
+            len(snapshot),
+            snapshot.version,
+            time.perf_counter() - started,
+        )
+
+    async def step(self, *, limit: int = 1000, block_seconds: float = 0.0) -> int:
+        """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
+        store, metrics = self.store, self.metrics
+        if self._snapshot is None:
+            await self.resync("startup")
+        snapshot = self._snapshot
+        assert snapshot is not None
+        if await store.epoch() != self._epoch:
+            await self.resync(EPOCH_CHANGED)
+            return 0
+        entries = await store.read_changes(snapshot.version, limit, block_seconds)
+        gap = None
+        if entries and entries[0].seq != snapshot.version + 1:
+            gap = "change log trimmed past cursor"
+        elif not entries and (head := await store.head_seq()) < snapshot.version:
+            gap = "change log behind cursor"
+        if gap is not None:
+            # The store may have restarted empty while this step was reading: say so if it did.
+            reason = EPOCH_CHANGED if await store.epoch() != self._epoch else gap
+            await self.resync(reason)
+            return 0
+        if not entries:
+            self._head = head
+            self._caught_up = head == snapshot.version
+            metrics.replica_lag.set(head - snapshot.version)
+            return 0
+
+        latest = {e.movie_id: e for e in entries}  # the last entry per movie wins
+        current = await store.get_movies(list(latest))
+        live = [m for m in current.values() if not m.deleted]
+        deletes = [mid for mid in latest if mid not in current or current[mid].deleted]
+        vectors = await vectors_for(store, self.towers, live)
+        upserts = [(m.id, vectors[i], meta_of(m)) for i, m in enumerate(live)]
+        self._publish(snapshot.with_changes(upserts, deletes, entries[-1].seq))
+
+        now = time.time()
+        for entry in entries:
+            metrics.freshness_seconds.observe(max(0.0, now - entry.accepted_at))
+        head = await store.head_seq()
+        self._head = max(head, entries[-1].seq)
+        self._caught_up = self._head == entries[-1].seq
+        metrics.replica_lag.set(self._head - entries[-1].seq)
+        return len(entries)
+
+    async def catch_up(self, *, limit: int = 1000) -> None:
+        """Step until the snapshot includes the whole change log (startup); errors propagate."""
+        while await self.step(limit=limit) > 0 or not self._caught_up:
+            pass
+
+    async def compact(self) -> None:
+        """Fold delta and tombstones into a new base, built off the event loop, swapped in once."""
+        started = self._snapshot
+        generation = self._generation
+        if started is None:
+            return
+        params = self.params
+
+        def build() -> BaseIndex:
+            return BaseIndex.build(*started.live_items(), params, started.base)
+
+        base = await asyncio.to_thread(build)  # all of it off the event loop
+        current = self._snapshot
+        if self._generation != generation or current is None:
+            return  # a full resync replaced the lineage this base was built from
+        self._publish(current.rebased(base, started))
+        self.metrics.compactions.inc()
+        log.info("compacted the index: %d movies, %d pending after", len(base), current.pending)
+
+    async def run(self, *, block_seconds: float = 1.0) -> None:
+        """Tail the change log until cancelled. Errors are logged, counted and retried with backoff.
+
+        Every store call has its own deadline, so a frozen or vanished store surfaces here as a
+        StoreError within seconds; the loop keeps trying and picks up where it was once it answers.
+        """
+        metrics = self.metrics
+        backoff = 0.1
+        compaction: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    await self.step(block_seconds=block_seconds)
+                    backoff = 0.1
+                    if self._store_error is not None:
+                        log.warning("store answers again; refresher resumed")
+                    self._store_error = None
+                    metrics.store_up.set(1)
+                except asyncio.CancelledError:
+                    raise
+                except (StoreError, CatalogLost) as exc:
+                    # Readiness holds: the index in memory is still the last good one.
+                    metrics.refresher_errors.inc()
+                    if isinstance(exc, StoreError):
+                        self._store_error = str(exc)
+                        metrics.store_up.set(0)
+                    log.error("refresher: %s; retrying in %.1fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, STORE_BACKOFF_CAP)
+                except Exception:
+                    self._caught_up = False
+                    metrics.refresher_errors.inc()
+                    log.exception("refresher step failed; retrying in %.1fs", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                if compaction is not None and compaction.done():
+                    if not compaction.cancelled() and compaction.exception() is not None:
+                        log.error("compaction failed", exc_info=compaction.exception())
+                    compaction = None
+                snapshot = self._snapshot
+                if (
+                    compaction is None
+                    and snapshot is not None
+                    and snapshot.pending >= self.compact_at
+                ):
+                    compaction = asyncio.create_task(self.compact())
+        finally:
+            if compaction is not None:
+                compaction.cancel()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class Towers:
     manifest: dict[str, Any]
     user_params: dict[str, np.ndarray]
     _loaded: Any  # embeddings.artifacts.LoadedTowers (holds the TF objects)
+    popular: list[tuple[str, float]] = field(default_factory=list)  # for users without history
 
     def embed_user(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Movie vectors newest first [n, dim] and their weights [n] -> one unit vector."""
@@ -100,6 +101,7 @@ def load_towers(artifacts_dir: Path, model_version: str, tf_threads: int = 1) ->
         manifest=manifest,
         user_params=params,
         _loaded=loaded,
+        popular=load_popular(loaded.directory),
     )
     _check_agreement(towers)
     log.info("loaded model %s from %s", towers.version, loaded.directory)

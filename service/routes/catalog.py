@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.deps import RuntimeDep
+from service.deps import AppStateDep
 from service.routes.recommendations import ERRORS
 from service.schemas import CatalogChange, CatalogStatus
 from service.titles import genres_of
@@ -17,7 +17,7 @@ MAX_CHANGES = 100
 
 @router.get("/catalog", responses=ERRORS)
 async def catalog_status(
-    runtime: RuntimeDep,
+    app_state: AppStateDep,
     after: Annotated[
         int | None,
         Query(ge=0, description="Changes with a later sequence; default: the newest `limit`."),
@@ -25,14 +25,14 @@ async def catalog_status(
     limit: Annotated[int, Query(ge=0, le=MAX_CHANGES)] = 10,
 ) -> CatalogStatus:
     """Cheap enough to poll: one change-log read, bounded by `limit`, only when there is news."""
-    state = runtime.state
-    snapshot = runtime.recommender.snapshot()
+    index = app_state.index
+    snapshot = app_state.recommender.snapshot()
     version = snapshot.version
     start = max(0, version - limit) if after is None else min(after, version)
     changes: list[CatalogChange] = []
     if limit and start < version:
-        entries = [e for e in await runtime.store.read_changes(start, limit) if e.seq <= version]
-        movies = await runtime.store.get_movies(list({e.movie_id for e in entries}))
+        entries = [e for e in await app_state.store.read_changes(start, limit) if e.seq <= version]
+        movies = await app_state.store.get_movies(list({e.movie_id for e in entries}))
         for entry in entries:
             movie = movies.get(entry.movie_id)
             changes.append(
@@ -47,13 +47,13 @@ async def catalog_status(
                 )
             )
     return CatalogStatus(
-        model_version=runtime.towers.version,
+        model_version=app_state.towers.version,
         index_version=version,
         index_size=len(snapshot),
         index_kind=snapshot.base.kind,
-        head=max(state.head, version),
-        lag=max(0, state.head - version),
-        caught_up=state.caught_up,
+        head=max(index.head, version),
+        lag=max(0, index.head - version),
+        caught_up=index.caught_up,
         genres=await genres_of(snapshot),
         changes=changes,
     )

@@ -25,29 +25,29 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request, response: Response) -> Readiness:
     """Ready when the model is loaded and the index caught up with the change log (as far as
     the store last said: an unreachable store does not make a replica unready)."""
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is None or runtime.state.snapshot is None:
+    app_state = getattr(request.app.state, "app_state", None)
+    if app_state is None or app_state.index.snapshot is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(ready=False, reason="starting: model or index not loaded")
-    state = runtime.state
-    ready = state.caught_up
+    index = app_state.index
+    ready = index.caught_up
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Readiness(
         ready=ready,
         reason=None if ready else "catching up with the change log",
-        model_version=runtime.towers.version,
-        index_version=state.version,
-        index_size=len(state.snapshot),
-        lag=max(0, state.head - state.version),
-        store_error=state.store_error,
-        catalog_lost=state.catalog_lost,
+        model_version=app_state.towers.version,
+        index_version=index.applied_seq,
+        index_size=len(index.snapshot),
+        lag=max(0, index.head - index.applied_seq),
+        store_error=index.store_error,
+        catalog_lost=index.catalog_lost,
     )
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    runtime = request.app.state.runtime
-    runtime.metrics.index_size.set(len(runtime.state.snapshot or ()))
-    runtime.metrics.index_version.set(runtime.state.version)
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app_state = request.app.state.app_state
+    app_state.metrics.index_size.set(len(app_state.index.snapshot or ()))
+    app_state.metrics.index_version.set(app_state.index.applied_seq)
+    return Response(generate_latest(app_state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from service.deps import RuntimeDep, require_index_version
+from service.deps import AppStateDep, require_index_version
 from service.recommender import Filters
 from service.schemas import (
     MAX_GENRES,
@@ -46,7 +46,7 @@ def make_filters(genres: list[str] | None, year_min: int | None, year_max: int |
 
 @router.get("/users/{user_id}/recommendations", responses=ERRORS, response_model=Recommendations)
 async def user_recommendations(
-    runtime: RuntimeDep,
+    app_state: AppStateDep,
     user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_seen: bool = True,
@@ -60,19 +60,19 @@ async def user_recommendations(
 ) -> Response:
     """Top-k movies for a user from their recent activity (most popular if they have none)."""
     filters = make_filters(genres, year_min, year_max)
-    await require_index_version(runtime, min_index_version)
-    events = await runtime.store.recent_events(user_id)
-    result = runtime.recommender.recommend(events, k, filters, exclude_seen)
+    await require_index_version(app_state, min_index_version)
+    events = await app_state.store.recent_events(user_id)
+    result = app_state.recommender.recommend(events, k, filters, exclude_seen)
     return JSONBody(response_body(result, user_id))
 
 
 @router.post("/recommendations", responses=ERRORS, response_model=Recommendations)
-async def anonymous_recommendations(runtime: RuntimeDep, body: AnonymousRequest) -> Response:
+async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousRequest) -> Response:
     """Top-k movies for a session whose recent history (newest first) is in the body."""
     filters = make_filters(body.genres, body.year_min, body.year_max)
-    await require_index_version(runtime, body.min_index_version)
+    await require_index_version(app_state, body.min_index_version)
     events = [Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history]
-    result = runtime.recommender.recommend(events, body.k, filters, body.exclude_seen)
+    result = app_state.recommender.recommend(events, body.k, filters, body.exclude_seen)
     return JSONBody(response_body(result, None))
 
 

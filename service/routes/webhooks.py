@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from service.deps import RuntimeDep
+from service.deps import AppStateDep
 from service.schemas import ErrorBody
 from service.webhook import WebhookAccepted, WebhookRejected, digest, parse_changes, verify
 
@@ -34,24 +34,24 @@ router = APIRouter(tags=["webhooks"])
     },
 )
 async def catalog_webhook(
-    runtime: RuntimeDep, request: Request, response: Response
+    app_state: AppStateDep, request: Request, response: Response
 ) -> WebhookAccepted:
     """Signed with Standard Webhooks. Answers before any model or index work: the refresher
     of every replica picks the change up from the change log."""
-    secrets = [s.get_secret_value() for s in runtime.settings.webhook_secrets]
+    secrets = [s.get_secret_value() for s in app_state.settings.webhook_secrets]
     if not secrets:
         raise HTTPException(503, "webhooks are disabled: MOVIE_RECS_WEBHOOK_SECRETS is not set")
     raw = await request.body()
     try:
         webhook_id = verify(raw, request.headers, secrets)
-        changes = parse_changes(raw, runtime.settings.webhook_max_movies)
+        changes = parse_changes(raw, app_state.settings.webhook_max_movies)
     except WebhookRejected as exc:
         raise HTTPException(exc.status, exc.detail) from None
-    result = await runtime.store.apply_changes(
+    result = await app_state.store.apply_changes(
         changes,
         dedupe_key=webhook_id,
         dedupe_digest=digest(raw),
-        dedupe_ttl_seconds=runtime.settings.webhook_dedupe_ttl_seconds,
+        dedupe_ttl_seconds=app_state.settings.webhook_dedupe_ttl_seconds,
     )
     if result.conflict:
         raise HTTPException(

@@ -11,7 +11,7 @@ USER = "1"  # has 232 ratings in ml-latest-small; the store keeps the newest 200
 
 
 def history_of(client: TestClient, user: str) -> set[str]:
-    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store = client.app.state.app_state.store  # type: ignore[attr-defined]
     return {e.movie_id for e in client.portal.call(store.recent_events, user)}
 
 

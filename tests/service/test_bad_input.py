@@ -43,12 +43,12 @@ def client(
 
 
 def head(client: TestClient) -> int:
-    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store = client.app.state.app_state.store  # type: ignore[attr-defined]
     return int(client.portal.call(store.head_seq))
 
 
 def history_of(client: TestClient, user: str) -> list[object]:
-    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store = client.app.state.app_state.store  # type: ignore[attr-defined]
     return list(client.portal.call(store.recent_events, user))
 
 

@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from service.index import IndexParams
 from service.metrics import Metrics
-from service.refresher import IndexState, compact, refresh_once
+from service.refresher import Refresher
 from service.store import Delete, Movie, Store, Upsert, open_store
 from service.towers import Towers
 
@@ -35,7 +35,10 @@ class Convergence(RuleBasedStateMachine):
         self.metrics = Metrics()
         self.store: Store = self.run(open_store(self.store_url.format(n=next(_counter))))
         self.run(self.store.clear())
-        self.replicas = [IndexState(), IndexState()]
+        self.replicas = [self.replica(), self.replica()]
+
+    def replica(self) -> Refresher:
+        return Refresher(self.store, self.towers, PARAMS, self.metrics)
 
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.runner.run(coro)
@@ -54,16 +57,15 @@ class Convergence(RuleBasedStateMachine):
 
     @rule(replica=REPLICA, limit=st.integers(1, 4))
     def refresh(self, replica: int, limit: int) -> None:
-        state = self.replicas[replica]
-        self.run(refresh_once(state, self.store, self.towers, PARAMS, self.metrics, limit=limit))
+        self.run(self.replicas[replica].step(limit=limit))
 
     @rule(replica=REPLICA)
     def restart(self, replica: int) -> None:
-        self.replicas[replica] = IndexState()
+        self.replicas[replica] = self.replica()
 
     @rule(replica=REPLICA)
     def compact(self, replica: int) -> None:
-        self.run(compact(self.replicas[replica], PARAMS, self.metrics))
+        self.run(self.replicas[replica].compact())
 
     @rule(keep=st.integers(1, 3))
     def trim(self, keep: int) -> None:
@@ -72,13 +74,10 @@ class Convergence(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             live = {m.id: m.title for batch in self.run(self._all()) for m in batch}
-            for state in self.replicas:
-                for _ in range(200):
-                    self.run(refresh_once(state, self.store, self.towers, PARAMS, self.metrics))
-                    if state.caught_up:
-                        break
-                assert state.caught_up
-                snapshot = state.snapshot
+            for replica in self.replicas:
+                self.run(asyncio.wait_for(replica.catch_up(), 60))
+                assert replica.caught_up
+                snapshot = replica.snapshot
                 assert snapshot is not None
                 indexed = {mid: snapshot.get(mid)[1].title for mid in snapshot.ids()}  # type: ignore[index]
                 assert indexed == live

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from service.index import MovieMeta, build_snapshot
+from service.index import MovieMeta, Snapshot, build_snapshot
 from service.recommender import Filters, Recommender
-from service.refresher import IndexState
 from service.store import Event
 
 MOVIES = {  # id: (vector, title, genres, year)
@@ -22,6 +21,21 @@ MOVIES = {  # id: (vector, title, genres, year)
     "r2": ((0.3, 0.95), "Romance Two", ("Romance",), None),
 }
 POPULAR = [("r2", 1.0), ("a1", 0.8), ("r1", 0.5)]
+
+
+class FixedIndex:
+    """A published index that never changes (the `IndexView` the recommender reads)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.applied_seq = snapshot.version
+        self.head = snapshot.version
+        self.caught_up = True
+        self.store_error: str | None = None
+        self.catalog_lost: str | None = None
+
+    async def wait_for(self, seq: int, within: float) -> bool:
+        return self.applied_seq >= seq
 
 
 class MeanTower:
@@ -41,9 +55,8 @@ def recommender() -> Recommender:
     vectors = np.array([MOVIES[i][0] for i in ids], np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     meta = [MovieMeta(t, g, y) for _, t, g, y in MOVIES.values()]
-    state = IndexState()
-    state.publish(build_snapshot(ids, vectors, meta, version=42))
-    return Recommender(MeanTower(), state, POPULAR)  # type: ignore[arg-type]
+    index = FixedIndex(build_snapshot(ids, vectors, meta, version=42))
+    return Recommender(MeanTower(), index, POPULAR)  # type: ignore[arg-type]
 
 
 def watched(*movie_ids: str) -> Sequence[Event]:

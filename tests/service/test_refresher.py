@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from service.index import IndexParams
 from service.metrics import Metrics
-from service.refresher import CatalogLost, IndexState, compact, refresh_once
+from service.refresher import CatalogLost, Refresher
 from service.store import Delete, Movie, Store, Upsert
 from service.towers import Towers
 
@@ -18,12 +20,9 @@ def movie(mid: str, title: str = "Film", genres: tuple[str, ...] = ("Drama",)) -
     return Movie(id=mid, title=title, genres=genres, year=2001)
 
 
-async def catch_up(state: IndexState, store: Store, towers: Towers, metrics: Metrics) -> None:
-    for _ in range(100):
-        await refresh_once(state, store, towers, PARAMS, metrics, limit=7)
-        if state.caught_up:
-            return
-    raise AssertionError("refresher did not catch up")
+async def catch_up(refresher: Refresher) -> None:
+    """In small steps, so tailing runs several batches; bounded, so a bug fails, not hangs."""
+    await asyncio.wait_for(refresher.catch_up(limit=7), 60)
 
 
 def observations(metrics: Metrics) -> float:
@@ -41,16 +40,20 @@ async def test_startup_then_tailing_tracks_upserts_updates_and_deletes(
 ) -> None:
     metrics = Metrics()
     await store.apply_changes([Upsert(movie(str(i))) for i in range(20)])
-    state = IndexState()
-    await catch_up(state, store, tiny_towers, metrics)
-    assert state.snapshot is not None and len(state.snapshot) == 20 and state.version == 20
+    refresher = Refresher(store, tiny_towers, PARAMS, metrics)
+    await catch_up(refresher)
+    assert (
+        refresher.snapshot is not None
+        and len(refresher.snapshot) == 20
+        and refresher.applied_seq == 20
+    )
 
     await store.apply_changes([Upsert(movie("new")), Delete("3"), Upsert(movie("4", "Changed"))])
-    await catch_up(state, store, tiny_towers, metrics)
+    await catch_up(refresher)
 
-    assert set(state.snapshot.ids()) == await live_ids(store)
-    assert state.snapshot.get("4")[1].title == "Changed"  # type: ignore[index]
-    assert state.version == await store.head_seq()
+    assert set(refresher.snapshot.ids()) == await live_ids(store)
+    assert refresher.snapshot.get("4")[1].title == "Changed"  # type: ignore[index]
+    assert refresher.applied_seq == await store.head_seq()
     assert observations(metrics) == 3  # one per tailed change-log entry
 
 
@@ -58,11 +61,11 @@ async def test_embeddings_are_cached_by_model_and_movie_version(
     store: Store, tiny_towers: Towers
 ) -> None:
     await store.apply_changes([Upsert(movie("a"))])
-    state = IndexState()
-    await catch_up(state, store, tiny_towers, Metrics())
+    refresher = Refresher(store, tiny_towers, PARAMS, Metrics())
+    await catch_up(refresher)
     cached = await store.get_embeddings(tiny_towers.version, {"a": 1})
     assert set(cached) == {"a"}
-    vector = state.snapshot.get("a")[0]  # type: ignore[union-attr, index]
+    vector = refresher.snapshot.get("a")[0]  # type: ignore[union-attr, index]
     assert float(cached["a"] @ vector) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -71,14 +74,14 @@ async def test_an_emptied_store_changes_epoch_and_forces_a_resync(
 ) -> None:
     metrics = Metrics()
     await store.apply_changes([Upsert(movie(str(i))) for i in range(5)])
-    state = IndexState()
-    await catch_up(state, store, tiny_towers, metrics)
+    refresher = Refresher(store, tiny_towers, PARAMS, metrics)
+    await catch_up(refresher)
 
     await store.clear()  # what a Redis restart without persistence looks like
     await store.apply_changes([Upsert(movie(f"after-{i}")) for i in range(3)])
-    await catch_up(state, store, tiny_towers, metrics)
+    await catch_up(refresher)
 
-    assert set(state.snapshot.ids()) == {f"after-{i}" for i in range(3)}  # type: ignore[union-attr]
+    assert set(refresher.snapshot.ids()) == {f"after-{i}" for i in range(3)}  # type: ignore[union-attr]
     assert metrics.resyncs.labels("epoch changed")._value.get() == 1
 
 
@@ -90,34 +93,34 @@ async def test_a_store_that_lost_its_catalog_never_replaces_the_index(
     so, and the resync happens once the catalog is back (a re-import)."""
     metrics = Metrics()
     await store.apply_changes([Upsert(movie(str(i))) for i in range(6)])
-    state = IndexState()
-    await catch_up(state, store, tiny_towers, metrics)
+    refresher = Refresher(store, tiny_towers, PARAMS, metrics)
+    await catch_up(refresher)
 
     await store.clear()
     await store.apply_changes([Upsert(movie("stray"))] * left)
     for _ in range(2):
         with pytest.raises(CatalogLost):
-            await refresh_once(state, store, tiny_towers, PARAMS, metrics)
-    assert set(state.snapshot.ids()) == {str(i) for i in range(6)}  # type: ignore[union-attr]
-    assert state.caught_up and state.catalog_lost is not None
+            await refresher.step()
+    assert set(refresher.snapshot.ids()) == {str(i) for i in range(6)}  # type: ignore[union-attr]
+    assert refresher.caught_up and refresher.catalog_lost is not None
     assert metrics.catalog_lost._value.get() == 1 and metrics.resyncs_refused._value.get() == 2
 
     await store.apply_changes([Upsert(movie(str(i))) for i in range(6)])  # re-imported
-    await catch_up(state, store, tiny_towers, metrics)
-    assert set(state.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
-    assert state.catalog_lost is None and metrics.catalog_lost._value.get() == 0
+    await catch_up(refresher)
+    assert set(refresher.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    assert refresher.catalog_lost is None and metrics.catalog_lost._value.get() == 0
 
 
 async def test_a_cursor_trimmed_away_forces_a_resync(store: Store, tiny_towers: Towers) -> None:
     metrics = Metrics()
     await store.apply_changes([Upsert(movie("0"))])
-    paused = IndexState()
-    await catch_up(paused, store, tiny_towers, metrics)
+    paused = Refresher(store, tiny_towers, PARAMS, metrics)
+    await catch_up(paused)
 
     await store.apply_changes([Upsert(movie(str(i))) for i in range(1, 30)])
     await store.apply_changes([Delete("0")])
     await store.trim_changes(keep_last=5)
-    await catch_up(paused, store, tiny_towers, metrics)
+    await catch_up(paused)
 
     assert set(paused.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
     assert metrics.resyncs.labels("change log trimmed past cursor")._value.get() == 1
@@ -125,12 +128,12 @@ async def test_a_cursor_trimmed_away_forces_a_resync(store: Store, tiny_towers: 
 
 async def test_readiness_is_false_until_caught_up(store: Store, tiny_towers: Towers) -> None:
     await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
-    state = IndexState()
-    await refresh_once(state, store, tiny_towers, PARAMS, Metrics())
-    assert state.caught_up
+    refresher = Refresher(store, tiny_towers, PARAMS, Metrics())
+    await refresher.step()
+    assert refresher.caught_up
     await store.apply_changes([Upsert(movie(str(i))) for i in range(10, 30)])
-    await refresh_once(state, store, tiny_towers, PARAMS, Metrics(), limit=5)
-    assert not state.caught_up and state.head == 30
+    await refresher.step(limit=5)
+    assert not refresher.caught_up and refresher.head == 30
 
 
 async def test_compaction_folds_the_delta_and_keeps_later_changes(
@@ -138,13 +141,13 @@ async def test_compaction_folds_the_delta_and_keeps_later_changes(
 ) -> None:
     metrics = Metrics()
     await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
-    state = IndexState()
-    await catch_up(state, store, tiny_towers, metrics)
+    refresher = Refresher(store, tiny_towers, PARAMS, metrics)
+    await catch_up(refresher)
     await store.apply_changes([Upsert(movie("x")), Delete("1")])
-    await catch_up(state, store, tiny_towers, metrics)
-    assert state.snapshot.pending > 0  # type: ignore[union-attr]
+    await catch_up(refresher)
+    assert refresher.snapshot.pending > 0  # type: ignore[union-attr]
 
-    await compact(state, PARAMS, metrics)
+    await refresher.compact()
 
-    assert state.snapshot.pending == 0  # type: ignore[union-attr]
-    assert set(state.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    assert refresher.snapshot.pending == 0  # type: ignore[union-attr]
+    assert set(refresher.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]

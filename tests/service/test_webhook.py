@@ -33,7 +33,7 @@ def client(make_client: MakeClient) -> TestClient:
 
 
 def head(client: TestClient) -> int:
-    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store = client.app.state.app_state.store  # type: ignore[attr-defined]
     return int(client.portal.call(store.head_seq))
 
 
