@@ -196,10 +196,10 @@ class DeltaEntry:
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """What one request searches. `version` is the last change-log sequence applied."""
+    """What one request searches. `applied_seq` is the last change-log sequence applied."""
 
     base: BaseIndex
-    version: int
+    applied_seq: int
     delta: Mapping[str, DeltaEntry] = field(default_factory=dict)
     tombstones: Mapping[str, int] = field(default_factory=dict)  # id -> seq; masks the base row
     _delta_ids: tuple[str, ...] = ()
@@ -210,7 +210,7 @@ class Snapshot:
     def create(
         cls,
         base: BaseIndex,
-        version: int,
+        applied_seq: int,
         delta: Mapping[str, DeltaEntry] | None = None,
         tombstones: Mapping[str, int] | None = None,
     ) -> Snapshot:
@@ -225,7 +225,7 @@ class Snapshot:
         )
         return cls(
             base=base,
-            version=version,
+            applied_seq=applied_seq,
             delta=delta,
             tombstones=tombstones,
             _delta_ids=ids,
@@ -300,18 +300,18 @@ class Snapshot:
         self,
         upserts: Iterable[tuple[str, np.ndarray, MovieMeta]],
         deletes: Iterable[str],
-        version: int,
+        applied_seq: int,
     ) -> Snapshot:
-        """A new snapshot with the changes applied at sequence `version`; self is untouched."""
+        """A new snapshot with the changes applied at sequence `applied_seq`; self is untouched."""
         delta = dict(self.delta)
         tombstones = dict(self.tombstones)
         for mid in deletes:
             delta.pop(mid, None)
-            tombstones[mid] = version
+            tombstones[mid] = applied_seq
         for mid, vector, meta in upserts:
-            delta[mid] = DeltaEntry(np.asarray(vector, np.float32), meta, version)
-            tombstones[mid] = version
-        return Snapshot.create(self.base, version, delta, tombstones)
+            delta[mid] = DeltaEntry(np.asarray(vector, np.float32), meta, applied_seq)
+            tombstones[mid] = applied_seq
+        return Snapshot.create(self.base, applied_seq, delta, tombstones)
 
     def live_items(self) -> tuple[list[str], np.ndarray, list[MovieMeta]]:
         """Everything live, for building the next base."""
@@ -327,12 +327,12 @@ class Snapshot:
 
     def rebased(self, base: BaseIndex, built_from: Snapshot) -> Snapshot:
         """Swap in a base built from `built_from`, keeping what was applied since then."""
-        since = built_from.version
+        since = built_from.applied_seq
         delta = {mid: e for mid, e in self.delta.items() if e.seq > since}
         tombstones = {mid: seq for mid, seq in self.tombstones.items() if seq > since}
         for mid, entry in delta.items():
             tombstones[mid] = entry.seq
-        return Snapshot.create(base, self.version, delta, tombstones)
+        return Snapshot.create(base, self.applied_seq, delta, tombstones)
 
     @property
     def pending(self) -> int:
@@ -344,7 +344,7 @@ def build_snapshot(
     ids: Sequence[str],
     vectors: np.ndarray,
     meta: Sequence[MovieMeta],
-    version: int,
+    applied_seq: int,
     params: IndexParams = IndexParams(),
 ) -> Snapshot:
-    return Snapshot.create(BaseIndex.build(ids, vectors, meta, params), version)
+    return Snapshot.create(BaseIndex.build(ids, vectors, meta, params), applied_seq)

@@ -103,7 +103,7 @@ class Recommender:
                 Item(mid, meta, score, (used[j].movie_id, titles[j]))
                 for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
             ]
-        return Result("personalized", self.towers.version, snap.version, len(used), items)
+        return Result("personalized", self.towers.version, snap.applied_seq, len(used), items)
 
     def _popular(self, snap: Snapshot, k: int, accept: object) -> Result:
         items: list[Item] = []
@@ -113,7 +113,7 @@ class Recommender:
                 items.append(Item(movie_id, found[1], score, None))
                 if len(items) == k:
                     break
-        return Result("popular", self.towers.version, snap.version, 0, items)
+        return Result("popular", self.towers.version, snap.applied_seq, 0, items)
 
     def similar(self, movie_id: str, k: int) -> tuple[Snapshot, list[Item]] | None:
         """Nearest movies to one movie; None when the movie is not in this replica's index."""

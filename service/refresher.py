@@ -116,7 +116,7 @@ class Refresher:
 
     @property
     def applied_seq(self) -> int:
-        return self._snapshot.version if self._snapshot else 0
+        return self._snapshot.applied_seq if self._snapshot else 0
 
     @property
     def head(self) -> int:
@@ -196,7 +196,7 @@ class Refresher:
             "full resync (%s): %d movies at sequence %d in %.2fs",
             reason,
             len(snapshot),
-            snapshot.version,
+            snapshot.applied_seq,
             time.perf_counter() - started,
         )
 
@@ -210,11 +210,11 @@ class Refresher:
         if await store.epoch() != self._epoch:
             await self.resync(EPOCH_CHANGED)
             return 0
-        entries = await store.read_changes(snapshot.version, limit, block_seconds)
+        entries = await store.read_changes(snapshot.applied_seq, limit, block_seconds)
         gap = None
-        if entries and entries[0].seq != snapshot.version + 1:
+        if entries and entries[0].seq != snapshot.applied_seq + 1:
             gap = "change log trimmed past cursor"
-        elif not entries and (head := await store.head_seq()) < snapshot.version:
+        elif not entries and (head := await store.head_seq()) < snapshot.applied_seq:
             gap = "change log behind cursor"
         if gap is not None:
             # The store may have restarted empty while this step was reading: say so if it did.
@@ -223,8 +223,8 @@ class Refresher:
             return 0
         if not entries:
             self._head = head
-            self._caught_up = head == snapshot.version
-            metrics.replica_lag.set(head - snapshot.version)
+            self._caught_up = head == snapshot.applied_seq
+            metrics.replica_lag.set(head - snapshot.applied_seq)
             return 0
 
         latest = {e.movie_id: e for e in entries}  # the last entry per movie wins

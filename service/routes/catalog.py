@@ -27,11 +27,11 @@ async def catalog_status(
     """Cheap enough to poll: one change-log read, bounded by `limit`, only when there is news."""
     index = app_state.index
     snapshot = app_state.recommender.snapshot()
-    version = snapshot.version
-    start = max(0, version - limit) if after is None else min(after, version)
+    applied = snapshot.applied_seq
+    start = max(0, applied - limit) if after is None else min(after, applied)
     changes: list[CatalogChange] = []
-    if limit and start < version:
-        entries = [e for e in await app_state.store.read_changes(start, limit) if e.seq <= version]
+    if limit and start < applied:
+        entries = [e for e in await app_state.store.read_changes(start, limit) if e.seq <= applied]
         movies = await app_state.store.get_movies(list({e.movie_id for e in entries}))
         for entry in entries:
             movie = movies.get(entry.movie_id)
@@ -48,11 +48,11 @@ async def catalog_status(
             )
     return CatalogStatus(
         model_version=app_state.towers.version,
-        index_version=version,
+        index_version=applied,
         index_size=len(snapshot),
         index_kind=snapshot.base.kind,
-        head=max(index.head, version),
-        lag=max(0, index.head - version),
+        head=max(index.head, applied),
+        lag=max(0, index.head - applied),
         caught_up=index.caught_up,
         genres=await genres_of(snapshot),
         changes=changes,

@@ -50,6 +50,6 @@ async def similar_movies(
     return SimilarMovies(
         movie_id=movie_id,
         model_version=recommender.towers.version,
-        index_version=snapshot.version,
+        index_version=snapshot.applied_seq,
         items=to_items(items),
     )

@@ -68,7 +68,7 @@ async def search_movies(
         ) from None
     return MovieSearch(
         query=q,
-        index_version=snapshot.version,
+        index_version=snapshot.applied_seq,
         items=[
             MovieSummary(
                 movie_id=h.movie_id,

@@ -32,10 +32,10 @@ def exact(vectors: np.ndarray, ids: list[str], q: np.ndarray, k: int) -> list[st
 
 def test_flat_search_is_exact(catalog) -> None:  # type: ignore[no-untyped-def]
     ids, vectors, meta = catalog
-    snap = build_snapshot(ids, vectors, meta, version=7)
+    snap = build_snapshot(ids, vectors, meta, applied_seq=7)
     q = vectors[3]
     assert [m for m, _, _ in snap.search(q, 10)] == exact(vectors, ids, q, 10)
-    assert snap.base.kind == "flat" and snap.version == 7 and len(snap) == 500
+    assert snap.base.kind == "flat" and snap.applied_seq == 7 and len(snap) == 500
 
 
 def test_ivf_above_threshold_has_high_recall(catalog) -> None:  # type: ignore[no-untyped-def]
@@ -85,20 +85,20 @@ def test_delta_upserts_and_deletes_without_touching_the_old_snapshot(catalog) ->
     q = vectors[0]
     newcomer = q.copy()  # identical to m0's vector: scores 1.0
     new = old.with_changes(
-        [("new", newcomer, MovieMeta("New", (), None)), ("m1", -q, meta[1])], ["m0"], version=3
+        [("new", newcomer, MovieMeta("New", (), None)), ("m1", -q, meta[1])], ["m0"], applied_seq=3
     )
     top = [m for m, _, _ in new.search(q, 3)]
     assert top[0] == "new" and "m0" not in top
     assert "m1" not in top  # moved far away by its update
     assert new.get("m1")[0] @ q == pytest.approx(-1.0, abs=1e-5)  # type: ignore[index]
     assert "m0" not in new and "new" in new and len(new) == 500
-    assert [m for m, _, _ in old.search(q, 1)] == ["m0"] and old.version == 0
+    assert [m for m, _, _ in old.search(q, 1)] == ["m0"] and old.applied_seq == 0
 
 
 def test_compaction_keeps_changes_applied_during_the_build(catalog) -> None:  # type: ignore[no-untyped-def]
     ids, vectors, meta = catalog
     snap = build_snapshot(ids, vectors, meta, 0).with_changes(
-        [("a", vectors[5], MovieMeta("A", (), None))], ["m2"], version=1
+        [("a", vectors[5], MovieMeta("A", (), None))], ["m2"], applied_seq=1
     )
     started_from = snap
     base = BaseIndex.build(*snap.live_items(), IndexParams(), snap.base)
@@ -111,7 +111,7 @@ def test_compaction_keeps_changes_applied_during_the_build(catalog) -> None:  # 
     assert set(swapped.ids()) == set(snap.ids())
     assert swapped.get("a")[1].title == "A2"  # type: ignore[index]
     assert "m2" not in swapped and "m3" not in swapped and "b" in swapped
-    assert "m2" not in swapped.tombstones and swapped.version == 3  # folded into the base
+    assert "m2" not in swapped.tombstones and swapped.applied_seq == 3  # folded into the base
     assert sorted(swapped.ids()) == sorted(set(swapped.ids()))
 
 

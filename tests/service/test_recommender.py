@@ -28,8 +28,8 @@ class FixedIndex:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.applied_seq = snapshot.version
-        self.head = snapshot.version
+        self.applied_seq = snapshot.applied_seq
+        self.head = snapshot.applied_seq
         self.caught_up = True
         self.store_error: str | None = None
         self.catalog_lost: str | None = None
@@ -55,7 +55,7 @@ def recommender() -> Recommender:
     vectors = np.array([MOVIES[i][0] for i in ids], np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     meta = [MovieMeta(t, g, y) for _, t, g, y in MOVIES.values()]
-    index = FixedIndex(build_snapshot(ids, vectors, meta, version=42))
+    index = FixedIndex(build_snapshot(ids, vectors, meta, applied_seq=42))
     return Recommender(MeanTower(), index, POPULAR)  # type: ignore[arg-type]
 
 

@@ -23,7 +23,7 @@ METAS = {
 def snapshot():  # type: ignore[no-untyped-def]
     ids = list(METAS)
     vectors = np.eye(len(ids), dtype=np.float32)
-    return build_snapshot(ids, vectors, [METAS[i] for i in ids], version=len(ids))
+    return build_snapshot(ids, vectors, [METAS[i] for i in ids], applied_seq=len(ids))
 
 
 async def found(snap, query: str, limit: int = 10) -> list[str]:  # type: ignore[no-untyped-def]
@@ -57,7 +57,7 @@ async def test_webhook_changes_are_searchable_at_once() -> None:
             ("2", vector, MovieMeta("Toy Story Two", ("Animation",), 1999)),
         ],
         ["1"],
-        version=9,
+        applied_seq=9,
     )
     assert await found(changed, "zephyrine") == ["7"]
     assert await found(changed, "toy story") == ["2"]  # 1 deleted, 2 renamed (from the delta)
