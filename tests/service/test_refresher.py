@@ -124,6 +124,7 @@ async def test_a_cursor_trimmed_away_forces_a_resync(store: Store, tiny_towers: 
 
     assert set(paused.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
     assert metrics.resyncs.labels("change log trimmed past cursor")._value.get() == 1
+    assert paused.caught_up  # catch_up goes on past the resync (readiness off) to the head
 
 
 async def test_readiness_is_false_until_caught_up(store: Store, tiny_towers: Towers) -> None:
