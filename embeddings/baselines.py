@@ -26,7 +26,8 @@ BLOCK_ENTRIES = 16_000_000  # dense-equivalent size of one block of similarity r
 
 
 def training_matrix(train_sequences: Sequence[np.ndarray], num_movies: int) -> sparse.csr_matrix:
-    """Binary users x movies matrix of the training interactions (float32, sparse)."""
+    """Binary rows x movies matrix of movie-index sequences (float32, sparse): the training
+    interactions, or a chunk of evaluation histories."""
     sizes = np.array([len(m) for m in train_sequences], dtype=np.int64)
     columns = np.concatenate([np.asarray(m, np.int64) for m in train_sequences] + [np.zeros(0)])
     rows = np.repeat(np.arange(len(train_sequences)), sizes)
@@ -113,13 +114,5 @@ def cooccurrence_scores(
     """Sum of the item-item cosines of each history's movies: float32 [len(histories), movies].
 
     The caller passes a chunk of cases: the result is dense."""
-    num_movies = similarity.shape[0]
-    sizes = np.array([len(h) for h in histories], dtype=np.int64)
-    columns = np.concatenate([np.asarray(h, np.int64) for h in histories] + [np.zeros(0)])
-    rows = np.repeat(np.arange(len(histories)), sizes)
-    history = sparse.csr_matrix(
-        (np.ones(len(columns), np.float32), (rows, columns.astype(np.int64))),
-        shape=(len(histories), num_movies),
-    )
-    history.data[:] = 1.0
+    history = training_matrix(histories, similarity.shape[0])
     return np.asarray((history @ similarity).toarray(), dtype=np.float32)
