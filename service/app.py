@@ -8,6 +8,8 @@ import gc
 import logging
 import math
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -25,6 +27,7 @@ from service.page import mount_page
 from service.recommender import Recommender
 from service.refresher import Refresher
 from service.routes import catalog, events, health, movies, recommendations, search, users, webhooks
+from service.snapshot import SnapshotDir
 from service.store import InvalidRecord, StoreError, store_from_settings
 from service.titles import title_index
 from service.towers import Towers, load_towers
@@ -47,8 +50,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = await store_from_settings(settings)
     refreshing: asyncio.Task[None] | None = None
     try:
+        # TensorFlow loads after ready (or when the refresher first embeds a movie): see towers.py.
         towers: Towers = app.state.prebuilt_towers or await asyncio.to_thread(
-            load_towers, settings.artifacts_dir, settings.model_version, settings.tf_threads
+            load_towers,
+            settings.artifacts_dir,
+            settings.model_version,
+            settings.tf_threads,
+            defer_tensorflow=True,
+        )
+        snapshots = (
+            SnapshotDir(settings.snapshot_dir, settings.snapshot_keep)
+            if settings.snapshot_dir is not None
+            else None
         )
         refresher = Refresher(
             store,
@@ -57,6 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics,
             compact_at=settings.compact_at,
             min_fraction=settings.resync_min_fraction,
+            snapshots=snapshots,
         )
         await refresher.catch_up()
         snapshot = refresher.snapshot
@@ -81,12 +95,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         refreshing = asyncio.create_task(refresher.run(), name="refresher")
+        towers.when_tensorflow_loaded(partial(_model_checked, metrics))
+        towers.start_tensorflow()
         log.info(
-            "ready: model %s, %d movies indexed (%s) at sequence %d",
+            "ready: model %s, %d movies indexed (%s) at sequence %d, from %s",
             towers.version,
             len(snapshot),
             snapshot.base.kind,
             refresher.applied_seq,
+            refresher.started_from,
         )
         yield
     finally:
@@ -95,6 +112,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await refreshing
         await store.close()
+
+
+def _model_checked(metrics: Metrics, loaded: Future[Any]) -> None:
+    """After the background TensorFlow load: a failed load or check is an alert, and the
+    replica stays unready (readiness reads `Towers.model_error`)."""
+    error = loaded.exception()
+    if error is not None:
+        metrics.model_check_failed.set(1)
+        log.error("the model cannot be served, this replica turns unready: %s", error)
 
 
 async def _store_error(request: Request, exc: Exception) -> JSONResponse:
