@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from functools import partial
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning(
             "!!! NO API KEY CONFIGURED: /v1 IS OPEN TO ANYONE (set MOVIE_RECS_API_KEYS) !!!"
         )
+    began = time.perf_counter()
     store = await store_from_settings(settings)
     refreshing: asyncio.Task[None] | None = None
     try:
@@ -72,7 +74,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             min_fraction=settings.resync_min_fraction,
             snapshots=snapshots,
         )
+        model_loaded = time.perf_counter()
         await refresher.catch_up()
+        index_loaded = time.perf_counter()
         snapshot = refresher.snapshot
         assert snapshot is not None
         if len(snapshot) == 0:
@@ -90,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             recommender=Recommender(towers, refresher, towers.popular),
         )
         await title_index(snapshot.base)  # search is ready before the first request
+        titles_built = time.perf_counter()
         # The catalog, model and index are long-lived: move them out of the collector's
         # generations so full collections stop rescanning them on the request path.
         gc.collect()
@@ -98,12 +103,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         towers.when_tensorflow_loaded(partial(_model_checked, metrics))
         towers.start_tensorflow()
         log.info(
-            "ready: model %s, %d movies indexed (%s) at sequence %d, from %s",
+            "ready: model %s, %d movies indexed (%s) at sequence %d, from %s; startup phases: "
+            "model %.2fs, index %.2fs, title index %.2fs, lifespan %.2fs",
             towers.version,
             len(snapshot),
             snapshot.base.kind,
             refresher.applied_seq,
             refresher.started_from,
+            model_loaded - began,
+            index_loaded - model_loaded,
+            titles_built - index_loaded,
+            time.perf_counter() - began,
         )
         yield
     finally:

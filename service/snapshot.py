@@ -343,7 +343,11 @@ class SnapshotDir:
             raise SnapshotUnusable("none", f"no snapshot in {self.directory}")
         try:
             return read_snapshot(candidates[0], identity)
-        except SnapshotUnusable:
+        except SnapshotUnusable as exc:
+            if exc.outcome == "corrupt":
+                # Published files are whole (renamed into place), so this one stays broken:
+                # remove it, or it would hide the next replica's fresh snapshot of this state.
+                candidates[0].unlink(missing_ok=True)
             raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             # RuntimeError: FAISS refusing its part; OSError: e.g. pruned while being read.

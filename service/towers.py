@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -147,13 +148,19 @@ def load_towers(
     def load_tensorflow() -> Any:
         from embeddings.artifacts import open_towers
 
+        started = time.perf_counter()
         configure_tensorflow(tf_threads)
         try:
             loaded = open_towers(directory, manifest)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the SavedModels from {directory}: {exc}") from None
         _check_agreement(params, loaded, history_length, dim)
-        log.info("loaded model %s from %s (SavedModels checked)", version, directory)
+        log.info(
+            "loaded model %s from %s (SavedModels checked) in %.2fs",
+            version,
+            directory,
+            time.perf_counter() - started,
+        )
         return loaded
 
     towers = Towers(

@@ -92,6 +92,7 @@ def test_a_damaged_file_is_corrupt(tmp_path: Path, damage: str) -> None:
     with pytest.raises(SnapshotUnusable) as refused:
         snapshots.load(identity(IVF))
     assert refused.value.outcome == "corrupt"
+    assert not path.exists()  # removed, so it cannot hide the next replica's fresh one
 
 
 def test_publishing_keeps_the_newest_and_removes_the_abandoned(tmp_path: Path) -> None:
