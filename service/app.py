@@ -128,7 +128,9 @@ def _model_checked(metrics: Metrics, loaded: Future[Any]) -> None:
     """After the background TensorFlow load: a failed load or check is an alert, and the
     replica stays unready (readiness reads `Towers.model_error`)."""
     error = loaded.exception()
-    if error is not None:
+    if error is None:
+        metrics.model_checked.set(1)
+    else:
         metrics.model_check_failed.set(1)
         log.error("the model cannot be served, this replica turns unready: %s", error)
 

@@ -76,6 +76,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.model_checked = Gauge(
+            "movie_recs_model_checked",
+            "1 once the SavedModels loaded (after ready) and agreed with the NumPy user tower",
+            registry=r,
+        )
         self.model_check_failed = Gauge(
             "movie_recs_model_check_failed",
             "1 when the NumPy user tower disagrees with the SavedModel (the replica turns unready)",

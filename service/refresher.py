@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from service import titles
 from service.index import BaseIndex, IndexParams, MovieMeta, Snapshot
 from service.metrics import Metrics
 from service.snapshot import Identity, SnapshotDir, SnapshotUnusable
@@ -237,6 +238,8 @@ class Refresher:
                 f"{loaded.path.name} is at sequence {loaded.applied_seq}, the log holds "
                 f"{first}..{head}",
             )
+        if loaded.titles is not None:
+            titles.remember(loaded.base, loaded.titles)
         self.adopt(Snapshot.create(loaded.base, loaded.applied_seq), epoch)
         self.metrics.snapshot_loads.labels("loaded").inc()
         self.started_from = f"snapshot {loaded.path.name}"
@@ -263,7 +266,9 @@ class Refresher:
             try:
                 if await asyncio.to_thread(snapshots.newest_seq, identity) >= applied_seq:
                     return  # another replica already wrote this state or a later one
-                await asyncio.to_thread(snapshots.publish, base, applied_seq, identity)
+                # The same build search uses (cached per base), so it is never built twice.
+                title_index = await titles.title_index(base)
+                await asyncio.to_thread(snapshots.publish, base, applied_seq, identity, title_index)
                 self.metrics.snapshots_published.labels("ok").inc()
             except Exception:
                 self.metrics.snapshots_published.labels("failed").inc()

@@ -37,6 +37,7 @@ import faiss
 import numpy as np
 
 from service.index import BaseIndex, IndexParams, MovieMeta
+from service.titles import TitleIndex
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Identity:
 @dataclass(frozen=True)
 class Loaded:
     base: BaseIndex
+    titles: TitleIndex | None  # the base's title index, when the writer had it
     applied_seq: int
     path: Path
     bytes_read: int
@@ -105,6 +107,39 @@ def _split(blob: bytes, count: int, what: str) -> list[str]:
     if len(parts) != count:
         raise SnapshotUnusable("corrupt", f"{what}: {len(parts)} entries for {count} movies")
     return parts
+
+
+def _title_sections(titles: TitleIndex) -> dict[str, np.ndarray | bytes]:
+    parts = titles.parts()
+    out: dict[str, np.ndarray | bytes] = {}
+    for name, value in parts.items():
+        if isinstance(value, list):
+            out[f"title_{name}"] = _joined(value, f"title index {name}")
+        else:
+            out[f"title_{name}"] = np.ascontiguousarray(value)
+    return out
+
+
+def _title_index(header: dict[str, Any], data: dict[str, np.ndarray]) -> TitleIndex | None:
+    if "title_titles" not in data:
+        return None
+    counts = header["title_counts"]
+
+    def text(name: str) -> list[str]:
+        return _split(data[f"title_{name}"].tobytes(), counts[name], f"title index {name}")
+
+    try:
+        return TitleIndex.from_parts(
+            text("titles"),
+            data["title_row_at"],
+            data["title_alphabetical"],
+            text("tokens"),
+            data["title_sizes"],
+            data["title_postings"],
+            text("genres"),
+        )
+    except ValueError as exc:
+        raise SnapshotUnusable("corrupt", str(exc)) from None
 
 
 def _sections(base: BaseIndex) -> dict[str, np.ndarray | bytes]:
@@ -141,10 +176,24 @@ def _bytes_of(data: np.ndarray | bytes) -> memoryview | bytes:
     return data.data.cast("B") if isinstance(data, np.ndarray) else data
 
 
-def write_snapshot(path: Path, base: BaseIndex, applied_seq: int, identity: Identity) -> int:
-    """Write `base` to `path` (the caller renames it into place); returns the bytes written."""
+def write_snapshot(
+    path: Path,
+    base: BaseIndex,
+    applied_seq: int,
+    identity: Identity,
+    titles: TitleIndex | None = None,
+) -> int:
+    """Write `base` (and its title index) to `path` (the caller renames it into place);
+    returns the bytes written."""
     sections = _sections(base)
+    title_counts = {}
+    if titles is not None:
+        sections.update(_title_sections(titles))
+        title_counts = {
+            name: len(value) for name, value in titles.parts().items() if isinstance(value, list)
+        }
     header = {
+        "title_counts": title_counts,
         "format": FORMAT,
         **identity.as_json(),
         "applied_seq": applied_seq,
@@ -215,7 +264,8 @@ def read_snapshot(path: Path, identity: Identity) -> Loaded:
         if source.read(1):
             raise SnapshotUnusable("corrupt", f"{path.name}: bytes after the last section")
         size = source.tell()
-    return Loaded(_base_from(header, data), int(header["applied_seq"]), path, size)
+    base = _base_from(header, data)
+    return Loaded(base, _title_index(header, data), int(header["applied_seq"]), path, size)
 
 
 def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex:
@@ -280,13 +330,19 @@ class SnapshotDir:
         snapshots = self._of(identity)
         return _sequence_of(snapshots[0]) if snapshots else -1
 
-    def publish(self, base: BaseIndex, applied_seq: int, identity: Identity) -> Path:
+    def publish(
+        self,
+        base: BaseIndex,
+        applied_seq: int,
+        identity: Identity,
+        titles: TitleIndex | None = None,
+    ) -> Path:
         """Write, fsync and rename into place; then apply retention. Runs in a thread."""
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{identity.tag}-{applied_seq:016d}-{uuid.uuid4().hex[:12]}{SUFFIX}"
         temporary = self.directory / f"{TEMP_PREFIX}{name}"
         try:
-            size = write_snapshot(temporary, base, applied_seq, identity)
+            size = write_snapshot(temporary, base, applied_seq, identity, titles)
             final = self.directory / name
             os.replace(temporary, final)
         except BaseException:

@@ -12,6 +12,7 @@ from service.metrics import Metrics
 from service.refresher import CatalogLost, Refresher
 from service.snapshot import Identity, SnapshotDir
 from service.store import Delete, Movie, Store, Upsert
+from service.titles import built
 from service.towers import Towers
 
 pytestmark = pytest.mark.anyio
@@ -184,6 +185,7 @@ async def test_a_replica_starts_from_a_snapshot_and_tails_the_log_after_it(
     assert set(second.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
     assert second.snapshot.get("4")[1].title == "Changed"  # type: ignore[index]
     assert second.applied_seq == await store.head_seq()
+    assert built(second.snapshot.base) is not None  # its title index came with it, not rebuilt
 
 
 async def test_a_snapshot_older_than_the_retained_log_falls_back_to_a_full_sync(

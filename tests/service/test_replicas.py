@@ -289,7 +289,7 @@ def test_a_new_replica_starts_from_the_snapshot_and_tails_the_log(
         popular = recommends(b, "2", seq) + recommends(b, "3", seq)
         assert "1" not in popular
         # TensorFlow loaded after ready and passed its check; the movie tower then serves.
-        wait_until(lambda: "SavedModels checked" in b.log.read_text(), timeout=60)
+        wait_until(lambda: metric(b, "movie_recs_model_checked") == 1, timeout=120)
         assert metric(b, "movie_recs_model_check_failed") == 0
     finally:
         b.kill()

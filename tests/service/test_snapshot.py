@@ -11,6 +11,7 @@ import pytest
 from bench.catalog import clustered_vectors
 from service.index import BaseIndex, IndexParams, MovieMeta
 from service.snapshot import TEMP_PREFIX, Identity, SnapshotDir, SnapshotUnusable
+from service.titles import TitleIndex, normalize
 
 IVF = IndexParams(ann_threshold=100, ivf_nprobe=4)
 FLAT = IndexParams()
@@ -110,3 +111,18 @@ def test_publishing_keeps_the_newest_and_removes_the_abandoned(tmp_path: Path) -
     kept = sorted(int(p.name.split("-")[1]) for p in tmp_path.iterdir())
     assert kept == [5, 9]  # the newest two; the old model's file and the temporary are gone
     assert snapshots.load(identity(FLAT)).applied_seq == 9
+
+
+def test_the_title_index_travels_with_the_base(tmp_path: Path) -> None:
+    base = BaseIndex.build(*catalog(2000), FLAT)
+    titles = TitleIndex(base)
+    snapshots = SnapshotDir(tmp_path)
+    snapshots.publish(base, 3, identity(FLAT), titles)
+
+    copy = snapshots.load(identity(FLAT)).titles
+
+    assert copy is not None and copy.genres == titles.genres
+    for query in ("film 1", "unicode", "undated 7", "1999", "film 19 unïcode"):
+        words = normalize(query).split()
+        assert copy.ranks(normalize(query), words, 20) == titles.ranks(normalize(query), words, 20)
+    assert SnapshotDir(tmp_path / "none").publish(base, 1, identity(FLAT)).exists()  # optional
