@@ -126,3 +126,13 @@ def test_the_title_index_travels_with_the_base(tmp_path: Path) -> None:
         words = normalize(query).split()
         assert copy.ranks(normalize(query), words, 20) == titles.ranks(normalize(query), words, 20)
     assert SnapshotDir(tmp_path / "none").publish(base, 1, identity(FLAT)).exists()  # optional
+
+
+def test_a_snapshot_being_written_is_invisible_to_readers(tmp_path: Path) -> None:
+    snapshots = SnapshotDir(tmp_path)
+    snapshots.publish(BaseIndex.build(*catalog(50), FLAT), 4, identity(FLAT))
+    tag = identity(FLAT).tag
+    (tmp_path / f"{TEMP_PREFIX}{tag}-{99:016d}-writing.snap").write_bytes(b"MRSNAP half")
+
+    assert snapshots.load(identity(FLAT)).applied_seq == 4  # not the newer, unfinished one
+    assert snapshots.newest_seq(identity(FLAT)) == 4
