@@ -143,14 +143,14 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
         await refresher.step()
         recommender = Recommender(towers, refresher, [])
         users = [str(u) for u in range(1, 611)]
-        histories = [await store.recent_events(u) for u in users[:50]]
+        histories = [await store.recent_history(u) for u in users[:50]]
         await store.close()
         parts = {}
         for backend, url in store_urls.items():
             reader = await open_store(url)
             started = time.perf_counter()
             for i in range(1000):
-                await reader.recent_events(users[i % len(users)])
+                await reader.recent_history(users[i % len(users)])
             read = (time.perf_counter() - started) / 1000 * 1e6
             await reader.close()
             parts[f"MovieLens: store read of a user's 200 newest events ({backend})"] = read
