@@ -214,7 +214,7 @@ def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams, rerank: int
         hits = sum(
             len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True)
         )
-        return hits / (k * count)
+        return float(hits / (k * count))
 
     # Double until the goal is met, then bisect between the last miss and the first hit to
     # within an eighth: 256 -> 192 cuts a quarter of the search at 1M.
