@@ -46,10 +46,9 @@ class History:
     def weights(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """`embeddings.weights.event_weight` of the chosen events, computed in one go."""
         ratings = self.ratings[rows]
-        rated = (self.kinds[rows] == _KIND_CODE["rate"]) & ~np.isnan(ratings)
-        return np.where(rated, rating_weights(np.nan_to_num(ratings)), np.float32(WATCH)).astype(
-            np.float32
-        )
+        weights = rating_weights(ratings)  # NaN (no rating) stays NaN, then counts as a watch
+        weights[(self.kinds[rows] != _KIND_CODE["rate"]) | np.isnan(weights)] = WATCH
+        return weights
 
     def events(self) -> list[Event]:
         """As `Event`s, for callers that show them one by one (not the recommendation path)."""
