@@ -121,32 +121,28 @@ return {0, result, versions}
 """
 
 
-# KEYS: the user's history record, the users set, a format-1 sorted set to delete ("" for none)
-# ARGV: how many entries to keep, the user id, then entries (service/store/history.py)
-# The same merge as history.merge: union, identical entries once, descending by their bytes,
-# the newest `keep`. Bytes compare one by one (Lua's `<` on strings follows the locale).
+# KEYS: the users set, then each user's history key
+# ARGV: how many entries to keep, then per user: its id, the record of its new events
+# (service/store/history.py). For each user, the same merge as history.merge: the union of the
+# stored and the new entries, identical ones once, descending by their bytes, the newest
+# `keep`. Bytes compare one by one (Lua's `<` on strings follows the locale).
 _ADD_EVENTS = """
-local record_key, users, old_key = KEYS[1], KEYS[2], KEYS[3]
 local keep, width = tonumber(ARGV[1]), 17
-local seen, items = {}, {}
-local function add(e)
-  if not seen[e] then
-    seen[e] = true
-    items[#items + 1] = {e, struct.unpack('>d', e)}
-  end
-end
-local record = redis.call('GET', record_key)
-if record then
+local function entries(record, seen, items)
   local n = struct.unpack('>I4', record)
   local pos = 5 + n * width
   for i = 1, n do
     local bar = string.find(record, '|', pos, true)
     local stop = bar and bar - 1 or #record
-    add(string.sub(record, 5 + (i - 1) * width, 4 + i * width) .. string.sub(record, pos, stop))
+    local fixed = string.sub(record, 5 + (i - 1) * width, 4 + i * width)
+    local e = fixed .. string.sub(record, pos, stop)
+    if not seen[e] then
+      seen[e] = true
+      items[#items + 1] = {e, struct.unpack('>d', e)}
+    end
     pos = stop + 2
   end
 end
-for i = 3, #ARGV do add(ARGV[i]) end
 local function newer(x, y)
   if x[2] ~= y[2] then return x[2] > y[2] end
   local a, b = x[1], y[1]
@@ -156,17 +152,22 @@ local function newer(x, y)
   end
   return #a > #b
 end
-table.sort(items, newer)
-local fixed, ids = {}, {}
-for i = 1, math.min(keep, #items) do
-  fixed[i] = string.sub(items[i][1], 1, width)
-  ids[i] = string.sub(items[i][1], width + 1)
+for u = 2, #KEYS do
+  local seen, items = {}, {}
+  local stored = redis.call('GET', KEYS[u])
+  if stored then entries(stored, seen, items) end
+  entries(ARGV[2 * u - 1], seen, items)
+  table.sort(items, newer)
+  local fixed, ids = {}, {}
+  for i = 1, math.min(keep, #items) do
+    fixed[i] = string.sub(items[i][1], 1, width)
+    ids[i] = string.sub(items[i][1], width + 1)
+  end
+  local packed = struct.pack('>I4', #fixed) .. table.concat(fixed) .. table.concat(ids, '|')
+  redis.call('SET', KEYS[u], packed)
+  redis.call('SADD', KEYS[1], ARGV[2 * u - 2])
 end
-local packed = struct.pack('>I4', #fixed) .. table.concat(fixed) .. table.concat(ids, '|')
-redis.call('SET', record_key, packed)
-redis.call('SADD', users, ARGV[2])
-if old_key ~= '' then redis.call('DEL', old_key) end
-return #fixed
+return #KEYS - 1
 """
 
 
@@ -356,36 +357,32 @@ class RedisStore(Store):
         return f"{value.decode() if value else ''}:{run_id}"
 
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
-        for event in events:
-            validate_event(user_id, event)
-        if events:
-            async with self._deadline("event write"):
-                await self._merge(self._redis, user_id, events)
-
-    async def _merge(
-        self, client: Any, user_id: str, events: Sequence[Event], old_key: str = ""
-    ) -> None:
-        """The history merge of one user's events, run now or queued in a pipeline."""
-        entries = [history.entry(e) for e in events]
-        script_keys = [keys.history(user_id), keys.USERS, old_key]
-        await self._add_events(
-            keys=script_keys, args=[self.activity_max_events, user_id, *entries], client=client
-        )
+        async with self._deadline("event write"):
+            await self._merge(self._redis, {user_id: events})
 
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
-        """Every user's merge in one MULTI/EXEC pipeline: one round trip per chunk."""
+        """One script call per chunk: every user's merge, atomically. A user's new events
+        travel as one record of the history format, so redis-py encodes one argument per user,
+        not one per event."""
+        # An import chunk (20,000 events) is far bigger than a request's write: more time.
+        async with self._deadline("bulk event write", extra=30.0):
+            await self._merge(self._redis, events)
+
+    async def _merge(self, client: Any, events: Mapping[str, Sequence[Event]]) -> None:
+        """Check every event, then merge them into their users' records (on `client`: the
+        connection, or a pipeline that queues the call)."""
         for user_id, user_events in events.items():
             for event in user_events:
                 validate_event(user_id, event)
-        users = [u for u, e in events.items() if e]
+        users = [user for user, user_events in events.items() if user_events]
         if not users:
             return
-        pipe = self._redis.pipeline(transaction=True)
+        argv: list[str | int | bytes] = [self.activity_max_events]
         for user_id in users:
-            await self._merge(pipe, user_id, events[user_id])
-        # An import chunk (20,000 events) is bigger than a request's write: more time.
-        async with self._deadline("bulk event write", extra=5.0):
-            await pipe.execute()
+            new = {history.entry(event) for event in events[user_id]}
+            argv += [user_id, history.pack(sorted(new, reverse=True))]
+        script_keys = [keys.USERS, *(keys.history(user) for user in users)]
+        await self._add_events(keys=script_keys, args=argv, client=client)
 
     async def recent_history(self, user_id: str, limit: int | None = None) -> History:
         async with self._deadline("GET history"):
@@ -407,7 +404,10 @@ class RedisStore(Store):
                 for key in found:
                     user_id = key.decode().removeprefix(keys.activity(""))
                     events = events_from_keys(await self._redis.zrange(key, 0, -1))
-                    await self._merge(self._redis, user_id, events, old_key=key.decode())
+                    pipe = self._redis.pipeline(transaction=True)
+                    await self._merge(pipe, {user_id: events})
+                    pipe.delete(key)
+                    await pipe.execute()
             if cursor == 0:
                 break
         async with self._deadline("format mark"):
