@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from starlette.types import Message, Scope
 
 from bench import wrk
 from bench.catalog import clustered_vectors, ensure_catalog, write_synthetic
@@ -186,9 +187,61 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
         parts["MovieLens: recommend() (history, user tower, search, because)"] = per_call_us(
             lambda: recommender.recommend(histories[0], 10), 1000
         )
+        for backend, url in store_urls.items():
+            for route, path in (("/healthz", "/healthz"), ("recommendations", "/v1/users/{}")):
+                parts[f"MovieLens: whole ASGI app, no HTTP, {route} ({backend})"] = await in_app(
+                    towers, url, path
+                )
         return parts
 
     return asyncio.run(run())
+
+
+async def in_app(towers: Towers, store_url: str, path: str, requests: int = 2000) -> float:
+    """µs per GET through the whole app (middleware, routing, parameters, the route), called
+    in-process: with the store read and recommend() above, what the framework costs."""
+    from service.app import create_app
+
+    app = create_app(Settings(store_url=store_url), towers)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def scope(user: int) -> Scope:
+        url = path.format(user % 610 + 1) + ("/recommendations" if "{}" in path else "")
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": url,
+            "raw_path": url.encode(),
+            "query_string": b"k=10",
+            "root_path": "",
+            "headers": [(b"host", b"bench")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+
+    async with app.router.lifespan_context(app):
+        for user in range(200):
+            await app(scope(user), receive, send)
+        if any(m.get("status", 200) != 200 for m in sent):
+            raise RuntimeError(f"in-process {path} did not answer 200")
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for user in range(requests):
+                await app(scope(user), receive, send)
+            samples.append((time.perf_counter() - started) / requests * 1e6)
+            sent.clear()
+    return float(np.median(samples))
 
 
 @dataclass(frozen=True)
