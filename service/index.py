@@ -51,6 +51,7 @@ class IndexParams:
     # What the cells hold, as a FAISS factory name: "Flat" (the float32 vectors), or a
     # compressed code ("SQ8", "SQfp16", "PQ32x4fs") whose best `ivf_rerank` x fetch candidates
     # are re-scored exactly against the base's float32 vectors (scores and order stay exact).
+    # The service builds "Flat" (chosen by bench/index.py; snapshots persist Flat cells only).
     ivf_codes: str = "Flat"
     ivf_rerank: int = 4
 
