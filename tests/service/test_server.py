@@ -40,9 +40,14 @@ def test_recommendations_over_real_http(server: Server) -> None:
     after = httpx.get(f"{server.url}/v1/users/e2e/recommendations").json()
     assert after["history_length"] == 1 and after["items"][0]["because"]["movie_id"] == "318"
     assert httpx.get(f"{server.url}/v1/movies/nope").status_code == 404
-    log = server.log.read_text()
-    assert "service: ready: model" in log  # the service's own lifecycle log is visible
-    assert '"route": "/v1/movies/{movie_id}", "status": 404' in log  # structured request log
+    assert "service: ready: model" in server.log.read_text()  # the service's lifecycle log
+    # The request log line is written once the response has gone out: wait for it a moment
+    # (a loaded machine read the log before it was written).
+    line = '"route": "/v1/movies/{movie_id}", "status": 404'
+    deadline = time.monotonic() + 5
+    while line not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert line in server.log.read_text()  # structured request log
 
 
 def test_sigterm_finishes_the_in_flight_request_and_exits_zero(server: Server) -> None:
