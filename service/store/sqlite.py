@@ -36,6 +36,7 @@ from service.store.base import (
     unpack_vector,
     validate_changes,
     validate_event,
+    validate_events,
 )
 
 T = TypeVar("T")
@@ -329,8 +330,7 @@ class SQLiteStore(Store):
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
         """Every user's events and trim in one transaction."""
         for user_id, user_events in events.items():
-            for event in user_events:
-                validate_event(user_id, event)
+            validate_events(user_id, user_events)
         users = [u for u, e in events.items() if e]
         if not users:
             return
