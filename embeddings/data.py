@@ -231,7 +231,7 @@ def _numeric_block(
     skip: Skip,
 ) -> RatingBlock | None:
     """The fast path, or None when the block is not plain numeric rows of `width` fields."""
-    text = b"".join(rows)
+    text = b"".join(rows).replace(b"\r\n", b"\n")  # csv.writer's line ends
     if not text.endswith(b"\n"):
         text += b"\n"  # the file's last row
     if text.translate(None, b"0123456789.,\n"):
