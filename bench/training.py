@@ -118,6 +118,14 @@ class StepClock:
         if self.first is None:
             self.first = now
         self.last, self.steps = now, batch + 1
+        if self.steps % 25 == 0:  # a long run under load shows where it is
+            wall, cpu = self.seconds()
+            print(
+                f"step {self.steps}: {wall / (self.steps - 1):.2f} s, "
+                f"{cpu / (self.steps - 1):.2f} CPU-s a step; peak {peak_rss_mb():,.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def seconds(self) -> tuple[float, float]:
         assert self.first is not None
@@ -133,12 +141,15 @@ def phase_train(data: Path, out: Path, max_steps: int | None = None) -> dict[str
 
     started = time.perf_counter()
     lines: list[str] = []
-    loaded = load_dataset(data)
-    load_seconds = time.perf_counter() - started
 
     def log(line: str) -> None:
         lines.append(line)
-        print(line, file=sys.stderr, flush=True)
+        took = f"[{time.perf_counter() - started:,.0f} s, CPU {cpu_seconds():,.0f} s]"
+        print(f"{took} {line} (peak {peak_rss_mb():,.0f} MB)", file=sys.stderr, flush=True)
+
+    loaded = load_dataset(data)
+    load_seconds = time.perf_counter() - started
+    log(f"loaded {len(loaded.ratings):,} ratings")
 
     config = TrainConfig(epochs=1)
     clock = StepClock()
