@@ -37,7 +37,7 @@ from rich.table import Table
 from bench.redisserver import redis_server
 
 PHASES = ("import", "train", "evaluate")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole rows
 
 
 def peak_rss_mb() -> float:
