@@ -16,7 +16,7 @@ ARG MODEL_SOURCE=context
 FROM ${UV_IMAGE} AS uv
 
 # --- dependencies from the lock file, then the project itself --------------------------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${PYTHON_IMAGE} AS deps
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -33,6 +33,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
     uv sync --frozen --no-dev --no-install-project --no-install-package libclang \
     && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
+
+FROM deps AS builder
 COPY pyproject.toml uv.lock README.md ./
 COPY service/ service/
 COPY embeddings/ embeddings/
@@ -48,12 +50,18 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM ${PYTHON_IMAGE} AS model-context
 COPY artifacts/ /src/artifacts/
 
-FROM builder AS model-train
-# Training needs the `train` extra (SciPy, for the co-occurrence baseline); only this stage
-# installs it, so the serving image stays without it.
+# Training reads only embeddings/ and data/ (`python -m embeddings`, no project install), so a
+# change to the service or the README reuses the cached model instead of training again. It
+# needs the `train` extra (SciPy, for the co-occurrence baseline); only this stage installs it,
+# so the serving image stays without it.
+FROM deps AS model-train
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra train --no-install-package libclang \
-    && /opt/venv/bin/movie-recs train --out /src/artifacts
+    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
+    uv sync --frozen --no-dev --extra train --no-install-project --no-install-package libclang
+COPY embeddings/ embeddings/
+COPY data/ data/
+RUN /opt/venv/bin/python -m embeddings train --out /src/artifacts
 
 # A stage picked by build arg, not an image to pull (hadolint cannot tell the two apart).
 # hadolint ignore=DL3006

@@ -30,7 +30,8 @@ from bench import wrk
 from bench.catalog import clustered_vectors, ensure_catalog, write_synthetic
 from bench.process import Server, server_env
 from bench.redisserver import redis_server
-from service.config import BUNDLED_DATA, Settings
+from embeddings.data import BUNDLED_DATA
+from service.config import Settings
 from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
 from service.store import open_store
 from service.towers import Towers, load_towers

@@ -1,4 +1,4 @@
-"""`movie-recs train` and `movie-recs evaluate`, registered by service.cli; TF loads lazily."""
+"""`movie-recs train` and `movie-recs evaluate` (also `python -m embeddings`); TF loads lazily."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.config import BUNDLED_DATA
+from embeddings.data import BUNDLED_DATA
 
 DataOption = Annotated[
     Path, typer.Option("--data", help="A MovieLens-format directory (ratings.csv, movies.csv).")

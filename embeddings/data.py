@@ -26,6 +26,10 @@ MOVIES_COLUMNS = ("movieId", "title", "genres")
 TAGS_COLUMNS = ("movieId", "tag")
 LINKS_COLUMNS = ("movieId", "imdbId", "tmdbId")
 NO_GENRES = "(no genres listed)"
+# The dataset shipped with the project: the default of training, the demo and the importer. It is
+# located here, not in the service's settings, so training runs from embeddings/ and data/ alone
+# (the image's training stage copies nothing else).
+BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data" / "ml-latest-small"
 # The tag rule: the 20 most used tags of a movie (ties in first-seen order), lower-cased, each at
 # most 100 characters, "|" (the tower's list separator) written as "/". A bound is needed because
 # a catalog record is bounded (at most 100 tags; movie 296 has 173 distinct tags) and the tower

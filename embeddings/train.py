@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from embeddings.artifacts import open_towers
 from embeddings.config import TrainConfig
-from embeddings.data import Dataset, load_dataset
+from embeddings.data import BUNDLED_DATA, Dataset, load_dataset
 from embeddings.evaluate import evaluate, model_ranking
 from embeddings.examples import Examples, build_examples
 from embeddings.export import (
@@ -264,8 +264,6 @@ def train_tiny(artifacts: Path, *, data_dir: Path | None = None, seed: int = 0) 
     Same code path and artifact layout as a full training, on 40 users of the bundled data.
     """
     if data_dir is None:
-        from service.config import BUNDLED_DATA
-
         data_dir = BUNDLED_DATA
     result = train(
         tiny_dataset(data_dir),

@@ -19,7 +19,8 @@ from rich.progress import (
 from rich.table import Table
 
 from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
-from service.config import BUNDLED_DATA, Settings
+from embeddings.data import BUNDLED_DATA
+from service.config import Settings
 
 app = typer.Typer(
     name="movie-recs",

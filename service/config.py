@@ -11,8 +11,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from embeddings.data import BUNDLED_DATA
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_DATA = PROJECT_ROOT / "data" / "ml-latest-small"
 
 
 class Settings(BaseSettings):

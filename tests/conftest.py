@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_redis import factories
 
-from service.config import BUNDLED_DATA
+from embeddings.data import BUNDLED_DATA
 from service.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,7 @@ from typing import Any
 import pytest
 
 from embeddings import data
-from embeddings.data import MAX_TAGS_PER_MOVIE, DataError, load_dataset, split_title
-from service.config import BUNDLED_DATA
+from embeddings.data import BUNDLED_DATA, MAX_TAGS_PER_MOVIE, DataError, load_dataset, split_title
 from tests.embeddings.conftest import WriteData
 
 

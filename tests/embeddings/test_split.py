@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.data import DataError, load_dataset
+from embeddings.data import BUNDLED_DATA, DataError, load_dataset
 from embeddings.split import leave_last_out
-from service.config import BUNDLED_DATA
 from tests.embeddings.conftest import WriteData
 
 

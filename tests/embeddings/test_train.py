@@ -110,9 +110,9 @@ def test_load_without_training_code_and_embed_a_new_movie_and_its_viewer(
 
 def test_movie_vectors_are_the_movie_tower_on_the_catalog(tiny_artifacts: Path) -> None:
     from embeddings.artifacts import load_towers
+    from embeddings.data import BUNDLED_DATA
     from embeddings.movie_inputs import embed_movies
     from embeddings.train import tiny_dataset
-    from service.config import BUNDLED_DATA
 
     towers = load_towers(tiny_artifacts.parent)  # through `latest`
     dataset = tiny_dataset(BUNDLED_DATA)
@@ -157,8 +157,8 @@ def test_training_writes_one_plain_line_per_epoch_to_a_file(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Keras' progress bar is for terminals; a log file or CI log gets one line per epoch."""
+    from embeddings.data import BUNDLED_DATA
     from embeddings.train import TINY_CONFIG, tiny_dataset, train
-    from service.config import BUNDLED_DATA
 
     train(tiny_dataset(BUNDLED_DATA), tmp_path, config=TINY_CONFIG, log=lambda _: None)
     out = capfd.readouterr().out

@@ -68,7 +68,8 @@ def test_every_file_it_copies_is_in_the_build_context() -> None:
 
 
 def test_dependencies_come_from_the_lock_file_without_dev_tools() -> None:
-    syncs = [i for i in df.stage("builder") if i.keyword == "RUN" and "uv sync" in i.value]
+    serving = df.stage("deps") + df.stage("builder")
+    syncs = [i for i in serving if i.keyword == "RUN" and "uv sync" in i.value]
     assert len(syncs) == 2
     for sync in syncs:
         command = sync.value[sync.value.index("uv sync") :].split()
@@ -138,7 +139,7 @@ def test_root_filesystem_can_be_read_only() -> None:
     env = df.env(runtime)
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["HOME"] == env["TMPDIR"] == "/tmp"
-    assert df.env(df.stage("builder"))["UV_COMPILE_BYTECODE"] == "1"  # compiled at build time
+    assert df.env(df.stage("deps"))["UV_COMPILE_BYTECODE"] == "1"  # compiled at build time
 
 
 def test_image_bakes_one_model_version_where_the_settings_look() -> None:

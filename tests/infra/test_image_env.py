@@ -48,7 +48,7 @@ def _applies(dependency: dict[str, object]) -> bool:
 
 def left_out() -> set[str]:
     """Locked packages the Dockerfile does not install (`uv sync --no-install-package NAME`)."""
-    syncs = [i.value for i in df.stage("builder") if "uv sync" in i.value]
+    syncs = [i.value for i in df.stage("deps") + df.stage("builder") if "uv sync" in i.value]
     per_sync = [set(re.findall(r"--no-install-package (\S+)", sync)) for sync in syncs]
     assert all(names == per_sync[0] for names in per_sync), "each sync would reinstall the rest"
     return per_sync[0]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from embeddings.data import BUNDLED_DATA
 from service.cli import app
-from service.config import BUNDLED_DATA
 from service.store import open_store
 
 runner = CliRunner()

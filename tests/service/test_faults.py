@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from bench.process import Server, server_env
-from service.config import BUNDLED_DATA
+from embeddings.data import BUNDLED_DATA
 from service.webhook_signer import signed_headers
 from tests.redisproc import RedisProcess
 from tests.service.test_replicas import seed

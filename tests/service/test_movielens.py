@@ -85,7 +85,7 @@ def test_links_give_imdb_and_tmdb_ids_and_bad_ones_are_reported(tmp_path: Path) 
 
 
 def test_bundled_links_cover_the_catalog() -> None:
-    from service.config import BUNDLED_DATA
+    from embeddings.data import BUNDLED_DATA
 
     movies = read_movielens(BUNDLED_DATA).movies
     assert sum(m.imdb_id is not None for m in movies) == len(movies) == 9742

@@ -16,7 +16,7 @@ import pytest
 from pytest_redis import factories
 
 from bench.process import Server, server_env
-from service.config import BUNDLED_DATA
+from embeddings.data import BUNDLED_DATA
 from service.importer import import_movielens
 from service.movielens import read_movielens
 from service.store import open_store
@@ -80,7 +80,7 @@ def wait_until(predicate, timeout: float = 60, what: object = "") -> None:  # ty
 
 @pytest.fixture
 def cluster(replica_redis, tiny_model_dir: Path, tmp_path: Path) -> Iterator[tuple[Server, ...]]:  # type: ignore[no-untyped-def]
-    from service.config import BUNDLED_DATA
+    from embeddings.data import BUNDLED_DATA
 
     url = f"redis://{replica_redis.host}:{replica_redis.port}/0"
     seed(url, BUNDLED_DATA)
