@@ -120,7 +120,7 @@ def test_numeric_blocks_read_exactly_as_row_by_row(
     directory = write_data(ratings=ratings)
     known = {"1", "2", "3", "4"}
 
-    def read() -> tuple[list[tuple[object, ...]], list[tuple[int, str]]]:
+    def read() -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
         skipped: list[tuple[int, str]] = []
         rows = [
             row
