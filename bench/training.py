@@ -196,14 +196,37 @@ def phase_evaluate(data: Path, model: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "metrics": metrics}
 
 
-def child(name: str, *args: str) -> dict[str, Any]:
-    """Run one phase in a fresh interpreter; its last stdout line is the JSON result."""
+def child(name: str, *args: str, tree: Path | None = None) -> dict[str, Any]:
+    """Run one phase in a fresh interpreter; its last stdout line is the JSON result.
+
+    `tree`: run another checkout's code (the baseline of an A/B), with this environment."""
     command = [sys.executable, "-m", "bench.training", "phase", name, *args]
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     started = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=tree, env=env)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = time.perf_counter() - started
     return result
+
+
+def import_ab(data: Path, baseline: Path | None, repeat: int) -> dict[str, Any]:
+    """The import of this tree (and of `baseline`, alternating), each on a fresh redis-server;
+    the median round of each."""
+    rounds: dict[str, list[dict[str, Any]]] = {"import": [], "import_baseline": []}
+    for _ in range(repeat):
+        trees = [("import_baseline", baseline)] if baseline else []
+        for key, tree in [*trees, ("import", None)]:
+            with redis_server() as url:
+                done = child("import", str(data), url, tree=tree)
+                done.update(redis_usage(url))
+            done.setdefault("cpu_seconds", None)  # an older tree does not measure it
+            rounds[key].append(done)
+            console.print(f"{key}: {done['seconds']:.1f} s, CPU {done['cpu_seconds']}")
+    return {
+        key: sorted(found, key=lambda r: r["seconds"])[len(found) // 2]
+        for key, found in rounds.items()
+        if found
+    }
 
 
 def redis_usage(url: str) -> dict[str, float]:
@@ -222,15 +245,18 @@ def redis_usage(url: str) -> dict[str, float]:
 
 
 def run_size(
-    work: Path, ratings: int, phases: tuple[str, ...], max_steps: int | None = None
+    work: Path,
+    ratings: int,
+    phases: tuple[str, ...],
+    max_steps: int | None = None,
+    baseline: Path | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     data = dataset(work, ratings)
     counts = json.loads((data / "counts.json").read_text())
     row: dict[str, Any] = {"ratings": counts["ratings"], "counts": counts}
     if "import" in phases:
-        with redis_server() as url:
-            row["import"] = child("import", str(data), url)
-            row["import"].update(redis_usage(url))
+        row.update(import_ab(data, baseline, repeat))
         console.print(f"{ratings:,}: import {row['import']}")
     model = work / f"artifacts-{ratings}"
     if "train" in phases:
@@ -257,8 +283,10 @@ class Measure:
 def measures(row: dict[str, Any]) -> list[Measure]:
     """One size's phases as table rows."""
     out: list[Measure] = []
-    if "import" in row:
-        done = row["import"]
+    for key in ("import_baseline", "import"):
+        if key not in row:
+            continue
+        done = row[key]
         cpu = done.get("cpu_seconds")
         note = f"+ redis-server {done['redis_peak_mb']:,.0f} MB"
         if cpu is not None:
@@ -266,9 +294,10 @@ def measures(row: dict[str, Any]) -> list[Measure]:
             client, server = done["cpu_seconds"], done["redis_cpu_seconds"]
             note += f"; CPU: client {client:,.0f} s + redis {server:,.0f} s"
         rate = f"{row['ratings'] / done['seconds']:,.0f} ratings/s"
-        out.append(
-            Measure("import into Redis", done["seconds"], cpu, rate, done["peak_rss_mb"], note)
-        )
+        label = "import into Redis" + (", baseline" if key == "import_baseline" else "")
+        if key == "import" and "import_baseline" in row:
+            rate += f" ({row['import_baseline']['seconds'] / done['seconds']:.2f}x baseline)"
+        out.append(Measure(label, done["seconds"], cpu, rate, done["peak_rss_mb"], note))
     if "train" in row:
         done = row["train"]
         rate = f"{done['examples_per_second']:,.0f} examples/s"
@@ -354,6 +383,11 @@ def main(
         int | None,
         typer.Option(help="Train only this many steps; the epoch is estimated from their rate."),
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Another checkout: its import runs alternating with this one's."),
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Import rounds (the median is kept).")] = 1,
 ) -> None:
     """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
     if context.invoked_subcommand is not None:
@@ -364,7 +398,9 @@ def main(
     for size in sizes.split(","):
         saved = work / f"results-{size}.json"
         row = json.loads(saved.read_text()) if saved.exists() else {}
-        row.update(run_size(work.resolve(), int(size), chosen, max_steps))  # phases not run: kept
+        row.update(
+            run_size(work.resolve(), int(size), chosen, max_steps, baseline, repeat)
+        )  # phases not run: kept
         saved.write_text(json.dumps(row, indent=1))
         rows.append(row)
     console.print(table(rows))
