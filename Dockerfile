@@ -87,9 +87,12 @@ RUN set -eu; \
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
+# /var/snapshots: where a shared volume holding index snapshots mounts (compose; EFS on AWS);
+# an empty named volume takes this directory's owner, so the app user can write it.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /tmp \
-       --shell /usr/sbin/nologin app
+       --shell /usr/sbin/nologin app \
+    && mkdir -p /var/snapshots && chown 10001:10001 /var/snapshots
 # One thread per pool: a small FAISS query or user-tower call is slower with more, and the
 # replica count (not threads) is what scales. The root filesystem can be read-only: nothing is
 # written outside /tmp (bytecode is compiled at build time).

@@ -24,20 +24,23 @@ class Server:
     """One replica process; `stop()` sends SIGTERM and returns the exit code. `cli`: another
     checkout's `movie-recs` (a benchmark's baseline); default: this environment's."""
 
-    def __init__(self, env: Mapping[str, str], log: Path, cli: Path | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log: Path, cli: Path | None = None, workers: int = 1
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         cli = cli or Path(sys.executable).with_name("movie-recs")
         self._log_file = log.open("ab")
         self.process = subprocess.Popen(
-            [str(cli), "serve", "--port", str(self.port)],
+            [str(cli), "serve", "--port", str(self.port)]
+            + (["--workers", str(workers)] if workers > 1 else []),
             env={**os.environ, **env},
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 90, poll: float = 0.2) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -47,7 +50,7 @@ class Server:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.2)
+            time.sleep(poll)
         raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
 
     def stop(self, timeout: float = 30) -> int:

@@ -46,8 +46,9 @@ class ApiService(Construct):
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        # The task role stays empty: the app calls no AWS API. Pulling the image, writing logs
-        # and reading the three secrets are the execution role's, which CDK scopes to them.
+        # The app calls no AWS API: the task role only mounts the snapshot file system
+        # (infra/snapshots.py). Pulling the image, writing logs and reading the three secrets
+        # are the execution role's, which CDK scopes to them.
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
@@ -94,9 +95,10 @@ class ApiService(Construct):
         Validations.of(self.task_definition).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-ECS2",
-                reason="The one plain variable is MOVIE_RECS_STORE_URL, Redis's host and port "
-                "without credentials; the API keys, webhook secrets and AUTH token are ECS "
-                "secrets from Secrets Manager (tests/infra checks both).",
+                reason="The plain variables are MOVIE_RECS_STORE_URL, Redis's host and port "
+                "without credentials, and MOVIE_RECS_SNAPSHOT_DIR, a mount path; the API keys, "
+                "webhook secrets and AUTH token are ECS secrets from Secrets Manager "
+                "(tests/infra checks both).",
             ),
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",

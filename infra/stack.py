@@ -15,6 +15,7 @@ from infra.network import Network
 from infra.scaling import add_autoscaling
 from infra.secrets import AppSecrets
 from infra.service import CONTAINER_PORT, ApiService
+from infra.snapshots import SnapshotStorage
 
 
 class MovieRecsStack(Stack):
@@ -35,6 +36,11 @@ class MovieRecsStack(Stack):
             store_url=self.cache.url,
         )
         self.cache.allow_from(self.api.service)
+        self.snapshots = SnapshotStorage(self, "Snapshots", vpc=network.vpc)
+        self.api.container.add_environment(
+            "MOVIE_RECS_SNAPSHOT_DIR",
+            self.snapshots.mount_into(self.api.service, self.api.container),
+        )
         self.load_balancer = PublicLoadBalancer(
             self, "LoadBalancer", config=config, vpc=network.vpc
         )

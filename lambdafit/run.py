@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -151,11 +152,19 @@ def _measure(
 def _container(
     cat: Catalog, options: Options, env: dict[str, str], log: Path, say: Say
 ) -> dict[str, Any]:
-    """One replica measured; started once more if it stopped before it was ready (other jobs
-    share this machine), which the report then says."""
+    """One replica measured, started from the snapshot a first replica wrote after its full
+    sync (timed too); started once more if it stopped before it was ready (other jobs share
+    this machine), which the report then says."""
+    snapshots = options.work / "snapshots" / log.stem
+    shutil.rmtree(snapshots, ignore_errors=True)
+    env = {**env, "MOVIE_RECS_SNAPSHOT_DIR": str(snapshots.resolve())}
     for attempt in (1, 2):
-        say(f"{cat.name}: container (movie-recs serve) startup, requests, webhooks")
+        say(f"{cat.name}: a first container replica: full sync, then its snapshot")
         try:
+            full_sync = container.publish_snapshot(
+                env, log.with_name(f"{log.stem}-first.log"), options.timeout
+            )
+            say(f"{cat.name}: container (movie-recs serve) startup, requests, webhooks")
             measured = container.measure(
                 env, list(cat.users), options.requests, options.webhooks, log, options.timeout
             )
@@ -164,7 +173,9 @@ def _container(
                 raise
             say(f"{cat.name}: {exc}; starting it again")
             continue
-        return {**measured, "attempts": attempt}
+        if not container.started_from_snapshot(log):
+            raise RuntimeError(f"{cat.name}: the measured replica did not start from a snapshot")
+        return {**measured, "full_sync_ready_seconds": full_sync, "attempts": attempt}
     raise AssertionError("unreachable")
 
 

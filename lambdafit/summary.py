@@ -43,7 +43,8 @@ class CatalogSummary:
     reload_seconds: float | None
     catch_up_idle: float | None
     catch_up_one: float | None
-    container_ready: float | None  # spawn -> /readyz 200, seconds
+    container_ready: float | None  # spawn -> /readyz 200, seconds (from a snapshot)
+    container_full_sync: float | None  # the same for the first replica (a full sync)
     container_first: float | None  # spawn -> first answer, seconds
     container_p50: float | None
     container_p99: float | None
@@ -78,6 +79,7 @@ def summarise(entry: dict[str, Any]) -> CatalogSummary:
         catch_up_idle=first.get("catch_up_idle_seconds"),
         catch_up_one=first.get("catch_up_one_movie_seconds"),
         container_ready=box["ready_seconds"] if box else None,
+        container_full_sync=box.get("full_sync_ready_seconds") if box else None,
         container_first=box["first_answer_seconds"] if box else None,
         container_p50=pct(box["warm_seconds"], 50) if box else None,
         container_p99=pct(box["warm_seconds"], 99) if box else None,

@@ -7,7 +7,10 @@ import contextlib
 import gc
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -20,11 +23,12 @@ from service.config import Settings
 from service.deps import require_api_key
 from service.index import index_params, set_threads
 from service.metrics import Metrics
-from service.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, MetricsMiddleware
+from service.middleware import EdgeMiddleware
 from service.page import mount_page
 from service.recommender import Recommender
 from service.refresher import Refresher
 from service.routes import catalog, events, health, movies, recommendations, search, users, webhooks
+from service.snapshot import SnapshotDir
 from service.store import InvalidRecord, StoreError, store_from_settings
 from service.titles import title_index
 from service.towers import Towers, load_towers
@@ -44,11 +48,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning(
             "!!! NO API KEY CONFIGURED: /v1 IS OPEN TO ANYONE (set MOVIE_RECS_API_KEYS) !!!"
         )
+    began = time.perf_counter()
     store = await store_from_settings(settings)
     refreshing: asyncio.Task[None] | None = None
     try:
+        # TensorFlow loads after ready (or when the refresher first embeds a movie): see towers.py.
         towers: Towers = app.state.prebuilt_towers or await asyncio.to_thread(
-            load_towers, settings.artifacts_dir, settings.model_version, settings.tf_threads
+            load_towers,
+            settings.artifacts_dir,
+            settings.model_version,
+            settings.tf_threads,
+            defer_tensorflow=True,
+        )
+        snapshots = (
+            SnapshotDir(settings.snapshot_dir, settings.snapshot_keep)
+            if settings.snapshot_dir is not None
+            else None
         )
         refresher = Refresher(
             store,
@@ -57,8 +72,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics,
             compact_at=settings.compact_at,
             min_fraction=settings.resync_min_fraction,
+            snapshots=snapshots,
         )
+        model_loaded = time.perf_counter()
         await refresher.catch_up()
+        index_loaded = time.perf_counter()
         snapshot = refresher.snapshot
         assert snapshot is not None
         if len(snapshot) == 0:
@@ -76,17 +94,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             recommender=Recommender(towers, refresher, towers.popular),
         )
         await title_index(snapshot.base)  # search is ready before the first request
+        titles_built = time.perf_counter()
         # The catalog, model and index are long-lived: move them out of the collector's
         # generations so full collections stop rescanning them on the request path.
         gc.collect()
         gc.freeze()
         refreshing = asyncio.create_task(refresher.run(), name="refresher")
+        towers.when_tensorflow_loaded(partial(_model_checked, metrics))
+        towers.start_tensorflow()
         log.info(
-            "ready: model %s, %d movies indexed (%s) at sequence %d",
+            "ready: model %s, %d movies indexed (%s) at sequence %d, from %s; startup phases: "
+            "model %.2fs, index %.2fs, title index %.2fs, lifespan %.2fs",
             towers.version,
             len(snapshot),
             snapshot.base.kind,
             refresher.applied_seq,
+            refresher.started_from,
+            model_loaded - began,
+            index_loaded - model_loaded,
+            titles_built - index_loaded,
+            time.perf_counter() - began,
         )
         yield
     finally:
@@ -95,6 +122,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await refreshing
         await store.close()
+
+
+def _model_checked(metrics: Metrics, loaded: Future[Any]) -> None:
+    """After the background TensorFlow load: a failed load or check is an alert, and the
+    replica stays unready (readiness reads `Towers.model_error`)."""
+    error = loaded.exception()
+    if error is None:
+        metrics.model_checked.set(1)
+    else:
+        metrics.model_check_failed.set(1)
+        log.error("the model cannot be served, this replica turns unready: %s", error)
 
 
 async def _store_error(request: Request, exc: Exception) -> JSONResponse:
@@ -155,21 +193,14 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(InvalidRecord, _invalid_record)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # Added innermost first. Metrics see every answer; the body is read (within its deadline)
-    # before a request takes an in-flight slot, so a client trickling its body costs a
-    # connection, never a slot.
     app.add_middleware(
-        InFlightLimitMiddleware,
-        limit=settings.max_in_flight,
-        exempt=HEALTH_PATHS,
+        EdgeMiddleware,
         metrics=app.state.metrics,
-    )
-    app.add_middleware(
-        BodyLimitMiddleware,
-        default_limit=settings.max_body_bytes,
-        limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
+        max_in_flight=settings.max_in_flight,
+        exempt=HEALTH_PATHS,
+        default_body_limit=settings.max_body_bytes,
+        body_limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
         raw_paths=[WEBHOOK_PATH],
         read_timeout=settings.read_timeout_seconds,
     )
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     freshness_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="How long min_index_version may wait."
     )
+    snapshot_dir: Path | None = Field(
+        default=None,
+        description="A directory replicas share (a volume, EFS): a replica that full-synced or "
+        "compacted writes its index there, and a new one starts from it. Unset: off.",
+    )
+    snapshot_keep: int = Field(default=3, ge=1, le=100, description="Snapshots kept per kind.")
     page: bool = Field(
         default=False, description="Serve the demo page at / (on under `movie-recs demo`)."
     )

@@ -63,3 +63,26 @@ class Metrics:
             "1 while the store's catalog is empty or shrunken and the last good index serves",
             registry=r,
         )
+        self.snapshot_loads = Counter(
+            "movie_recs_snapshot_loads",
+            "Startups by where the index came from: a snapshot (loaded), or a full sync because "
+            "there was none, or it was foreign (model, epoch), stale (log trimmed) or corrupt",
+            ["outcome"],
+            registry=r,
+        )
+        self.snapshots_published = Counter(
+            "movie_recs_snapshots_published",
+            "Index snapshots written to the shared directory",
+            ["outcome"],
+            registry=r,
+        )
+        self.model_checked = Gauge(
+            "movie_recs_model_checked",
+            "1 once the SavedModels loaded (after ready) and agreed with the NumPy user tower",
+            registry=r,
+        )
+        self.model_check_failed = Gauge(
+            "movie_recs_model_check_failed",
+            "1 when the NumPy user tower disagrees with the SavedModel (the replica turns unready)",
+            registry=r,
+        )

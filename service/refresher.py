@@ -4,7 +4,9 @@
 `Refresher` owns the published snapshot and where it stands in the change log: `step` applies
 one batch of entries, `catch_up` steps until the snapshot reaches the log's head (startup), and
 `run` is the loop around `step` that blocks on the log, compacts, logs, backs off and never
-dies silently. Requests read it through `IndexView`.
+dies silently. Requests read it through `IndexView`. With a `SnapshotDir`, it starts from the
+newest usable snapshot instead of a full sync, and writes one after every full sync and
+compaction (in a thread, never delaying the index it publishes).
 
 Fail static: when the store fails, the last good index keeps serving and readiness holds
 (the store is shared, so dropping readiness would drain every replica at once); a resync that
@@ -21,8 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from service import titles
 from service.index import BaseIndex, IndexParams, MovieMeta, Snapshot
 from service.metrics import Metrics
+from service.snapshot import Identity, SnapshotDir, SnapshotUnusable
 from service.store import Movie, Store, StoreError
 from service.towers import Towers
 
@@ -93,6 +97,7 @@ class Refresher:
         *,
         compact_at: int = 2000,
         min_fraction: float = 0.5,
+        snapshots: SnapshotDir | None = None,
     ) -> None:
         self.store = store
         self.towers = towers
@@ -100,6 +105,9 @@ class Refresher:
         self.metrics = metrics
         self.compact_at = compact_at
         self.min_fraction = min_fraction  # a resync smaller than this share of the index is refused
+        self.snapshots = snapshots
+        self.started_from: str | None = None  # "snapshot <file>" or "full sync", once started
+        self._sharing: asyncio.Task[None] | None = None  # a snapshot being written
         self._snapshot: Snapshot | None = None
         self._changed = asyncio.Event()
         self._epoch = ""
@@ -189,6 +197,7 @@ class Refresher:
         self._catalog_lost = None
         self.metrics.catalog_lost.set(0)
         self.adopt(snapshot, epoch)
+        self._share(snapshot.base, snapshot.applied_seq)
         self.metrics.resyncs.labels(reason).inc()
         # Every replica loads this way at startup (INFO); any later resync means drift was caught.
         log.log(
@@ -200,11 +209,78 @@ class Refresher:
             time.perf_counter() - started,
         )
 
+    async def start(self) -> None:
+        """The first index: the newest usable snapshot, else a full sync (logged, counted)."""
+        if self.snapshots is not None:
+            try:
+                await self._load_snapshot(self.snapshots)
+                return
+            except SnapshotUnusable as exc:
+                self.metrics.snapshot_loads.labels(exc.outcome).inc()
+                log.log(
+                    logging.INFO if exc.outcome == "none" else logging.WARNING,
+                    "not starting from a snapshot (%s: %s); full sync instead",
+                    exc.outcome,
+                    exc,
+                )
+        await self.resync("startup")
+        self.started_from = "full sync"
+
+    async def _load_snapshot(self, snapshots: SnapshotDir) -> None:
+        started = time.perf_counter()
+        epoch = await self.store.epoch()
+        loaded = await asyncio.to_thread(snapshots.load, self._identity(epoch))
+        # The log must still hold every entry after the snapshot, and not be behind it.
+        first, head = await self.store.first_retained_seq(), await self.store.head_seq()
+        if first > loaded.applied_seq + 1 or head < loaded.applied_seq:
+            raise SnapshotUnusable(
+                "stale",
+                f"{loaded.path.name} is at sequence {loaded.applied_seq}, the log holds "
+                f"{first}..{head}",
+            )
+        if loaded.titles is not None:
+            titles.remember(loaded.base, loaded.titles)
+        self.adopt(Snapshot.create(loaded.base, loaded.applied_seq), epoch)
+        self.metrics.snapshot_loads.labels("loaded").inc()
+        self.started_from = f"snapshot {loaded.path.name}"
+        log.info(
+            "started from snapshot %s: %d movies at sequence %d, %.1f MB in %.2fs",
+            loaded.path.name,
+            len(loaded.base),
+            loaded.applied_seq,
+            loaded.bytes_read / 2**20,
+            time.perf_counter() - started,
+        )
+
+    def _identity(self, epoch: str) -> Identity:
+        return Identity(self.towers.version, epoch, self.params)
+
+    def _share(self, base: BaseIndex, applied_seq: int) -> None:
+        """Write a snapshot in the background, unless one is being written or a newer exists."""
+        snapshots = self.snapshots
+        if snapshots is None or (self._sharing is not None and not self._sharing.done()):
+            return
+        identity = self._identity(self._epoch)
+
+        async def write() -> None:
+            try:
+                if await asyncio.to_thread(snapshots.newest_seq, identity) >= applied_seq:
+                    return  # another replica already wrote this state or a later one
+                # The same build search uses (cached per base), so it is never built twice.
+                title_index = await titles.title_index(base)
+                await asyncio.to_thread(snapshots.publish, base, applied_seq, identity, title_index)
+                self.metrics.snapshots_published.labels("ok").inc()
+            except Exception:
+                self.metrics.snapshots_published.labels("failed").inc()
+                log.exception("could not write a snapshot to %s", snapshots.directory)
+
+        self._sharing = asyncio.create_task(write(), name="snapshot")
+
     async def step(self, *, limit: int = 1000, block_seconds: float = 0.0) -> int:
         """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
         store, metrics = self.store, self.metrics
         if self._snapshot is None:
-            await self.resync("startup")
+            await self.start()
         snapshot = self._snapshot
         assert snapshot is not None
         if await store.epoch() != self._epoch:
@@ -265,6 +341,7 @@ class Refresher:
         if self._generation != generation or current is None:
             return  # a full resync replaced the lineage this base was built from
         self._publish(current.rebased(base, started))
+        self._share(base, started.applied_seq)
         self.metrics.compactions.inc()
         log.info("compacted the index: %d movies, %d pending after", len(base), current.pending)
 
@@ -317,3 +394,5 @@ class Refresher:
         finally:
             if compaction is not None:
                 compaction.cancel()
+            if self._sharing is not None:
+                self._sharing.cancel()  # the thread finishes its file; the rename is atomic

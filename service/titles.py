@@ -76,6 +76,51 @@ class TitleIndex:
         self._alpha_titles = [self.titles[rank] for rank in alphabetical]
         self.genres = frozenset(genres)
 
+    def parts(self) -> dict[str, np.ndarray | list[str]]:
+        """What rebuilds this index without normalising or sorting (an index snapshot)."""
+        tokens = self._tokens
+        sizes = np.array([len(self._postings[t]) for t in tokens], np.int64)
+        postings = (
+            np.concatenate([self._postings[t] for t in tokens]) if tokens else np.zeros(0)
+        ).astype(np.int32)  # ranks < 2**31: half the bytes on disk
+        return {
+            "titles": self.titles,
+            "row_at": self.row_at,
+            "alphabetical": self._alphabetical,
+            "tokens": tokens,
+            "sizes": sizes,
+            "postings": postings,
+            "genres": sorted(self.genres),
+        }
+
+    @classmethod
+    def from_parts(
+        cls,
+        titles: list[str],
+        row_at: np.ndarray,
+        alphabetical: np.ndarray,
+        tokens: list[str],
+        sizes: np.ndarray,
+        postings: np.ndarray,
+        genres: list[str],
+    ) -> TitleIndex:
+        if len(row_at) != len(titles) or len(alphabetical) != len(titles):
+            raise ValueError("title index parts do not match the title count")
+        if len(sizes) != len(tokens) or int(sizes.sum()) != len(postings):
+            raise ValueError("title index postings do not match their tokens")
+        index = cls.__new__(cls)
+        index.row_at = np.asarray(row_at, np.int64)
+        index.titles = titles
+        ranks = np.asarray(postings, np.int64)
+        ends = np.cumsum(sizes).tolist()
+        starts = [0, *ends[:-1]]
+        index._postings = {t: ranks[a:b] for t, a, b in zip(tokens, starts, ends, strict=True)}
+        index._tokens = tokens
+        index._alphabetical = np.asarray(alphabetical, np.int64)
+        index._alpha_titles = [titles[rank] for rank in index._alphabetical.tolist()]
+        index.genres = frozenset(genres)
+        return index
+
     def _prefixed(self, word: str, head: int | None = None) -> np.ndarray:
         """Ranks of titles with a token starting with `word`, sorted and unique (the `head`
         smallest of each token's, enough when no other word has to intersect)."""
@@ -106,6 +151,15 @@ _built: weakref.WeakKeyDictionary[BaseIndex, TitleIndex] = weakref.WeakKeyDictio
 _building: weakref.WeakKeyDictionary[BaseIndex, asyncio.Future[TitleIndex]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def remember(base: BaseIndex, index: TitleIndex) -> None:
+    """Use `index` as `base`'s title index (read from a snapshot), so nothing rebuilds it."""
+    _built[base] = index
+
+
+def built(base: BaseIndex) -> TitleIndex | None:
+    return _built.get(base)
 
 
 class TitleIndexBuilding(Exception):

@@ -24,18 +24,21 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"model": Readiness}})
 async def readyz(request: Request, response: Response) -> Readiness:
     """Ready when the model is loaded and the index caught up with the change log (as far as
-    the store last said: an unreachable store does not make a replica unready)."""
+    the store last said: an unreachable store does not make a replica unready); never again
+    once the SavedModels failed to load or disagreed with the NumPy user tower."""
     app_state = getattr(request.app.state, "app_state", None)
     if app_state is None or app_state.index.snapshot is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(ready=False, reason="starting: model or index not loaded")
     index = app_state.index
-    ready = index.caught_up
+    model_error = app_state.towers.model_error
+    ready = index.caught_up and model_error is None
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    reason = f"model cannot be served: {model_error}" if model_error else None
     return Readiness(
         ready=ready,
-        reason=None if ready else "catching up with the change log",
+        reason=None if ready else reason or "catching up with the change log",
         model_version=app_state.towers.version,
         index_version=index.applied_seq,
         index_size=len(index.snapshot),

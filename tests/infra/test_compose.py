@@ -97,3 +97,14 @@ def test_env_example_values_work_and_are_clearly_fake() -> None:
         Webhook(secret)  # a valid Standard Webhooks secret, so the demo's signatures verify
     assert "FAKE" in ENV_EXAMPLE.read_text("utf-8")
     assert ".env" in (ROOT / ".gitignore").read_text("utf-8").split()  # real values stay local
+
+
+def test_the_replicas_share_one_snapshot_volume_the_image_user_owns(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("api-1", "api-2"):
+        api = services[name]
+        assert api["volumes"] == ["snapshots:/var/snapshots"]
+        assert api["environment"]["MOVIE_RECS_SNAPSHOT_DIR"] == "/var/snapshots"
+    dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
+    assert "mkdir -p /var/snapshots && chown 10001:10001 /var/snapshots" in dockerfile

@@ -10,6 +10,7 @@ import pytest
 
 from infra.cache import PORT as REDIS_PORT
 from infra.service import CONTAINER_PORT
+from infra.snapshots import APP_UID, MOUNT_PATH
 from service.cli import uvicorn_options
 from tests.infra.conftest import Synth, synthesize
 
@@ -98,7 +99,7 @@ def test_redis_is_multi_az_encrypted_and_needs_the_auth_token(synth: Synth) -> N
 def test_secrets_are_injected_by_ecs_never_plain_environment(synth: Synth) -> None:
     definition = container(synth)
     environment = {item["Name"]: item["Value"] for item in definition["Environment"]}
-    assert set(environment) == {"MOVIE_RECS_STORE_URL"}
+    assert set(environment) == {"MOVIE_RECS_STORE_URL", "MOVIE_RECS_SNAPSHOT_DIR"}
     for name in environment:
         assert not re.search(r"KEY|SECRET|PASSWORD|TOKEN", name)
     secrets = {item["Name"]: item["ValueFrom"] for item in definition["Secrets"]}
@@ -152,20 +153,28 @@ def test_container_root_is_read_only_with_a_tmp_volume(synth: Synth) -> None:
     definition = container(synth)
     assert definition["ReadonlyRootFilesystem"] is True
     assert definition["MountPoints"] == [
-        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}
+        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"},
+        {"ContainerPath": MOUNT_PATH, "ReadOnly": False, "SourceVolume": "snapshots"},
     ]
     assert definition["PortMappings"][0]["ContainerPort"] == CONTAINER_PORT
     assert definition["LogConfiguration"]["Options"]["mode"] == "non-blocking"
 
 
-def test_task_role_has_no_permissions_and_execution_role_reads_three_secrets(
+def test_task_role_only_mounts_the_snapshots_and_execution_role_reads_three_secrets(
     synth: Synth,
 ) -> None:
     task = synth.one("AWS::ECS::TaskDefinition")["Properties"]
     task_role = task["TaskRoleArn"]["Fn::GetAtt"][0]
     execution_role = task["ExecutionRoleArn"]["Fn::GetAtt"][0]
     policies = synth.resources("AWS::IAM::Policy").values()
-    assert not [p for p in policies if {"Ref": task_role} in p["Properties"]["Roles"]]
+    (mount,) = [p for p in policies if {"Ref": task_role} in p["Properties"]["Roles"]]
+    file_system = synth.logical_id(synth.stack.snapshots.file_system)
+    (statement,) = mount["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(statement["Action"]) == [
+        "elasticfilesystem:ClientMount",
+        "elasticfilesystem:ClientWrite",
+    ]
+    assert statement["Resource"] == {"Fn::GetAtt": [file_system, "Arn"]}
     assert "ManagedPolicyArns" not in synth.resources("AWS::IAM::Role")[task_role]["Properties"]
     (execution,) = [p for p in policies if {"Ref": execution_role} in p["Properties"]["Roles"]]
     statements = execution["Properties"]["PolicyDocument"]["Statement"]
@@ -250,3 +259,31 @@ def test_context_selects_the_stage_and_https(tmp_path_factory: pytest.TempPathFa
     assert target["MaxCapacity"] == 12
     group = other.template.find_resources("AWS::ElastiCache::ReplicationGroup")
     assert next(iter(group.values()))["DeletionPolicy"] == "Delete"
+
+
+def test_snapshots_live_on_encrypted_efs_that_only_the_tasks_reach(synth: Synth) -> None:
+    file_system = synth.one("AWS::EFS::FileSystem")["Properties"]
+    assert file_system["Encrypted"] is True
+    assert file_system["ThroughputMode"] == "elastic"
+    point = synth.one("AWS::EFS::AccessPoint")["Properties"]
+    assert point["PosixUser"] == {"Uid": APP_UID, "Gid": APP_UID}  # the image's user
+    assert point["RootDirectory"]["CreationInfo"]["OwnerUid"] == APP_UID
+    efs_sg = synth.logical_id(synth.stack.snapshots.security_group)
+    api_sg = synth.logical_id(synth.stack.api.security_group)
+    rules = [
+        rule["Properties"]
+        for rule in synth.resources("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [efs_sg, "GroupId"]}
+    ]
+    assert [(r["SourceSecurityGroupId"], r["FromPort"], r["ToPort"]) for r in rules] == [
+        ({"Fn::GetAtt": [api_sg, "GroupId"]}, 2049, 2049)
+    ]
+    for target in synth.resources("AWS::EFS::MountTarget").values():
+        assert target["Properties"]["SecurityGroups"] == [{"Fn::GetAtt": [efs_sg, "GroupId"]}]
+    task = synth.one("AWS::ECS::TaskDefinition")["Properties"]
+    (volume,) = [v for v in task["Volumes"] if v["Name"] == "snapshots"]
+    config = volume["EFSVolumeConfiguration"]
+    assert config["TransitEncryption"] == "ENABLED"
+    assert config["AuthorizationConfig"]["IAM"] == "ENABLED"
+    environment = {item["Name"]: item["Value"] for item in container(synth)["Environment"]}
+    assert environment["MOVIE_RECS_SNAPSHOT_DIR"] == MOUNT_PATH

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from service.index import IndexParams
 from service.metrics import Metrics
 from service.refresher import CatalogLost, Refresher
+from service.snapshot import Identity, SnapshotDir
 from service.store import Delete, Movie, Store, Upsert
+from service.titles import built
 from service.towers import Towers
 
 pytestmark = pytest.mark.anyio
@@ -152,3 +155,74 @@ async def test_compaction_folds_the_delta_and_keeps_later_changes(
 
     assert refresher.snapshot.pending == 0  # type: ignore[union-attr]
     assert set(refresher.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+
+
+async def published(metrics: Metrics, count: int = 1) -> None:
+    """Wait (bounded) until this replica wrote `count` snapshots; they are written in a thread."""
+    for _ in range(500):
+        if metrics.snapshots_published.labels("ok")._value.get() >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no snapshot was written")
+
+
+async def test_a_replica_starts_from_a_snapshot_and_tails_the_log_after_it(
+    store: Store, tiny_towers: Towers, tmp_path: Path
+) -> None:
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(20)])
+    first = Metrics()
+    await catch_up(Refresher(store, tiny_towers, PARAMS, first, snapshots=SnapshotDir(tmp_path)))
+    await published(first)
+    await store.apply_changes([Upsert(movie("new")), Delete("3"), Upsert(movie("4", "Changed"))])
+
+    metrics = Metrics()
+    second = Refresher(store, tiny_towers, PARAMS, metrics, snapshots=SnapshotDir(tmp_path))
+    await catch_up(second)
+
+    assert metrics.snapshot_loads.labels("loaded")._value.get() == 1
+    assert metrics.resyncs.labels("startup")._value.get() == 0  # no full sync
+    assert second.started_from is not None and second.started_from.startswith("snapshot")
+    assert set(second.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    assert second.snapshot.get("4")[1].title == "Changed"  # type: ignore[index]
+    assert second.applied_seq == await store.head_seq()
+    assert built(second.snapshot.base) is not None  # its title index came with it, not rebuilt
+
+
+async def test_a_snapshot_older_than_the_retained_log_falls_back_to_a_full_sync(
+    store: Store, tiny_towers: Towers, tmp_path: Path
+) -> None:
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(5)])
+    first = Metrics()
+    await catch_up(Refresher(store, tiny_towers, PARAMS, first, snapshots=SnapshotDir(tmp_path)))
+    await published(first)
+    await store.apply_changes([Upsert(movie(f"later-{i}")) for i in range(30)])
+    await store.apply_changes([Delete("0")])
+    await store.trim_changes(keep_last=5)
+
+    metrics = Metrics()
+    second = Refresher(store, tiny_towers, PARAMS, metrics, snapshots=SnapshotDir(tmp_path))
+    await catch_up(second)
+
+    assert metrics.snapshot_loads.labels("stale")._value.get() == 1
+    assert metrics.resyncs.labels("startup")._value.get() == 1
+    assert set(second.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    await published(metrics)  # and the full sync wrote a fresh snapshot for the next one
+
+
+async def test_a_compaction_writes_a_snapshot_a_new_replica_starts_from(
+    store: Store, tiny_towers: Towers, tmp_path: Path
+) -> None:
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
+    refresher = Refresher(store, tiny_towers, PARAMS, metrics, snapshots=SnapshotDir(tmp_path))
+    await catch_up(refresher)
+    await published(metrics)
+    await store.apply_changes([Upsert(movie("x")), Delete("1")])
+    await catch_up(refresher)
+    await refresher.compact()
+    await published(metrics, 2)
+
+    assert (
+        SnapshotDir(tmp_path).newest_seq(Identity(tiny_towers.version, await store.epoch(), PARAMS))
+        == await store.head_seq()
+    )

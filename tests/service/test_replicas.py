@@ -229,3 +229,125 @@ def test_a_paused_replica_whose_cursor_was_trimmed_resyncs(
     assert metric(b, 'movie_recs_resyncs_total{reason="change log trimmed') >= 1
     assert httpx.get(f"{b.url}/v1/movies/t100").json()["indexed"]
     assert httpx.get(f"{b.url}/v1/movies/1/similar").status_code == 404
+
+
+@pytest.fixture
+def snapshot_env(replica_redis, tiny_model_dir: Path, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Replicas that share a snapshot directory, on a freshly seeded Redis."""
+    url = f"redis://{replica_redis.host}:{replica_redis.port}/0"
+    seed(url, BUNDLED_DATA)
+    return server_env(
+        url,
+        tiny_model_dir,
+        MOVIE_RECS_WEBHOOK_SECRETS=SECRET,
+        MOVIE_RECS_FRESHNESS_WAIT_SECONDS="10",
+        MOVIE_RECS_CHANGELOG_MAX_LEN="100",
+        MOVIE_RECS_SNAPSHOT_DIR=str(tmp_path / "snapshots"),
+    )
+
+
+def started(env: dict[str, str], log: Path) -> Server:
+    replica = Server(env, log)
+    try:
+        replica.wait_ready(timeout=180)
+    except BaseException:
+        replica.kill()
+        raise
+    return replica
+
+
+def publishing_replica(env: dict[str, str], log: Path) -> Server:
+    """A replica that full-synced and wrote its snapshot."""
+    replica = started(env, log)
+    wait_until(
+        lambda: metric(replica, 'movie_recs_snapshots_published_total{outcome="ok"}') == 1,
+        timeout=60,
+        what="a snapshot written by the first replica",
+    )
+    return replica
+
+
+def test_a_new_replica_starts_from_the_snapshot_and_tails_the_log(
+    snapshot_env: dict[str, str], tmp_path: Path
+) -> None:
+    a = publishing_replica(snapshot_env, tmp_path / "a.log")
+    try:
+        new = {"id": "900002", "title": "After The Snapshot", "genres": ["Drama"], "year": 2026}
+        deliver(a.url, {"type": "movie.upserted", "data": new}, "msg_after")
+        gone = deliver(a.url, {"type": "movie.deleted", "data": {"id": "1"}}, "msg_gone")
+        seq = gone.json()["last_seq"]
+        b = started(snapshot_env, tmp_path / "b.log")
+    finally:
+        a.kill()
+    try:
+        assert metric(b, 'movie_recs_snapshot_loads_total{outcome="loaded"}') == 1
+        assert metric(b, 'movie_recs_resyncs_total{reason="startup"}') == 0  # no full sync
+        assert "from snapshot" in b.log.read_text()
+        assert httpx.get(f"{b.url}/readyz").json()["index_version"] == seq
+        assert recommends(b, "900002", seq)[0] == "900002"  # added after the snapshot
+        assert httpx.get(f"{b.url}/v1/movies/1/similar").status_code == 404  # deleted after it
+        popular = recommends(b, "2", seq) + recommends(b, "3", seq)
+        assert "1" not in popular
+        # TensorFlow loaded after ready and passed its check; the movie tower then serves.
+        wait_until(lambda: metric(b, "movie_recs_model_checked") == 1, timeout=120)
+        assert metric(b, "movie_recs_model_check_failed") == 0
+    finally:
+        b.kill()
+
+
+def _corrupt(directory: Path, _: str) -> None:
+    (path,) = directory.glob("*.snap")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _foreign(_: Path, url: str) -> None:
+    """The store restarted empty and was re-imported: a new epoch, so old positions mean
+    nothing."""
+    seed(url, BUNDLED_DATA)
+
+
+def _trimmed(_: Path, url: str) -> None:
+    async def many_changes() -> None:
+        from service.store import Movie, Upsert
+
+        store = await open_store(url, changelog_max_len=100)
+        for i in range(3):
+            await store.apply_changes(
+                [Upsert(Movie(f"x{i}-{j}", f"Trimmed {i} {j}")) for j in range(60)]
+            )
+        await store.close()
+
+    asyncio.run(many_changes())
+
+
+@pytest.mark.parametrize(
+    ("damage", "outcome"),
+    [(_corrupt, "corrupt"), (_foreign, "foreign"), (_trimmed, "stale")],
+    ids=["corrupt", "foreign", "trimmed"],
+)
+def test_an_unusable_snapshot_falls_back_to_a_full_sync(
+    snapshot_env: dict[str, str],
+    tmp_path: Path,
+    damage,
+    outcome: str,  # type: ignore[no-untyped-def]
+) -> None:
+    publishing_replica(snapshot_env, tmp_path / "a.log").kill()
+    damage(Path(snapshot_env["MOVIE_RECS_SNAPSHOT_DIR"]), snapshot_env["MOVIE_RECS_STORE_URL"])
+
+    b = started(snapshot_env, tmp_path / "b.log")
+    try:
+        assert metric(b, f'movie_recs_snapshot_loads_total{{outcome="{outcome}"}}') == 1
+        assert metric(b, 'movie_recs_snapshot_loads_total{outcome="loaded"}') == 0
+        assert metric(b, 'movie_recs_resyncs_total{reason="startup"}') == 1
+        if damage is _trimmed:
+            assert indexed(b, "x2-59", 0)  # written after the snapshot, beyond the kept log
+        ready = httpx.get(f"{b.url}/readyz").json()
+        assert ready["ready"] and ready["index_size"] >= 9742
+        wait_until(  # and it wrote a snapshot the next replica can use
+            lambda: metric(b, 'movie_recs_snapshots_published_total{outcome="ok"}') == 1,
+            timeout=60,
+        )
+    finally:
+        b.kill()

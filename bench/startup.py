@@ -1,0 +1,152 @@
+"""Start to ready: a replica that starts from a snapshot vs one that full-syncs from the store.
+
+    .venv/bin/python -m bench.startup [--size 1000000] [--repeat 3] [--store redis|sqlite]
+
+The synthetic catalog (bench/catalog.py) goes into a private redis-server (or a SQLite file).
+A first replica full-syncs and writes its snapshot; then rounds alternate a replica given the
+snapshot directory and one without it (a full sync, as every replica started before
+snapshots), each a real `movie-recs serve` timed from spawn to `/readyz` = 200. Each server's
+startup log gives the phases (the lifespan's own timings; "before the app" is the rest:
+interpreter, imports, uvicorn); TensorFlow loads after ready, timed by its log line. Medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench.catalog import ensure_catalog
+from bench.process import Server, server_env
+from bench.redisserver import redis_server
+from bench.serving import fill_redis
+from service.config import Settings
+from service.towers import load_towers
+
+WORK = Path("var/bench/startup")
+console = Console(width=200)
+READY = re.compile(
+    r"startup phases: model ([\d.]+)s, index ([\d.]+)s, title index ([\d.]+)s, lifespan ([\d.]+)s"
+)
+TENSORFLOW = re.compile(r"SavedModels checked\) in ([\d.]+)s")
+SNAPSHOT_READ = re.compile(r"started from snapshot \S+: .*, ([\d.]+) MB in ([\d.]+)s")
+POLL = 0.01
+
+
+def start(env: dict[str, str], log: Path) -> tuple[Server, float]:
+    log.unlink(missing_ok=True)
+    started = time.perf_counter()
+    server = Server(env, log)
+    server.wait_ready(timeout=600, poll=POLL)
+    return server, time.perf_counter() - started
+
+
+def wait_for(pattern: re.Pattern[str], log: Path, timeout: float = 120) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = pattern.search(log.read_text(errors="replace"))
+        if found:
+            return found
+        time.sleep(0.1)
+    raise TimeoutError(f"{pattern.pattern!r} not in {log}")
+
+
+def one_start(env: dict[str, str], log: Path) -> dict[str, float]:
+    server, ready = start(env, log)
+    try:
+        phases = wait_for(READY, log)
+        tensorflow = wait_for(TENSORFLOW, log)
+        model, index, titles, lifespan = (float(x) for x in phases.groups())
+        result = {
+            "spawn → ready": ready,
+            "before the app (interpreter, imports)": ready - lifespan,
+            "model (NumPy user tower)": model,
+            "index": index,
+            "title index": titles,
+            "TensorFlow + check, after ready": float(tensorflow.group(1)),
+        }
+        read = SNAPSHOT_READ.search(log.read_text(errors="replace"))
+        if read:
+            result["snapshot MB"] = float(read.group(1))
+        return result
+    finally:
+        server.stop()
+
+
+def publish(env: dict[str, str], log: Path) -> None:
+    """A first replica: full sync, then its snapshot written."""
+    server, _ = start(env, log)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            if 'movie_recs_snapshots_published_total{outcome="ok"} 1.0' in text:
+                return
+            time.sleep(0.5)
+        raise TimeoutError("no snapshot written")
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--store", choices=("redis", "sqlite"), default="redis")
+    args = parser.parse_args()
+    settings = Settings()
+    artifacts = settings.artifacts_dir.resolve()
+    version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
+    WORK.mkdir(parents=True, exist_ok=True)
+    snapshots = WORK / "snapshots"
+    shutil.rmtree(snapshots, ignore_errors=True)
+    results: dict[str, list[dict[str, float]]] = {"snapshot": [], "full sync": []}
+    with redis_server() as redis_url:
+        if args.store == "redis":
+            console.print(f"writing {args.size:,} movies into Redis…")
+            fill_redis(redis_url, version, args.size)
+            url = redis_url
+        else:
+            url = ensure_catalog(WORK.parent, version, args.size)
+        plain = server_env(url, artifacts)
+        with_snapshots = {**plain, "MOVIE_RECS_SNAPSHOT_DIR": str(snapshots.resolve())}
+        publish(with_snapshots, WORK / "publisher.log")
+        size = sum(p.stat().st_size for p in snapshots.glob("*.snap")) / 2**20
+        for round_ in range(args.repeat):
+            order = [("snapshot", with_snapshots), ("full sync", plain)]
+            for mode, env in order if round_ % 2 == 0 else order[::-1]:
+                log = WORK / f"{mode.replace(' ', '-')}-{round_}.log"
+                results[mode].append(one_start(env, log))
+                console.print(f"round {round_ + 1}, {mode}: {results[mode][-1]}")
+
+    table = Table(
+        title=f"Start to ready, {args.size:,} synthetic movies on {args.store} "
+        f"(medians of {args.repeat} interleaved starts; snapshot file {size:,.0f} MB)"
+    )
+    table.add_column("phase (seconds)")
+    for mode in results:
+        table.add_column(mode, justify="right")
+    table.add_column("snapshot / full sync", justify="right")
+    phases = [key for key in results["full sync"][0] if key != "snapshot MB"]
+    for phase in phases:
+        values = {m: statistics.median(r[phase] for r in rs) for m, rs in results.items()}
+        ratio = values["snapshot"] / values["full sync"] if values["full sync"] else 0
+        table.add_row(
+            phase,
+            *(f"{values[m]:.2f}" for m in results),
+            f"{ratio:.2f}x",
+        )
+    console.print(table)
+    spread = {m: [round(r["spawn → ready"], 2) for r in rs] for m, rs in results.items()}
+    console.print(f"spawn → ready, every start: {spread}")
+
+
+if __name__ == "__main__":
+    main()
