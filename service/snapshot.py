@@ -277,8 +277,9 @@ def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex
     vectors = data["vectors"].reshape(count, dim) if count else np.zeros((0, dim), np.float32)
     if len(years) != count or len(versions) != count:
         raise SnapshotUnusable("corrupt", "years or versions do not match the movie count")
-    shared: dict[str, tuple[str, ...]] = {}  # a catalog repeats a few genre sets many times
-    genres = [shared.setdefault(row, tuple(row.split(",")) if row else ()) for row in genre_rows]
+    # A catalog repeats a few genre sets many times: split each once, share the tuples.
+    shared = {row: tuple(row.split(",")) if row else () for row in set(genre_rows)}
+    genres = [shared[row] for row in genre_rows]
     meta = [
         MovieMeta(t, g, None if y == NO_YEAR else y, v)
         for t, g, y, v in zip(titles, genres, years, versions, strict=True)
@@ -300,7 +301,7 @@ def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex
         ids=ids,
         vectors=vectors,
         meta=meta,
-        row_of={mid: row for row, mid in enumerate(ids)},
+        row_of=dict(zip(ids, range(count), strict=True)),
         faiss_index=index,
         kind=kind,
         recall=float(header["recall"]),
