@@ -1,7 +1,12 @@
-"""Index benchmark: exact vs IVF per catalog size, with recall@10 vs exact printed every run,
-so the ANN threshold and `nprobe` are read off a measurement, not guessed.
+"""Index benchmark: exact vs IVF variants per catalog size, with recall@10 vs exact printed
+every run, so the ANN threshold, the IVF layout and `nprobe` are read off a measurement.
 
     .venv/bin/python -m bench.index [--sizes 10000,30000,100000,300000,1000000]
+        [--variants flat4,pq4,pq8]
+
+Variants: `CODES:C` is C x sqrt(N) cells holding CODES (a FAISS factory name: Flat, SQ8,
+SQfp16, PQ32x4fs...); codes other than Flat re-score their best R x k exactly (`CODES:C:R`,
+default R from IndexParams).
 
 Vectors are the clustered synthetic catalog (bench/catalog.py); queries are catalog vectors
 plus noise, like a user vector near one taste. One OpenMP thread, as served.
@@ -63,16 +68,29 @@ def recall(index: BaseIndex, queries: np.ndarray, truths: list[set[int]]) -> flo
     return hits / (10 * len(queries))
 
 
-def measure(n: int, nprobes: tuple[int, ...], cells_per_sqrt: float) -> dict[str, float]:
-    vectors, _ = clustered_vectors(n)
+def variant_params(name: str) -> IndexParams:
+    """`Flat:4`, `SQ8:8`, `SQ8:4:10`: see the module docstring."""
+    codes, cells, *rerank = name.split(":")
+    return IndexParams(
+        ann_threshold=0,
+        ivf_cells_per_sqrt=float(cells),
+        ivf_codes=codes,
+        ivf_rerank=int(rerank[0]) if rerank else IndexParams().ivf_rerank,
+    )
+
+
+def measure(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truths: list[set[int]],
+    nprobes: tuple[int, ...],
+    params: IndexParams,
+) -> dict[str, float]:
+    n = len(vectors)
     ids = [f"s{i}" for i in range(n)]
     meta = [MovieMeta("t", (), None)] * n
-    queries = queries_near(vectors, 200)
-    truths = exact_top10(vectors, queries)
-    exact = BaseIndex.build(ids, vectors, meta, IndexParams(ann_threshold=n))
-    row: dict[str, float] = {"exact": per_call_us(partial(exact.search, queries[0], 10))}
+    row: dict[str, float] = {}
     started = time.perf_counter()
-    params = IndexParams(ann_threshold=0, ivf_cells_per_sqrt=cells_per_sqrt)
     ivf = BaseIndex.build(ids, vectors, meta, params)
     row["build s"] = time.perf_counter() - started  # training, adding, measuring nprobe
     row["nlist"] = ivf.faiss_index.nlist
@@ -90,38 +108,52 @@ def measure(n: int, nprobes: tuple[int, ...], cells_per_sqrt: float) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,30000,100000,300000,1000000")
-    parser.add_argument("--cells-per-sqrt", type=float, default=IndexParams().ivf_cells_per_sqrt)
+    parser.add_argument("--variants", default="Flat:4,Flat:8,SQ8:4", help="IVF layouts.")
     args = parser.parse_args()
     set_threads(1)
     table = Table(title=f"Index search, one query, µs (recall@10 vs exact); goal ≥ {RECALL_GOAL}")
-    columns = ("movies", "exact µs", "IVF nlist", "IVF build s", *map(str, NPROBES))
+    columns = ("movies", "exact µs", "IVF", "nlist", "build s", *map(str, NPROBES))
     for column in (*columns, "served: nprobe, µs, recall (build's own)", "best"):
-        table.add_column(column if column.isalpha() or " " in column else f"nprobe {column}")
+        table.add_column(column if not column.isdigit() else f"nprobe {column}")
     for n in (int(s) for s in args.sizes.split(",") if s):
-        row = measure(n, NPROBES, args.cells_per_sqrt)
-        served = int(row["served nprobe"])
-        cells = []
-        best = ""
-        for nprobe in NPROBES:
-            if f"{nprobe} µs" not in row:
-                cells.append("-")
-                continue
-            us, rec = row[f"{nprobe} µs"], row[f"{nprobe} recall"]
-            cells.append(f"{us:,.0f} ({rec:.3f})")
-            if not best and rec >= RECALL_GOAL:
-                best = f"nprobe {nprobe}: {row['exact'] / us:.1f}x faster than exact"
-        table.add_row(
-            f"{n:,}",
-            f"{row['exact']:,.0f}",
-            f"{row['nlist']:,.0f}",
-            f"{row['build s']:.1f}",
-            *cells,
-            f"{served}, {row.get(f'{served} µs', float('nan')):,.0f}, "
-            f"{row.get(f'{served} recall', float('nan')):.3f} ({row['build recall']:.3f})",
-            best or "none reaches the goal",
-        )
-        console.print(f"{n:,} measured")  # the big sizes take a while
+        vectors = clustered_vectors(n)
+        queries = queries_near(vectors, 200)
+        truths = exact_top10(vectors, queries)
+        ids = [f"s{i}" for i in range(n)]
+        exact = BaseIndex.build(ids, vectors, [MovieMeta("t", (), None)] * n, IndexParams(n))
+        exact_us = per_call_us(partial(exact.search, queries[0], 10))
+        del exact
+        for variant in args.variants.split(","):
+            row = measure(vectors, queries, truths, NPROBES, variant_params(variant))
+            row["exact"] = exact_us
+            add_row(table, n, variant, row)
+            console.print(f"{n:,} {variant} measured")  # the big sizes take a while
     console.print(table)
+
+
+def add_row(table: Table, n: int, variant: str, row: dict[str, float]) -> None:
+    served = int(row["served nprobe"])
+    cells = []
+    best = ""
+    for nprobe in NPROBES:
+        if f"{nprobe} µs" not in row:
+            cells.append("-")
+            continue
+        us, rec = row[f"{nprobe} µs"], row[f"{nprobe} recall"]
+        cells.append(f"{us:,.0f} ({rec:.3f})")
+        if not best and rec >= RECALL_GOAL:
+            best = f"nprobe {nprobe}: {row['exact'] / us:.1f}x faster than exact"
+    table.add_row(
+        f"{n:,}",
+        f"{row['exact']:,.0f}",
+        variant,
+        f"{row['nlist']:,.0f}",
+        f"{row['build s']:.1f}",
+        *cells,
+        f"{served}, {row.get(f'{served} µs', float('nan')):,.0f}, "
+        f"{row.get(f'{served} recall', float('nan')):.3f} ({row['build recall']:.3f})",
+        best or "none reaches the goal",
+    )
 
 
 if __name__ == "__main__":

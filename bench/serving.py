@@ -8,14 +8,16 @@ plus the hot path's parts measured alone and the index's recall@10 vs exact.
 Each catalog gets its own `movie-recs serve` (same uvicorn settings for every row), driven by
 wrk on loopback from a separate process. Ratios are against the trivial endpoint (/healthz) of
 the same server, measured in the same round. `--baseline DIR` also serves the same store with
-DIR's code (its own .venv) and alternates rounds between the two servers, `--repeat` times;
-the table shows medians, so shared cores load both sides alike.
+DIR's code (its own .venv, on its own copy of the store written by its own code, so a change
+of storage format is compared fairly) and alternates rounds between the two servers,
+`--repeat` times; the table shows medians, so shared cores load both sides alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from starlette.types import Message, Scope
 
 from bench import wrk
 from bench.catalog import clustered_vectors, ensure_catalog, write_synthetic
@@ -76,6 +79,32 @@ def ensure_movielens(towers: Towers) -> str:
 
     asyncio.run(build())
     return url
+
+
+def baseline_store(
+    baseline: Path, backend: str, redis_url: str, model_version: str, n: int | None
+) -> str:
+    """The baseline's own store, written by the baseline's own code (its Redis database 1, or
+    a SQLite file under its checkout): when the two differ in storage format, each must read
+    what it wrote, or the baseline would serve users without history."""
+    if backend == "redis":
+        url = redis_url.rsplit("/", 1)[0] + "/1"
+        code = f"from bench.serving import fill_redis; fill_redis({url!r}, {model_version!r}, {n})"
+    elif n is None:
+        code = "from bench.serving import ensure_movielens; print(ensure_movielens(None))"
+    else:
+        code = (
+            "from pathlib import Path; from bench.catalog import ensure_catalog; "
+            f"print(ensure_catalog(Path('var/bench'), {model_version!r}, {n}))"
+        )
+    out = subprocess.run(
+        [str(baseline.resolve() / ".venv/bin/python"), "-c", code],
+        cwd=baseline,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return url if backend == "redis" else out.strip().splitlines()[-1]
 
 
 def per_call_us(fn: Callable[[], object], repeat: int = 2000) -> float:
@@ -144,23 +173,75 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
         await refresher.step()
         recommender = Recommender(towers, refresher, [])
         users = [str(u) for u in range(1, 611)]
-        histories = [await store.recent_events(u) for u in users[:50]]
+        histories = [await store.recent_history(u) for u in users[:50]]
         await store.close()
         parts = {}
         for backend, url in store_urls.items():
             reader = await open_store(url)
             started = time.perf_counter()
             for i in range(1000):
-                await reader.recent_events(users[i % len(users)])
+                await reader.recent_history(users[i % len(users)])
             read = (time.perf_counter() - started) / 1000 * 1e6
             await reader.close()
             parts[f"MovieLens: store read of a user's 200 newest events ({backend})"] = read
         parts["MovieLens: recommend() (history, user tower, search, because)"] = per_call_us(
             lambda: recommender.recommend(histories[0], 10), 1000
         )
+        for backend, url in store_urls.items():
+            for route, path in (("/healthz", "/healthz"), ("recommendations", "/v1/users/{}")):
+                parts[f"MovieLens: whole ASGI app, no HTTP, {route} ({backend})"] = await in_app(
+                    towers, url, path
+                )
         return parts
 
     return asyncio.run(run())
+
+
+async def in_app(towers: Towers, store_url: str, path: str, requests: int = 2000) -> float:
+    """µs per GET through the whole app (middleware, routing, parameters, the route), called
+    in-process: with the store read and recommend() above, what the framework costs."""
+    from service.app import create_app
+
+    app = create_app(Settings(store_url=store_url), towers)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def scope(user: int) -> Scope:
+        url = path.format(user % 610 + 1) + ("/recommendations" if "{}" in path else "")
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": url,
+            "raw_path": url.encode(),
+            "query_string": b"k=10",
+            "root_path": "",
+            "headers": [(b"host", b"bench")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+
+    async with app.router.lifespan_context(app):
+        for user in range(200):
+            await app(scope(user), receive, send)
+        if any(m.get("status", 200) != 200 for m in sent):
+            raise RuntimeError(f"in-process {path} did not answer 200")
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for user in range(requests):
+                await app(scope(user), receive, send)
+            samples.append((time.perf_counter() - started) / requests * 1e6)
+            sent.clear()
+    return float(np.median(samples))
 
 
 @dataclass(frozen=True)
@@ -193,23 +274,23 @@ def one_round(server: Server, script: Path, seconds: int) -> tuple[wrk.Load, ...
 
 def measure(
     name: str,
-    store_url: str,
     prefix: str,
     users: tuple[int, int],
     seconds: int,
-    codes: dict[str, Path | None],
+    codes: dict[str, tuple[Path | None, str]],
     repeat: int,
 ) -> list[Row]:
-    """One server per code on the same store, started one after the other (so each startup is
-    timed alone), then rounds alternating between them. Returns one row per code, medians."""
+    """One server per code (`codes`: label -> its `movie-recs`, its store URL), started one
+    after the other (so each startup is timed alone), then rounds alternating between them.
+    Returns one row per code, medians."""
     settings = Settings()
-    env = server_env(store_url, settings.artifacts_dir.resolve())
     script = wrk.user_script(WORK, prefix, *users)
     servers: dict[str, Server] = {}
     ready: dict[str, float] = {}
     rounds: dict[str, list[tuple[wrk.Load, ...]]] = {label: [] for label in codes}
     try:
-        for label, cli in codes.items():
+        for label, (cli, store_url) in codes.items():
+            env = server_env(store_url, settings.artifacts_dir.resolve())
             started = time.perf_counter()
             log = WORK / f"server-{label}-{len(servers)}.log"
             servers[label] = server = Server(env, log, cli=cli)
@@ -295,19 +376,21 @@ def main() -> None:
     parser.add_argument(
         "--parts-only", action="store_true", help="Only the in-process parts, no servers."
     )
+    parser.add_argument(
+        "--no-movielens", action="store_true", help="Serve the synthetic sizes only."
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     stores = [s for s in args.stores.split(",") if s]
     settings = Settings()
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
-    codes: dict[str, Path | None] = {"this": None}
-    if args.baseline:
-        codes = {"baseline": (args.baseline / ".venv/bin/movie-recs").resolve(), "this": None}
 
     rows: list[Row] = []
     with redis_server() as redis_url:
-        catalogs: list[tuple[str, int | None]] = [("ml-latest-small", None)]
+        catalogs: list[tuple[str, int | None]] = (
+            [] if args.no_movielens else [("ml-latest-small", None)]
+        )
         catalogs += [(f"synthetic {n:,}", n) for n in sizes]
         for name, n in catalogs if not args.parts_only else []:
             prefix, users = ("", (1, 610)) if n is None else ("u", (0, 999))
@@ -321,8 +404,13 @@ def main() -> None:
                 else:
                     url = ensure_catalog(WORK, towers.version, n)
                 kind = "" if n is None else " (IVF)" if n > settings.ann_threshold else " (exact)"
+                codes: dict[str, tuple[Path | None, str]] = {"this": (None, url)}
+                if args.baseline:
+                    other = baseline_store(args.baseline, backend, redis_url, towers.version, n)
+                    cli = (args.baseline / ".venv/bin/movie-recs").resolve()
+                    codes = {"baseline": (cli, other), "this": (None, url)}
                 rows += measure(
-                    f"{name}{kind}, {backend}", url, prefix, users, args.seconds, codes, args.repeat
+                    f"{name}{kind}, {backend}", prefix, users, args.seconds, codes, args.repeat
                 )
         if rows:  # before the parts: a failure there must not lose minutes of measurements
             print_rows(rows, args.seconds, args.repeat)

@@ -174,12 +174,12 @@ def handler(event: dict[str, Any], context: object = None) -> Response:
     instance.invocations += 1
     try:
         user_id, k = parse(event)
-        events = instance.run(instance.store.recent_events(user_id))
+        history = instance.run(instance.store.recent_history(user_id))
     except BadRequest as exc:
         return respond(400, json.dumps({"detail": str(exc)}), cold=cold)
     except StoreError as exc:
         return respond(503, json.dumps({"detail": f"store unavailable: {exc}"}), cold=cold)
-    result = instance.recommender.recommend(events, k)
+    result = instance.recommender.recommend(history, k)
     body = response_body(result, user_id).decode()
     if cold:
         instance.timeline["first answer"] = time.perf_counter() - started

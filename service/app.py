@@ -23,7 +23,7 @@ from service.config import Settings
 from service.deps import require_api_key
 from service.index import index_params, set_threads
 from service.metrics import Metrics
-from service.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, MetricsMiddleware
+from service.middleware import EdgeMiddleware
 from service.page import mount_page
 from service.recommender import Recommender
 from service.refresher import Refresher
@@ -193,21 +193,14 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(InvalidRecord, _invalid_record)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    # Added innermost first. Metrics see every answer; the body is read (within its deadline)
-    # before a request takes an in-flight slot, so a client trickling its body costs a
-    # connection, never a slot.
     app.add_middleware(
-        InFlightLimitMiddleware,
-        limit=settings.max_in_flight,
-        exempt=HEALTH_PATHS,
+        EdgeMiddleware,
         metrics=app.state.metrics,
-    )
-    app.add_middleware(
-        BodyLimitMiddleware,
-        default_limit=settings.max_body_bytes,
-        limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
+        max_in_flight=settings.max_in_flight,
+        exempt=HEALTH_PATHS,
+        default_body_limit=settings.max_body_bytes,
+        body_limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},
         raw_paths=[WEBHOOK_PATH],
         read_timeout=settings.read_timeout_seconds,
     )
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -1,5 +1,7 @@
-"""ASGI middleware: an in-flight limit, a body guard (size counted on the stream, strict JSON),
-and per-route latency metrics. Pure ASGI, so each costs a function call, not a task."""
+"""One pure-ASGI middleware in front of the app: per-route latency metrics, a body guard (size
+counted on the stream, a deadline, strict JSON) and an in-flight limit. One layer rather than
+three: each layer was a coroutine frame and a closure per request on a path that does little
+else; the order inside is the order the three had (metrics outermost, the limit innermost)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,79 +36,98 @@ async def _reply(
     await send({"type": "http.response.body", "body": body})
 
 
-class InFlightLimitMiddleware:
-    """At most `limit` requests in progress; the next one gets a 503 with Retry-After at once.
-
-    Requests, not connections, are counted (uvicorn's `limit_concurrency` counts open
-    connections too, so idle keep-alive clients could refuse everything). Paths in `exempt`
-    (the health checks, which touch nothing) are never counted nor refused: an overloaded
-    replica stays alive and visibly overloaded rather than being replaced. One event loop, so a
-    plain counter is exact.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, exempt: Collection[str], metrics: Metrics) -> None:
-        self.app = app
-        self.limit = limit
-        self.exempt = frozenset(exempt)
-        self.metrics = metrics
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.limit:
-            self.metrics.shed.inc()
-            await _reply(
-                send,
-                503,
-                f"overloaded: {self.limit} requests in progress; retry shortly",
-                close=False,
-                retry_after=1,
-            )
-            return
-        self.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
+BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+Labels = tuple[str, str, int]
 
 
-class BodyLimitMiddleware:
-    """Reads the body up front, counting bytes as they arrive; over the limit -> 413. A JSON
-    body must then parse strictly (`service.jsonbody`), else 400, before any route sees it.
+class EdgeMiddleware:
+    """Metrics, then the body guard, then the in-flight limit, then the app.
 
+    Metrics: latency per route template (not per raw path, which would explode label
+    cardinality), and a structured request log instead of an access log.
+
+    Body guard: the body is read up front, counting bytes as they arrive; over the limit -> 413.
     Content-Length is used only to refuse early, never trusted to be the truth: a chunked or
-    lying client is cut off by the count. Bodies are small (≤ 1 MiB), so buffering is cheap.
-    Paths in `raw_paths` (the webhook, whose signature covers the raw bytes) parse their own.
-    A body not received within `read_timeout` is a 408: a trickling client would otherwise
-    hold an in-flight slot for good.
+    lying client is cut off by the count. Bodies are small (<= 1 MiB), so buffering is cheap.
+    A JSON body must then parse strictly (`service.jsonbody`), else 400, before any route sees
+    it; paths in `raw_paths` (the webhook, whose signature covers the raw bytes) parse their
+    own. A body not received within `read_timeout` is a 408: a trickling client would otherwise
+    hold an in-flight slot for good. The body is read before a request takes a slot, so a
+    client trickling its body costs a connection, never a slot.
+
+    In-flight limit: at most `max_in_flight` requests in progress; the next one gets a 503 with
+    Retry-After at once. Requests, not connections, are counted (uvicorn's `limit_concurrency`
+    counts open connections too, so idle keep-alive clients could refuse everything). Paths in
+    `exempt` (the health checks, which touch nothing) are never counted nor refused: an
+    overloaded replica stays alive and visibly overloaded rather than being replaced. One event
+    loop, so a plain counter is exact.
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        default_limit: int,
-        limits: Mapping[str, int],
+        *,
+        metrics: Metrics,
+        max_in_flight: int,
+        exempt: Collection[str],
+        default_body_limit: int,
+        body_limits: Mapping[str, int],
         raw_paths: Collection[str] = (),
         read_timeout: float = 10.0,
     ) -> None:
         self.app = app
-        self.read_timeout = read_timeout
-        self.default_limit = default_limit
-        self.limits = dict(limits)
+        self.metrics = metrics
+        self.limit = max_in_flight
+        self.exempt = frozenset(exempt)
+        self.default_body_limit = default_body_limit
+        self.body_limits = dict(body_limits)
         self.raw_paths = frozenset(raw_paths)
+        self.read_timeout = read_timeout
+        self.in_flight = 0
+        self._shed_detail = f"overloaded: {max_in_flight} requests in progress; retry shortly"
+        self._observers: dict[Labels, Callable[[float], None]] = {}  # one child per label set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope["path"], self.default_limit)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["method"] not in BODYLESS:
+                body = await self._read_body(scope, receive, send_status)
+                if body is None:
+                    return
+                receive = _replay(body, receive)
+            if scope["path"] in self.exempt:
+                await self.app(scope, receive, send_status)
+            elif self.in_flight >= self.limit:
+                self.metrics.shed.inc()
+                await _reply(send_status, 503, self._shed_detail, close=False, retry_after=1)
+            else:
+                self.in_flight += 1
+                try:
+                    await self.app(scope, receive, send_status)
+                finally:
+                    self.in_flight -= 1
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None when it was answered here (413, 408, 400) or the client left."""
+        limit = self.body_limits.get(scope["path"], self.default_body_limit)
         too_big = f"request body over {limit} bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _reply(send, 413, too_big)
-                return
+                return None
         chunks: list[bytes] = []
         size = 0
         try:
@@ -114,35 +135,64 @@ class BodyLimitMiddleware:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        return
+                        return None
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > limit:
                         await _reply(send, 413, too_big)
-                        return
+                        return None
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         break
         except TimeoutError:
             await _reply(send, 408, f"request body not received within {self.read_timeout:g}s")
-            return
+            return None
         body = b"".join(chunks)
         if body and scope["path"] not in self.raw_paths and _is_json(scope):
             try:
                 load_json(body)
             except BadJSON as exc:
                 await _reply(send, 400, str(exc))
-                return
-        delivered = False
+                return None
+        return body
 
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        template = route_template(scope)
+        labels = (scope["method"], template, status)
+        observe = self._observers.get(labels)
+        if observe is None:
+            child = self.metrics.request_seconds.labels(scope["method"], template, str(status))
+            observe = self._observers[labels] = child.observe
+        observe(seconds)
+        # Errors and slow requests at INFO, the rest at DEBUG (off by default, so the hot path
+        # pays one level check).
+        level = logging.INFO if status >= 400 or seconds > SLOW_SECONDS else logging.DEBUG
+        if requests_log.isEnabledFor(level):
+            requests_log.log(
+                level,
+                json.dumps(
+                    {
+                        "method": scope["method"],
+                        "route": template,
+                        "status": status,
+                        "ms": round(seconds * 1e3, 2),
+                    }
+                ),
+            )
 
-        await self.app(scope, replay, send)
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The buffered body as the app's first message; later calls reach the client (disconnect)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _is_json(scope: Scope) -> bool:
@@ -154,54 +204,10 @@ def _is_json(scope: Scope) -> bool:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched path with its parameters put back as names: /v1/movies/{movie_id}."""
+    """The matched path with its parameters put back as names: /v1/movies/{movie_id}. (Not the
+    route's `path_format`: FastAPI's included routes hold their path without the prefix.)"""
     if scope.get("route") is None:
         return "unmatched"
     parts = scope["path"].split("/")
     names = {str(value): name for name, value in scope.get("path_params", {}).items()}
     return "/".join(f"{{{names[p]}}}" if p in names else p for p in parts)
-
-
-class MetricsMiddleware:
-    """Latency per route template (not per raw path, which would explode label cardinality)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            template = route_template(scope)
-            seconds = time.perf_counter() - started
-            self.metrics.request_seconds.labels(scope["method"], template, str(status)).observe(
-                seconds
-            )
-            # Structured request log instead of an access log: errors and slow requests at
-            # INFO, the rest at DEBUG (off by default, so the hot path pays one level check).
-            level = logging.INFO if status >= 400 or seconds > SLOW_SECONDS else logging.DEBUG
-            if requests_log.isEnabledFor(level):
-                requests_log.log(
-                    level,
-                    json.dumps(
-                        {
-                            "method": scope["method"],
-                            "route": template,
-                            "status": status,
-                            "ms": round(seconds * 1e3, 2),
-                        }
-                    ),
-                )

@@ -4,7 +4,7 @@ uvicorn times out a keep-alive connection only after a response; a client that c
 sends nothing, or sends its headers a byte at a time, would hold its connection for good.
 Here a connection that sends nothing is closed after the keep-alive timeout, and a request
 whose headers are not complete within `read_timeout_seconds` (a setting) of its first byte
-is closed. The body has its own deadline in `service.middleware.BodyLimitMiddleware`.
+is closed. The body has its own deadline in `service.middleware.EdgeMiddleware`.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import numpy as np
 
 from service.index import MovieMeta, Snapshot
 from service.index_view import IndexView
-from service.store import Event
-from service.towers import Towers, weights_of
+from service.store.history import History
+from service.towers import Towers
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,44 +63,48 @@ class Recommender:
 
     def recommend(
         self,
-        events: Sequence[Event],
+        history: History,
         k: int,
         filters: Filters = Filters(),
         exclude_seen: bool = True,
     ) -> Result:
-        """`events` newest first; movies no longer in the index are skipped."""
+        """`history` newest first; movies no longer in the index are skipped. Every retained
+        event counts as seen, not only the ones the tower reads."""
         snap = self.snapshot()
-        seen = {e.movie_id for e in events}
-        used: list[Event] = []
+        seen = set(history.movie_ids)
+        used: list[int] = []  # positions in `history` of the events the tower reads
+        used_ids: list[str] = []
         vectors: list[np.ndarray] = []
         titles: list[str] = []
         taken: set[str] = set()
-        for event in events:
-            if len(used) == self.towers.history_length:
-                break
-            if event.movie_id in taken:
+        length = self.towers.history_length
+        for position, movie_id in enumerate(history.movie_ids):
+            if movie_id in taken:
                 continue
-            taken.add(event.movie_id)
-            found = snap.get(event.movie_id)
+            taken.add(movie_id)
+            found = snap.get(movie_id)
             if found is not None:
-                used.append(event)
+                used.append(position)
+                used_ids.append(movie_id)
                 vectors.append(found[0])
                 titles.append(found[1].title)
+                if len(used) == length:
+                    break
 
         def accept(movie_id: str, meta: MovieMeta) -> bool:
             return not (exclude_seen and movie_id in seen) and filters.admits(meta)
 
         if not used:
             return self._popular(snap, k, accept)
-        history = np.stack(vectors)
-        user = self.towers.embed_user(history, weights_of(used))
+        matrix = np.stack(vectors)
+        user = self.towers.embed_user(matrix, history.weights(np.array(used)))
         hits = snap.search(user, k, accept)
         items: list[Item] = []
         if hits:
             found_vectors = np.stack([snap.get(mid)[0] for mid, _, _ in hits])  # type: ignore[index]
-            nearest = np.argmax(found_vectors @ history.T, axis=1)
+            nearest = np.argmax(found_vectors @ matrix.T, axis=1)
             items = [
-                Item(mid, meta, score, (used[j].movie_id, titles[j]))
+                Item(mid, meta, score, (used_ids[j], titles[j]))
                 for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
             ]
         return Result("personalized", self.towers.version, snap.applied_seq, len(used), items)

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from embeddings import movie_inputs, numpy_user_tower
-from embeddings.weights import event_weight
-from service.store import Event, Movie
+from service.store import Movie
 
 log = logging.getLogger(__name__)
 AGREEMENT_TOLERANCE = 1e-4
@@ -122,10 +121,6 @@ def load_popular(model_dir: Path) -> list[tuple[str, float]]:
     if not path.is_file():
         return []
     return [(str(mid), float(score)) for mid, score in json.loads(path.read_text("utf-8"))]
-
-
-def weights_of(events: Sequence[Event]) -> np.ndarray:
-    return np.array([event_weight(e.kind, e.rating) for e in events], np.float32)
 
 
 def load_towers(

@@ -18,6 +18,7 @@ from service.schemas import (
     response_body,
 )
 from service.store import Event
+from service.store.history import History
 
 router = APIRouter(tags=["recommendations"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -61,8 +62,8 @@ async def user_recommendations(
     """Top-k movies for a user from their recent activity (most popular if they have none)."""
     filters = make_filters(genres, year_min, year_max)
     await require_index_version(app_state, min_index_version)
-    events = await app_state.store.recent_events(user_id)
-    result = app_state.recommender.recommend(events, k, filters, exclude_seen)
+    history = await app_state.store.recent_history(user_id)
+    result = app_state.recommender.recommend(history, k, filters, exclude_seen)
     return JSONBody(response_body(result, user_id))
 
 
@@ -71,8 +72,8 @@ async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousReque
     """Top-k movies for a session whose recent history (newest first) is in the body."""
     filters = make_filters(body.genres, body.year_min, body.year_max)
     await require_index_version(app_state, body.min_index_version)
-    events = [Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history]
-    result = app_state.recommender.recommend(events, body.k, filters, body.exclude_seen)
+    history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
+    result = app_state.recommender.recommend(history, body.k, filters, body.exclude_seen)
     return JSONBody(response_body(result, None))
 
 

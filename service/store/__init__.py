@@ -61,7 +61,7 @@ async def open_store(
     timeout: float = 5.0,  # noqa: ASYNC109 - the store's per-call deadline, not this call's
     max_connections: int = 64,
 ) -> Store:
-    """Open and ping the store; raise StoreError with a readable message on any failure.
+    """Open, ping and (once) upgrade the store; StoreError with a readable message on failure.
 
     `timeout` is each Redis call's deadline (the API uses its 1 s setting; tools and tests
     opening a store directly get more room); `max_connections` the calls that may run at once.
@@ -92,6 +92,7 @@ async def open_store(
         )
     try:
         await store.ping()
+        await store.upgrade()
     except StoreError:
         await store.close()
         raise

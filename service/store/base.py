@@ -11,9 +11,12 @@ import math
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from service.store.history import History
 
 EventKind = Literal["watch", "rate"]
 ChangeOp = Literal["upsert", "delete"]
@@ -220,19 +223,9 @@ def validate_event(user_id: str, event: Event) -> None:
         raise InvalidRecord("event timestamp must be a finite number of seconds since 1970")
 
 
-def event_key(event: Event) -> str:
-    """Canonical form: identical events collapse, which makes imports idempotent.
-
-    `movie|kind|rating|timestamp`, not JSON: it is parsed for every event of every
-    recommendation request, and splitting is several times faster (ids cannot hold '|').
-    """
-    rating = "" if event.rating is None else repr(float(event.rating))
-    return f"{event.movie_id}|{event.kind}|{rating}|{float(event.timestamp)!r}"
-
-
 def events_from_keys(rows: Sequence[str] | Sequence[bytes]) -> list[Event]:
-    """Decode a history in one join and one split, not one parse per event: ids cannot hold
-    '|', so the joined text splits into exact groups of four (~30% faster at 200 events)."""
+    """Decode format-1 history members (`movie|kind|rating|timestamp`, what stores held before
+    the packed record of `service/store/history.py`): the one-time upgrade reads them."""
     if not rows:
         return []
     text = b"|".join(rows).decode() if isinstance(rows[0], bytes) else "|".join(rows)  # type: ignore[arg-type]
@@ -317,8 +310,13 @@ class Store(abc.ABC):
             await self.add_events(user_id, user_events)
 
     @abc.abstractmethod
+    async def recent_history(self, user_id: str, limit: int | None = None) -> History:
+        """The newest `limit` (default: all retained) events, newest first, as columns: one
+        read of one packed record (the recommendation path)."""
+
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
-        """Newest first."""
+        """Newest first, as `Event`s (for showing a history)."""
+        return (await self.recent_history(user_id, limit)).events()
 
     @abc.abstractmethod
     async def count_users(self) -> int: ...
@@ -344,6 +342,11 @@ class Store(abc.ABC):
         """Store (movie version, vector) per movie id for one model version."""
 
     # --- lifecycle --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def upgrade(self) -> None:
+        """Convert data written in an older format (format-1 histories) once; `open_store` runs
+        it, so a new release reads what an old one wrote."""
+
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise StoreError when the backend cannot be reached."""

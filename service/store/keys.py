@@ -13,11 +13,21 @@ SEQUENCE = f"{PREFIX}changes:seq"  # int: last change-log sequence handed out
 CHANGES = f"{PREFIX}changes"  # stream: entry id "<seq>-0", fields id/op/v/at
 EPOCH = f"{PREFIX}epoch"  # string: random, created with the first write or read
 USERS = f"{PREFIX}users"  # set: user ids that have activity
+FORMAT = f"{PREFIX}format"  # int: the history format the data is in (service/store/history.py)
+
+
+def history(user_id: str) -> str:
+    """String: a user's packed history record (service/store/history.py)."""
+    return f"{PREFIX}history:{user_id}"
 
 
 def activity(user_id: str) -> str:
-    """Sorted set of a user's events, scored by timestamp."""
+    """History format 1 (before FORMAT): a sorted set of "movie|kind|rating|ts" scored by
+    timestamp. Read only by the one-time upgrade, which converts and deletes it."""
     return f"{PREFIX}activity:{user_id}"
+
+
+ACTIVITY_PATTERN = activity("*")
 
 
 def dedupe(key: str) -> str:

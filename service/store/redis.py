@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.store import keys
+from service.store import history, keys
 from service.store.base import (
     ChangeEntry,
     Delete,
@@ -37,7 +37,6 @@ from service.store.base import (
     StoreUnavailable,
     Upsert,
     WriteResult,
-    event_key,
     events_from_keys,
     pack_vector,
     unpack_dedupe,
@@ -45,6 +44,7 @@ from service.store.base import (
     validate_changes,
     validate_event,
 )
+from service.store.history import History
 
 MAX_BLOCK_SECONDS = 5.0  # the longest blocking read; the socket timeout must outlast it
 # Connections beyond one per in-flight request: the refresher's blocking read and its writes.
@@ -121,6 +121,56 @@ return {0, result, versions}
 """
 
 
+# KEYS: the users set, then each user's history key
+# ARGV: how many entries to keep, then per user: its id, the record of its new events
+# (service/store/history.py). For each user, the same merge as history.merge: the union of the
+# stored and the new entries, identical ones once, descending by their bytes, the newest
+# `keep`. Bytes compare one by one (Lua's `<` on strings follows the locale).
+_ADD_EVENTS = """
+local keep, width = tonumber(ARGV[1]), 17
+local function entries(record, seen, items)
+  local n = struct.unpack('>I4', record)
+  local pos = 5 + n * width
+  for i = 1, n do
+    local bar = string.find(record, '|', pos, true)
+    local stop = bar and bar - 1 or #record
+    local fixed = string.sub(record, 5 + (i - 1) * width, 4 + i * width)
+    local e = fixed .. string.sub(record, pos, stop)
+    if not seen[e] then
+      seen[e] = true
+      items[#items + 1] = {e, struct.unpack('>d', e)}
+    end
+    pos = stop + 2
+  end
+end
+local function newer(x, y)
+  if x[2] ~= y[2] then return x[2] > y[2] end
+  local a, b = x[1], y[1]
+  for i = 9, math.min(#a, #b) do
+    local p, q = string.byte(a, i), string.byte(b, i)
+    if p ~= q then return p > q end
+  end
+  return #a > #b
+end
+for u = 2, #KEYS do
+  local seen, items = {}, {}
+  local stored = redis.call('GET', KEYS[u])
+  if stored then entries(stored, seen, items) end
+  entries(ARGV[2 * u - 1], seen, items)
+  table.sort(items, newer)
+  local fixed, ids = {}, {}
+  for i = 1, math.min(keep, #items) do
+    fixed[i] = string.sub(items[i][1], 1, width)
+    ids[i] = string.sub(items[i][1], width + 1)
+  end
+  local packed = struct.pack('>I4', #fixed) .. table.concat(fixed) .. table.concat(ids, '|')
+  redis.call('SET', KEYS[u], packed)
+  redis.call('SADD', KEYS[1], ARGV[2 * u - 2])
+end
+return #KEYS - 1
+"""
+
+
 def _seq_of(stream_id: bytes | str) -> int:
     text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     return int(text.split("-", 1)[0])
@@ -161,6 +211,7 @@ class RedisStore(Store):
         # Any: redis-py types every reply as a union of all it could be.
         self._redis: Any = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         self._apply = self._redis.register_script(_APPLY)
+        self._add_events = self._redis.register_script(_ADD_EVENTS)
 
     @contextlib.asynccontextmanager
     async def _deadline(self, what: str, extra: float = 0.0) -> AsyncIterator[None]:
@@ -306,42 +357,61 @@ class RedisStore(Store):
         return f"{value.decode() if value else ''}:{run_id}"
 
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
-        for event in events:
-            validate_event(user_id, event)
-        if not events:
-            return
-        key = keys.activity(user_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zadd(key, {event_key(e): e.timestamp for e in events})
-        pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
-        pipe.sadd(keys.USERS, user_id)
         async with self._deadline("event write"):
-            await pipe.execute()
+            await self._merge(self._redis, {user_id: events})
 
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
-        """Every user's ZADD + trim in one MULTI/EXEC pipeline: one round trip per chunk."""
+        """One script call per chunk: every user's merge, atomically. A user's new events
+        travel as one record of the history format, so redis-py encodes one argument per user,
+        not one per event."""
+        # An import chunk (20,000 events) is far bigger than a request's write: more time.
+        async with self._deadline("bulk event write", extra=30.0):
+            await self._merge(self._redis, events)
+
+    async def _merge(self, client: Any, events: Mapping[str, Sequence[Event]]) -> None:
+        """Check every event, then merge them into their users' records (on `client`: the
+        connection, or a pipeline that queues the call)."""
         for user_id, user_events in events.items():
             for event in user_events:
                 validate_event(user_id, event)
-        pipe = self._redis.pipeline(transaction=True)
-        for user_id, user_events in events.items():
-            if not user_events:
-                continue
-            key = keys.activity(user_id)
-            pipe.zadd(key, {event_key(e): e.timestamp for e in user_events})
-            pipe.zremrangebyrank(key, 0, -self.activity_max_events - 1)
-        users = [u for u, e in events.items() if e]
-        if users:
-            pipe.sadd(keys.USERS, *users)
-            # An import chunk (20,000 events) is bigger than a request's write: more time.
-            async with self._deadline("bulk event write", extra=5.0):
-                await pipe.execute()
+        users = [user for user, user_events in events.items() if user_events]
+        if not users:
+            return
+        argv: list[str | int | bytes] = [self.activity_max_events]
+        for user_id in users:
+            new = {history.entry(event) for event in events[user_id]}
+            argv += [user_id, history.pack(sorted(new, reverse=True))]
+        script_keys = [keys.USERS, *(keys.history(user) for user in users)]
+        await self._add_events(keys=script_keys, args=argv, client=client)
 
-    async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
-        stop = (limit or self.activity_max_events) - 1
-        async with self._deadline("ZREVRANGE activity"):
-            rows = await self._redis.zrevrange(keys.activity(user_id), 0, stop)
-        return events_from_keys(rows)
+    async def recent_history(self, user_id: str, limit: int | None = None) -> History:
+        async with self._deadline("GET history"):
+            record = await self._redis.get(keys.history(user_id))
+        return history.decode(record, limit)
+
+    async def upgrade(self) -> None:
+        """Convert format-1 histories (sorted sets) to records, once; re-running is harmless
+        (the merge is idempotent), so replicas starting together may all run it."""
+        async with self._deadline("format check"):
+            if await self._redis.get(keys.FORMAT) == str(history.FORMAT).encode():
+                return
+        cursor = 0
+        while True:
+            async with self._deadline("format-1 history upgrade", extra=5.0):
+                cursor, found = await self._redis.scan(
+                    cursor, match=keys.ACTIVITY_PATTERN, count=1000
+                )
+                for key in found:
+                    user_id = key.decode().removeprefix(keys.activity(""))
+                    events = events_from_keys(await self._redis.zrange(key, 0, -1))
+                    pipe = self._redis.pipeline(transaction=True)
+                    await self._merge(pipe, {user_id: events})
+                    pipe.delete(key)
+                    await pipe.execute()
+            if cursor == 0:
+                break
+        async with self._deadline("format mark"):
+            await self._redis.set(keys.FORMAT, history.FORMAT)
 
     async def count_users(self) -> int:
         async with self._deadline("SCARD users"):
@@ -355,9 +425,9 @@ class RedisStore(Store):
                 break
         pipe = self._redis.pipeline(transaction=False)
         for user in users:
-            pipe.zcard(keys.activity(user))
+            pipe.getrange(keys.history(user), 0, history.HEADER - 1)
         counts = await pipe.execute() if users else []
-        return [(user, int(n)) for user, n in zip(users, counts, strict=True)]
+        return [(user, history.count(n)) for user, n in zip(users, counts, strict=True)]
 
     async def count_events(self) -> int:
         """A scan over every user: for the CLI's stats, off the request path."""
@@ -368,8 +438,8 @@ class RedisStore(Store):
                 cursor, users = await self._redis.sscan(keys.USERS, cursor, count=1000)
                 pipe = self._redis.pipeline(transaction=False)
                 for user in users:
-                    pipe.zcard(keys.activity(user.decode()))
-                total += sum(int(n) for n in await pipe.execute())
+                    pipe.getrange(keys.history(user.decode()), 0, history.HEADER - 1)
+                total += sum(history.count(n) for n in await pipe.execute())
             if cursor == 0:
                 return total
 

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from service.store import history
 from service.store.base import (
     ChangeEntry,
     Delete,
@@ -28,7 +29,6 @@ from service.store.base import (
     StoreError,
     Upsert,
     WriteResult,
-    event_key,
     events_from_keys,
     pack_dedupe,
     pack_vector,
@@ -37,6 +37,7 @@ from service.store.base import (
     validate_changes,
     validate_event,
 )
+from service.store.history import History
 
 T = TypeVar("T")
 
@@ -50,11 +51,9 @@ CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, movie_id TEXT NOT NULL, op TEXT NOT NULL,
     version INTEGER NOT NULL, accepted_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS activity (
-    user_id TEXT NOT NULL, ts REAL NOT NULL, payload TEXT NOT NULL,
-    PRIMARY KEY (user_id, payload)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS activity_by_time ON activity (user_id, ts DESC, payload DESC);
+CREATE TABLE IF NOT EXISTS history (
+    user_id TEXT PRIMARY KEY, events INTEGER NOT NULL, record BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, result TEXT NOT NULL, expires REAL);
 CREATE TABLE IF NOT EXISTS embeddings (
     model_version TEXT NOT NULL, movie_id TEXT NOT NULL, data BLOB NOT NULL,
@@ -307,73 +306,77 @@ class SQLiteStore(Store):
 
     # --- activity ---------------------------------------------------------------------------
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
-        for event in events:
-            validate_event(user_id, event)
-        if not events:
-            return
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT OR IGNORE INTO activity (user_id, ts, payload) VALUES (?, ?, ?)",
-                [(user_id, e.timestamp, event_key(e)) for e in events],
-            )
-            conn.execute(
-                "DELETE FROM activity WHERE user_id = ? AND payload IN ("
-                " SELECT payload FROM activity WHERE user_id = ?"
-                " ORDER BY ts DESC, payload DESC LIMIT -1 OFFSET ?)",
-                (user_id, user_id, self.activity_max_events),
-            )
-
-        await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
+        await self.add_events_bulk({user_id: events})
 
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
-        """Every user's events and trim in one transaction."""
+        """Every user's merge (read, merge, write back) in one transaction."""
         for user_id, user_events in events.items():
             for event in user_events:
                 validate_event(user_id, event)
-        users = [u for u, e in events.items() if e]
-        if not users:
-            return
+        new = {u: [history.entry(e) for e in es] for u, es in events.items() if es}
+        if new:
+            await self._run(lambda conn: self._transaction(conn, lambda: self._merge(conn, new)))
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT OR IGNORE INTO activity (user_id, ts, payload) VALUES (?, ?, ?)",
-                [(u, e.timestamp, event_key(e)) for u in users for e in events[u]],
-            )
-            conn.executemany(
-                "DELETE FROM activity WHERE user_id = ? AND payload IN ("
-                " SELECT payload FROM activity WHERE user_id = ?"
-                " ORDER BY ts DESC, payload DESC LIMIT -1 OFFSET ?)",
-                [(u, u, self.activity_max_events) for u in users],
-            )
+    def _merge(self, conn: sqlite3.Connection, new: Mapping[str, Sequence[bytes]]) -> None:
+        rows = []
+        for user_id, entries in new.items():
+            found = conn.execute(
+                "SELECT record FROM history WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            record = history.merge(found[0] if found else None, entries, self.activity_max_events)
+            rows.append((user_id, history.count(record), record))
+        conn.executemany(
+            "INSERT INTO history (user_id, events, record) VALUES (?, ?, ?) ON CONFLICT (user_id) "
+            "DO UPDATE SET events = excluded.events, record = excluded.record",
+            rows,
+        )
 
-        await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
-
-    async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
-        def query(conn: sqlite3.Connection) -> list[Event]:
-            rows = conn.execute(
-                "SELECT payload FROM activity WHERE user_id = ? "
-                "ORDER BY ts DESC, payload DESC LIMIT ?",
-                (user_id, limit or self.activity_max_events),
-            ).fetchall()
-            return events_from_keys([row[0] for row in rows])
+    async def recent_history(self, user_id: str, limit: int | None = None) -> History:
+        def query(conn: sqlite3.Connection) -> History:
+            found = conn.execute(
+                "SELECT record FROM history WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            return history.decode(found[0] if found else None, limit)
 
         return await self._run(query)
 
+    async def upgrade(self) -> None:
+        """Convert a format-1 `activity` table (one row per event) to records and drop it, in
+        one transaction; a store without that table pays one lookup."""
+
+        def has_old(conn: sqlite3.Connection) -> bool:
+            return bool(
+                conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'activity'"
+                ).fetchone()
+            )
+
+        def convert(conn: sqlite3.Connection) -> None:
+            if not has_old(conn):  # another process converted it meanwhile
+                return
+            grouped: dict[str, list[bytes]] = {}
+            for user_id, payload in conn.execute("SELECT user_id, payload FROM activity"):
+                grouped.setdefault(user_id, []).extend(
+                    history.entry(e) for e in events_from_keys([payload])
+                )
+            self._merge(conn, grouped)
+            conn.execute("DROP TABLE activity")
+
+        if await self._run(has_old):
+            await self._run(lambda conn: self._transaction(conn, lambda: convert(conn)))
+
     async def count_users(self) -> int:
-        return await self._scalar("SELECT COUNT(DISTINCT user_id) FROM activity")
+        return await self._scalar("SELECT COUNT(*) FROM history")
 
     async def sample_users(self, limit: int) -> list[tuple[str, int]]:
         def query(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            rows = conn.execute(
-                "SELECT user_id, COUNT(*) FROM activity GROUP BY user_id LIMIT ?", (limit,)
-            ).fetchall()
+            rows = conn.execute("SELECT user_id, events FROM history LIMIT ?", (limit,)).fetchall()
             return [(str(user), int(count)) for user, count in rows]
 
         return await self._run(query)
 
     async def count_events(self) -> int:
-        return await self._scalar("SELECT COUNT(*) FROM activity")
+        return await self._scalar("SELECT COALESCE(SUM(events), 0) FROM history")
 
     # --- embedding cache --------------------------------------------------------------------
     async def get_embeddings(
@@ -414,7 +417,7 @@ class SQLiteStore(Store):
     # --- lifecycle --------------------------------------------------------------------------
     async def clear(self) -> None:
         def wipe(conn: sqlite3.Connection) -> None:
-            for table in ("movies", "changes", "activity", "dedupe", "embeddings", "meta"):
+            for table in ("movies", "changes", "history", "dedupe", "embeddings", "meta"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM sqlite_sequence WHERE name = 'changes'")
             self._ensure_epoch(conn)

@@ -4,14 +4,13 @@ model's quality)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
 from service.index import MovieMeta, Snapshot, build_snapshot
 from service.recommender import Filters, Recommender
 from service.store import Event
+from service.store.history import History
 
 MOVIES = {  # id: (vector, title, genres, year)
     "a1": ((1.0, 0.0), "Action One", ("Action",), 1990),
@@ -59,9 +58,9 @@ def recommender() -> Recommender:
     return Recommender(MeanTower(), index, POPULAR)  # type: ignore[arg-type]
 
 
-def watched(*movie_ids: str) -> Sequence[Event]:
+def watched(*movie_ids: str) -> History:
     """Newest first, as the store returns them."""
-    return [Event(m, "watch", 1000.0 - i) for i, m in enumerate(movie_ids)]
+    return History.of([Event(m, "watch", 1000.0 - i) for i, m in enumerate(movie_ids)])
 
 
 def test_history_leads_to_its_neighbours_and_says_why(recommender: Recommender) -> None:
@@ -95,11 +94,11 @@ def test_filters_apply_to_personal_and_popular_answers(recommender: Recommender)
         "a3",
     ]
     old = Filters(year_max=1992)
-    assert [i.movie_id for i in recommender.recommend([], 5, old).items] == ["a1"]
+    assert [i.movie_id for i in recommender.recommend(watched(), 5, old).items] == ["a1"]
 
 
 def test_no_usable_history_falls_back_to_popular_in_order(recommender: Recommender) -> None:
-    for history in ([], watched("not-in-the-index")):
+    for history in (watched(), watched("not-in-the-index")):
         result = recommender.recommend(history, k=2)
         assert result.strategy == "popular" and result.history_length == 0
         assert [(i.movie_id, i.score) for i in result.items] == [("r2", 1.0), ("a1", 0.8)]

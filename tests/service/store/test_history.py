@@ -1,0 +1,122 @@
+"""The packed history record: both backends merge it exactly as `history.merge` does, it keeps
+what users see (order, ties, ratings, bounds), and format-1 data is converted on open."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from embeddings.weights import event_weight
+from service.store import Event, InvalidRecord, Store, open_store
+from service.store import history as h
+from service.store.sqlite import sqlite_path
+
+pytestmark = pytest.mark.anyio
+
+# Ties on the timestamp, ids that are prefixes of each other and not ASCII, ratings and none.
+TRICKY = [
+    Event("10", "watch", 100.0),
+    Event("1", "watch", 100.0),
+    Event("é", "rate", 100.0, 4.5),
+    Event("1", "rate", 100.0, 0.5),
+    Event("1", "rate", 100.0, 0.0),
+    Event("2", "watch", 99.5, 3.0),
+    Event("3", "rate", 0.0, 5.0),
+    Event("4", "watch", 1e9),
+]
+
+
+async def test_both_backends_merge_exactly_like_the_reference(store_url: str) -> None:
+    """Redis merges in Lua, SQLite in Python: same bytes in, same order out, in any batching."""
+    store = await open_store(store_url, activity_max_events=6)
+    try:
+        await store.add_events("u", TRICKY[:3])
+        await store.add_events("u", TRICKY[3:] + TRICKY[:2])  # two repeats collapse
+        expected = h.merge(None, [h.entry(e) for e in TRICKY], 6)
+        assert await store.recent_events("u") == h.decode(expected).events()
+        got = await store.recent_events("u")
+        # newest first; a tie orders by rating (none first), kind, then id, all descending
+        assert [(e.movie_id, e.rating) for e in got] == [
+            ("4", None),
+            ("10", None),
+            ("1", None),
+            ("é", 4.5),
+            ("1", 0.5),
+            ("1", 0.0),
+        ]
+        assert await store.count_events() == 6
+    finally:
+        await store.close()
+
+
+async def test_history_columns_match_the_events_and_their_weights(store: Store) -> None:
+    await store.add_events("u", TRICKY[:4])
+    history = await store.recent_history("u")
+    events = await store.recent_events("u")
+    assert history.movie_ids == [e.movie_id for e in events]
+    expected = [event_weight(e.kind, e.rating) for e in events]
+    np.testing.assert_allclose(history.weights(), expected)
+    assert (await store.recent_history("u", limit=2)).movie_ids == history.movie_ids[:2]
+    assert len(await store.recent_history("nobody")) == 0
+
+
+def test_a_truncated_record_is_refused_not_misread() -> None:
+    record = h.merge(None, [h.entry(e) for e in TRICKY], 10)
+    with pytest.raises(InvalidRecord):
+        h.decode(record[:20])
+    with pytest.raises(InvalidRecord):
+        h.decode(record + b"|extra")
+
+
+def test_of_keeps_a_request_history_in_its_order() -> None:
+    events = [Event("b", "watch", 0.0), Event("a", "rate", 0.0, 2.0)]
+    assert h.History.of(events).events() == events
+
+
+async def test_redis_format_1_histories_are_converted_on_open(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.zadd("movie-recs:activity:old", {"1|watch||100.0": 100.0, "2|rate|4.0|200.0": 200.0})
+    client.sadd("movie-recs:users", "old")
+    store = await open_store(redis_url)
+    try:
+        assert await store.recent_events("old") == [
+            Event("2", "rate", 200.0, 4.0),
+            Event("1", "watch", 100.0),
+        ]
+        assert not client.exists("movie-recs:activity:old")
+        assert await store.count_users() == 1 and await store.count_events() == 2
+    finally:
+        await store.close()
+        client.close()
+
+
+async def test_sqlite_format_1_histories_are_converted_on_open(sqlite_url: str) -> None:
+    path = sqlite_path(sqlite_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE activity (user_id TEXT NOT NULL, ts REAL NOT NULL, "
+            "payload TEXT NOT NULL, PRIMARY KEY (user_id, payload)) WITHOUT ROWID"
+        )
+        conn.executemany(
+            "INSERT INTO activity VALUES (?, ?, ?)",
+            [("old", 100.0, "1|watch||100.0"), ("old", 200.0, "2|rate|4.0|200.0")],
+        )
+    conn.close()
+    store = await open_store(sqlite_url)
+    try:
+        assert await store.recent_events("old") == [
+            Event("2", "rate", 200.0, 4.0),
+            Event("1", "watch", 100.0),
+        ]
+        assert await store.count_users() == 1 and await store.count_events() == 2
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert "activity" not in tables
