@@ -153,7 +153,10 @@ def _sections(base: BaseIndex) -> dict[str, np.ndarray | bytes]:
         "versions": np.array([m.version for m in metas], np.int64),
         "vectors": np.ascontiguousarray(base.vectors, np.float32),
     }
-    if base.kind == "ivf":
+    if base.kind == "ivf" and not isinstance(base.faiss_index, faiss.IndexIVFFlat):
+        # Compressed cells (SQ, PQ): the whole FAISS index as FAISS serialises it.
+        sections["ivf_whole"] = faiss.serialize_index(base.faiss_index)
+    elif base.kind == "ivf":
         index = base.faiss_index
         cells = np.empty(len(base), np.int64)  # the cell of each row, so loading skips k-means
         invlists = index.invlists
@@ -201,6 +204,7 @@ def write_snapshot(
         "dim": int(base.vectors.shape[1]) if base.vectors.ndim == 2 else 0,
         "kind": base.kind,
         "recall": base.recall,
+        "rerank": base.rerank,
         "nprobe": int(base.faiss_index.nprobe) if base.kind == "ivf" else 0,
         "created_at": time.time(),
         "sections": [
@@ -285,7 +289,11 @@ def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex
         for t, g, y, v in zip(titles, genres, years, versions, strict=True)
     ]
     index: Any
-    if kind == "ivf":
+    if kind == "ivf" and "ivf_whole" in data:
+        index = faiss.deserialize_index(data["ivf_whole"])
+        if index.ntotal != count:
+            raise SnapshotUnusable("corrupt", "the FAISS index does not match the movie count")
+    elif kind == "ivf":
         index = faiss.deserialize_index(data["ivf"])
         cells = data["cells"]
         if len(cells) != count or (count and not 0 <= cells.min() <= cells.max() < index.nlist):
@@ -305,6 +313,7 @@ def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex
         faiss_index=index,
         kind=kind,
         recall=float(header["recall"]),
+        rerank=int(header.get("rerank", 0)),
     )
 
 
