@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +37,7 @@ from rich.table import Table
 from bench.redisserver import redis_server
 
 PHASES = ("import", "train", "evaluate")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole rows
 
 
 def peak_rss_mb() -> float:
@@ -44,6 +46,12 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process, every thread (getrusage): robust to a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def dataset(work: Path, ratings: int) -> Path:
@@ -70,7 +78,7 @@ def phase_import(data: Path, url: str) -> dict[str, Any]:
     from service.store import open_store
 
     async def run() -> dict[str, Any]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         parsed = read_movielens(data)
         store = await open_store(url)
         try:
@@ -79,6 +87,7 @@ def phase_import(data: Path, url: str) -> dict[str, Any]:
             await store.close()
         return {
             "seconds": time.perf_counter() - started,
+            "cpu_seconds": cpu_seconds() - cpu,
             "events": summary.events_read,
             "stored": summary.events_stored,
         }
@@ -86,7 +95,45 @@ def phase_import(data: Path, url: str) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-def phase_train(data: Path, out: Path) -> dict[str, Any]:
+class StepClock:
+    """Wall and CPU seconds (every thread: getrusage) from the end of an epoch's first step to
+    the end of its last: the steady rate, without tracing, setup or the validation ranking."""
+
+    def __init__(self) -> None:
+        import keras
+
+        clock = self
+
+        class Callback(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                clock.mark(batch)
+
+        self.callback = Callback()
+        self.first: tuple[float, float] | None = None
+        self.last = (0.0, 0.0)
+        self.steps = 0
+
+    def mark(self, batch: int) -> None:
+        now = (time.perf_counter(), cpu_seconds())
+        if self.first is None:
+            self.first = now
+        self.last, self.steps = now, batch + 1
+        if self.steps % 25 == 0:  # a long run under load shows where it is
+            wall, cpu = self.seconds()
+            print(
+                f"step {self.steps}: {wall / (self.steps - 1):.2f} s, "
+                f"{cpu / (self.steps - 1):.2f} CPU-s a step; peak {peak_rss_mb():,.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def seconds(self) -> tuple[float, float]:
+        assert self.first is not None
+        return self.last[0] - self.first[0], self.last[1] - self.first[1]
+
+
+def phase_train(data: Path, out: Path, max_steps: int | None = None) -> dict[str, Any]:
+    """`max_steps`: run only this many steps of the epoch; its rate gives the epoch's time."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from embeddings.config import TrainConfig
     from embeddings.data import load_dataset
@@ -94,26 +141,43 @@ def phase_train(data: Path, out: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     lines: list[str] = []
-    loaded = load_dataset(data)
-    load_seconds = time.perf_counter() - started
-    epoch_started: list[float] = []
 
     def log(line: str) -> None:
         lines.append(line)
-        if "training examples" in line:
-            epoch_started.append(time.perf_counter())
-        print(line, file=sys.stderr, flush=True)
+        took = f"[{time.perf_counter() - started:,.0f} s, CPU {cpu_seconds():,.0f} s]"
+        print(f"{took} {line} (peak {peak_rss_mb():,.0f} MB)", file=sys.stderr, flush=True)
 
-    result = train(loaded, out, config=TrainConfig(epochs=1), seed=0, verbose=2, log=log)
-    epoch_line = next(line for line in lines if line.startswith("epoch 1/"))
+    loaded = load_dataset(data)
+    load_seconds = time.perf_counter() - started
+    log(f"loaded {len(loaded.ratings):,} ratings")
+
+    config = TrainConfig(epochs=1)
+    clock = StepClock()
+    result = train(
+        loaded,
+        out,
+        config=config,
+        seed=0,
+        verbose=2,
+        log=log,
+        max_steps=max_steps,
+        callbacks=[clock.callback],
+    )
     examples = int(next(line for line in lines if "training examples" in line).split()[0])
-    epoch_seconds = float(epoch_line.split(": ")[1].split(" min")[0]) * 60
+    steps = -(-examples // config.batch_size)
+    wall, cpu = clock.seconds()
+    timed = (clock.steps - 1) * config.batch_size  # examples after the first step
     return {
         "seconds": time.perf_counter() - started,
         "load_seconds": load_seconds,
-        "epoch_seconds": epoch_seconds,
+        "steps": clock.steps,
+        "steps_per_epoch": steps,
+        "measured_seconds": wall,
+        "epoch_seconds": wall * examples / timed,  # at the measured rate, the whole epoch
+        "epoch_cpu_seconds": cpu * examples / timed,
         "examples": examples,
-        "examples_per_second": examples / epoch_seconds,
+        "examples_per_second": timed / wall,
+        "examples_per_cpu_second": timed / cpu,
         "training_seconds": result.manifest["training_seconds"],
         "evaluate_seconds": result.manifest["total_seconds"] - result.manifest["training_seconds"],
         "model": str(result.directory),
@@ -132,39 +196,73 @@ def phase_evaluate(data: Path, model: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "metrics": metrics}
 
 
-def child(name: str, *args: str) -> dict[str, Any]:
-    """Run one phase in a fresh interpreter; its last stdout line is the JSON result."""
+def child(name: str, *args: str, tree: Path | None = None) -> dict[str, Any]:
+    """Run one phase in a fresh interpreter; its last stdout line is the JSON result.
+
+    `tree`: run another checkout's code (the baseline of an A/B), with this environment."""
     command = [sys.executable, "-m", "bench.training", "phase", name, *args]
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     started = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=tree, env=env)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = time.perf_counter() - started
     return result
 
 
-def redis_peak_mb(url: str) -> float:
+def import_ab(data: Path, baseline: Path | None, repeat: int) -> dict[str, Any]:
+    """The import of this tree (and of `baseline`, alternating), each on a fresh redis-server;
+    the median round of each."""
+    rounds: dict[str, list[dict[str, Any]]] = {"import": [], "import_baseline": []}
+    for _ in range(repeat):
+        trees = [("import_baseline", baseline)] if baseline else []
+        for key, tree in [*trees, ("import", None)]:
+            with redis_server() as url:
+                done = child("import", str(data), url, tree=tree)
+                done.update(redis_usage(url))
+            done.setdefault("cpu_seconds", None)  # an older tree does not measure it
+            rounds[key].append(done)
+            console.print(f"{key}: {done['seconds']:.1f} s, CPU {done['cpu_seconds']}")
+    return {
+        key: sorted(found, key=lambda r: r["seconds"])[len(found) // 2]
+        for key, found in rounds.items()
+        if found
+    }
+
+
+def redis_usage(url: str) -> dict[str, float]:
+    """The server's peak memory and CPU seconds (its own INFO), for the import row."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        return int(client.info("memory")["used_memory_peak"]) / 2**20
+        cpu = client.info("cpu")
+        return {
+            "redis_peak_mb": int(client.info("memory")["used_memory_peak"]) / 2**20,
+            "redis_cpu_seconds": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+        }
     finally:
         client.close()
 
 
-def run_size(work: Path, ratings: int, phases: tuple[str, ...]) -> dict[str, Any]:
+def run_size(
+    work: Path,
+    ratings: int,
+    phases: tuple[str, ...],
+    max_steps: int | None = None,
+    baseline: Path | None = None,
+    repeat: int = 1,
+) -> dict[str, Any]:
     data = dataset(work, ratings)
     counts = json.loads((data / "counts.json").read_text())
     row: dict[str, Any] = {"ratings": counts["ratings"], "counts": counts}
     if "import" in phases:
-        with redis_server() as url:
-            row["import"] = child("import", str(data), url)
-            row["import"]["redis_peak_mb"] = redis_peak_mb(url)
+        row.update(import_ab(data, baseline, repeat))
         console.print(f"{ratings:,}: import {row['import']}")
     model = work / f"artifacts-{ratings}"
     if "train" in phases:
         shutil.rmtree(model, ignore_errors=True)
-        row["train"] = child("train", str(data), str(model))
+        steps = ["--max-steps", str(max_steps)] if max_steps else []
+        row["train"] = child("train", str(data), str(model), *steps)
         console.print(f"{ratings:,}: train {row['train']}")
     if "evaluate" in phases and model.exists():
         row["evaluate"] = child("evaluate", str(data), str(model))
@@ -172,46 +270,98 @@ def run_size(work: Path, ratings: int, phases: tuple[str, ...]) -> dict[str, Any
     return row
 
 
-def measures(row: dict[str, Any]) -> list[tuple[str, float, str, float | None, str]]:
-    """(label, seconds, throughput, peak MB, memory note) of one size's phases."""
-    out: list[tuple[str, float, str, float | None, str]] = []
-    if "import" in row:
-        done = row["import"]
+@dataclass(frozen=True)
+class Measure:
+    label: str
+    seconds: float  # wall
+    cpu_seconds: float | None  # this process's CPU (+ redis-server's for the import)
+    rate: str
+    peak_mb: float | None
+    note: str
+
+
+def measures(row: dict[str, Any]) -> list[Measure]:
+    """One size's phases as table rows."""
+    out: list[Measure] = []
+    for key in ("import_baseline", "import"):
+        if key not in row:
+            continue
+        done = row[key]
+        cpu = done.get("cpu_seconds")
         note = f"+ redis-server {done['redis_peak_mb']:,.0f} MB"
+        if cpu is not None:
+            cpu += done["redis_cpu_seconds"]
+            client, server = done["cpu_seconds"], done["redis_cpu_seconds"]
+            note += f"; CPU: client {client:,.0f} s + redis {server:,.0f} s"
         rate = f"{row['ratings'] / done['seconds']:,.0f} ratings/s"
-        out.append(("import into Redis", done["seconds"], rate, done["peak_rss_mb"], note))
+        label = "import into Redis" + (", baseline" if key == "import_baseline" else "")
+        if key == "import" and "import_baseline" in row:
+            rate += f" ({row['import_baseline']['seconds'] / done['seconds']:.2f}x baseline)"
+        out.append(Measure(label, done["seconds"], cpu, rate, done["peak_rss_mb"], note))
     if "train" in row:
         done = row["train"]
         rate = f"{done['examples_per_second']:,.0f} examples/s"
+        if "examples_per_cpu_second" in done:
+            rate += f", {done['examples_per_cpu_second']:,.0f}/CPU-s"
         note = f"train + evaluate; command {done['wall_seconds'] / 60:,.1f} min"
-        out.append(("train: one epoch", done["epoch_seconds"], rate, done["peak_rss_mb"], note))
+        if done.get("steps", 0) < done.get("steps_per_epoch", 0):
+            note += f"; EPOCH ESTIMATED from {done['steps']:,} of {done['steps_per_epoch']:,} steps"
         out.append(
-            ("export + evaluate", done["evaluate_seconds"], "", None, "(in the train process)")
+            Measure(
+                "train: one epoch",
+                done["epoch_seconds"],
+                done.get("epoch_cpu_seconds"),
+                rate,
+                done["peak_rss_mb"],
+                note,
+            )
+        )
+        out.append(
+            Measure(
+                "export + evaluate",
+                done["evaluate_seconds"],
+                None,
+                "",
+                None,
+                "(in the train process)",
+            )
         )
     if "evaluate" in row:
         done = row["evaluate"]
-        out.append(("evaluate alone", done["seconds"], "", done["peak_rss_mb"], ""))
+        out.append(Measure("evaluate alone", done["seconds"], None, "", done["peak_rss_mb"], ""))
     return out
 
 
 def table(rows: list[dict[str, Any]]) -> Table:
-    result = Table(title="By size; growth = factor per 5x ratings (time / peak memory)")
-    for column in ("phase", "ratings", "seconds", "throughput", "peak RSS", "growth", "note"):
+    result = Table(title="By size; growth = factor per 5x ratings (wall / CPU / peak memory)")
+    columns = ("phase", "ratings", "seconds", "CPU s", "throughput", "peak RSS", "growth", "note")
+    for column in columns:
         result.add_column(column, justify="left" if column in ("phase", "note") else "right")
-    previous: dict[str, tuple[int, float, float | None]] = {}
+    previous: dict[str, tuple[int, Measure]] = {}
     for row in rows:
-        for label, seconds, rate, peak, note in measures(row):
+        for now in measures(row):
             growth = ""
-            if label in previous:
-                ratings, before_seconds, before_peak = previous[label]
+            if now.label in previous:
+                ratings, before = previous[now.label]
                 fives = math.log(row["ratings"] / ratings, 5) or 1.0
-                growth = f"{(seconds / before_seconds) ** (1 / fives):.2f}x"
-                if peak and before_peak:
-                    growth += f" / {(peak / before_peak) ** (1 / fives):.2f}x"
-            previous[label] = (row["ratings"], seconds, peak)
-            memory = f"{peak:,.0f} MB" if peak else ""
+                pairs = [
+                    (now.seconds, before.seconds),
+                    (now.cpu_seconds, before.cpu_seconds),
+                    (now.peak_mb, before.peak_mb),
+                ]
+                growth = " / ".join(
+                    f"{(a / b) ** (1 / fives):.2f}x" if a and b else "-" for a, b in pairs
+                )
+            previous[now.label] = (row["ratings"], now)
             result.add_row(
-                label, f"{row['ratings']:,}", f"{seconds:,.0f}", rate, memory, growth, note
+                now.label,
+                f"{row['ratings']:,}",
+                f"{now.seconds:,.0f}",
+                f"{now.cpu_seconds:,.0f}" if now.cpu_seconds else "",
+                now.rate,
+                f"{now.peak_mb:,.0f} MB" if now.peak_mb else "",
+                growth,
+                now.note,
             )
     return result
 
@@ -229,6 +379,15 @@ def main(
     work: Annotated[Path, typer.Option(help="Datasets, models, results.")] = Path(
         "var/bench-training"
     ),
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Train only this many steps; the epoch is estimated from their rate."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Another checkout: its import runs alternating with this one's."),
+    ] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Import rounds (the median is kept).")] = 1,
 ) -> None:
     """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
     if context.invoked_subcommand is not None:
@@ -239,7 +398,9 @@ def main(
     for size in sizes.split(","):
         saved = work / f"results-{size}.json"
         row = json.loads(saved.read_text()) if saved.exists() else {}
-        row.update(run_size(work.resolve(), int(size), chosen))  # phases not run: kept
+        row.update(
+            run_size(work.resolve(), int(size), chosen, max_steps, baseline, repeat)
+        )  # phases not run: kept
         saved.write_text(json.dumps(row, indent=1))
         rows.append(row)
     console.print(table(rows))
@@ -253,10 +414,16 @@ def show(work: Annotated[Path, typer.Option()] = Path("var/bench-training")) -> 
 
 
 @app.command()
-def phase(name: str, data: Path, target: str) -> None:
+def phase(
+    name: str, data: Path, target: str, max_steps: Annotated[int | None, typer.Option()] = None
+) -> None:
     """One phase in this process (used by `main`); prints one JSON line."""
-    run = {"import": phase_import, "train": phase_train, "evaluate": phase_evaluate}[name]
-    result = run(data, target if name == "import" else Path(target))  # type: ignore[operator]
+    if name == "import":
+        result = phase_import(data, target)
+    elif name == "train":
+        result = phase_train(data, Path(target), max_steps)
+    else:
+        result = phase_evaluate(data, Path(target))
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
 

@@ -1,7 +1,7 @@
 """The one reader of the MovieLens-latest format (`movies.csv`, `ratings.csv`, optional `tags.csv`).
 
 Training (`load_dataset`) and the service's importer (`service.movielens`) both read through
-`read_movies` and `read_ratings`, so a title's year, the genres and the tags a movie keeps are
+`read_movies` and `read_rating_blocks`, so a title's year, the genres and the tags a movie keeps are
 decided here once: the movie tower sees the same record at training time as at serving time.
 Rows that cannot be used are skipped and passed to a `Skip` callback (file, line, short reason
 key, message): training counts the keys, the importer lists the messages. Only problems nothing
@@ -14,7 +14,6 @@ import csv
 import hashlib
 import math
 import re
-from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -65,12 +64,17 @@ class Movie:
 
 
 @dataclass(frozen=True)
-class Rating:
-    line: int
-    user_id: str
-    movie_id: str
-    rating: float
-    timestamp: float
+class RatingBlock:
+    """Consecutive usable rating rows of ratings.csv, in file order, as columns."""
+
+    lines: np.ndarray  # int64 [n] line numbers in the file
+    user_ids: list[str]
+    movie_ids: list[str]
+    ratings: np.ndarray  # float64 [n]
+    timestamps: np.ndarray  # float64 [n]
+
+    def __len__(self) -> int:
+        return len(self.lines)
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,8 @@ def load_dataset(directory: Path) -> Dataset:
                 report[f"movies_without_{problem}"] += 1
     if not (directory / "tags.csv").is_file():
         report["tags_file_missing"] += 1
-    rows = read_ratings(directory, {m.id for m in movies}, count)
-    ratings = _latest_ratings(rows, [m.id for m in movies], report, directory / "ratings.csv")
+    blocks = read_rating_blocks(directory, {m.id for m in movies}, count)
+    ratings = _latest_ratings(blocks, [m.id for m in movies], report, directory / "ratings.csv")
     return Dataset(movies=movies, ratings=ratings, report=report)
 
 
@@ -194,34 +198,121 @@ def read_movies(directory: Path, skip: Skip) -> list[tuple[int, Movie]]:
     return movies
 
 
-def read_ratings(directory: Path, known_movies: set[str], skip: Skip) -> Iterator[Rating]:
-    """The rating rows of known movies, in file order, one at a time (any size of file).
+BLOCK_BYTES = 1 << 22  # ~4 MB of ratings.csv (~160k rows) per block
 
-    Plain `csv.reader` rows by column position: a dict per row costs a third of the time of
-    reading 25M ratings."""
+
+def read_rating_blocks(
+    directory: Path, known_movies: set[str], skip: Skip
+) -> Iterator[RatingBlock]:
+    """The rating rows of known movies, in file order, a block at a time (any size of file).
+
+    A block of plain numeric rows (MovieLens: digits, '.' and ',' only) is split and converted
+    by NumPy in a few C calls, ~10x faster than a Python step per row (25M rows: seconds, not
+    minutes); any other block (quotes, spaces, blank lines, odd ids, a bad row) goes row by row
+    through `csv`, with the same results and the same skipped rows."""
     path = directory / "ratings.csv"
     next(_rows(path, RATINGS_COLUMNS), None)  # raises on a missing file or column
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        u, m, r, t = (header.index(c) for c in RATINGS_COLUMNS)
-        for row in reader:
-            if not row:  # a blank line, as DictReader skipped it
-                continue
-            line = reader.line_num
-            try:
-                user_id, movie_id = row[u].strip(), row[m].strip()
-                rating, timestamp = float(row[r]), float(row[t])
-            except (IndexError, ValueError):
-                skip("ratings.csv", line, "ratings_bad_rows", "unparsable value")
-                continue
-            if not user_id or not movie_id or not math.isfinite(rating):
-                skip("ratings.csv", line, "ratings_bad_rows", "missing id or rating")
-                continue
-            if movie_id not in known_movies:
-                skip("ratings.csv", line, "ratings_unknown_movie", f"unknown movie id {movie_id}")
-                continue
-            yield Rating(line, user_id, movie_id, rating, timestamp)
+    with path.open("rb") as handle:
+        first = handle.readline()
+        header = next(csv.reader([first.decode("utf-8")]))
+        columns = tuple(header.index(c) for c in RATINGS_COLUMNS)
+        line = 1  # the last line read
+        while rows := handle.readlines(BLOCK_BYTES):
+            block = _numeric_block(rows, len(header), columns, line, known_movies, skip)
+            if block is None:
+                block = _csv_block(rows, columns, line, known_movies, skip)
+            line += len(rows)
+            if len(block):
+                yield block
+
+
+def _numeric_block(
+    rows: list[bytes],
+    width: int,
+    columns: tuple[int, ...],
+    line: int,
+    known_movies: set[str],
+    skip: Skip,
+) -> RatingBlock | None:
+    """The fast path, or None when the block is not plain numeric rows of `width` fields."""
+    text = b"".join(rows).replace(b"\r\n", b"\n")  # csv.writer's line ends
+    if not text.endswith(b"\n"):
+        text += b"\n"  # the file's last row
+    if text.translate(None, b"0123456789.,\n"):
+        return None  # other characters
+    if b",," in text or b"\n," in text or b",\n" in text or b"\n\n" in text or text[:1] in b",\n":
+        return None  # an empty field or a blank line
+    chars = np.frombuffer(text, dtype=np.uint8)
+    separators = np.flatnonzero((chars == ord(",")) | (chars == ord("\n")))
+    row_ends = chars[separators[width - 1 :: width]] == ord("\n")
+    if len(separators) != width * len(rows) or not row_ends.all():
+        return None  # a row with more or fewer fields
+    fields = text[:-1].replace(b"\n", b",").split(b",")
+    u, m, r, t = columns
+    try:
+        ratings = np.array(fields[r::width]).astype(np.float64)
+        timestamps = np.array(fields[t::width]).astype(np.float64)
+    except ValueError:  # "1.2.3", "."
+        return None
+    users = b",".join(fields[u::width]).decode().split(",")
+    movies = b",".join(fields[m::width]).decode().split(",")
+    lines = np.arange(line + 1, line + 1 + len(rows), dtype=np.int64)
+    unique, inverse = np.unique(np.array(movies), return_inverse=True)
+    known = np.array([movie in known_movies for movie in unique.tolist()], dtype=bool)
+    usable = np.isfinite(ratings) & known[inverse]
+    if not usable.all():
+        for i in np.flatnonzero(~usable).tolist():
+            if not math.isfinite(ratings[i]):
+                skip("ratings.csv", int(lines[i]), "ratings_bad_rows", "missing id or rating")
+            else:
+                message = f"unknown movie id {movies[i]}"
+                skip("ratings.csv", int(lines[i]), "ratings_unknown_movie", message)
+        keep = np.flatnonzero(usable)
+        users = [users[i] for i in keep.tolist()]
+        movies = [movies[i] for i in keep.tolist()]
+        lines, ratings, timestamps = lines[keep], ratings[keep], timestamps[keep]
+    return RatingBlock(lines, users, movies, ratings, timestamps)
+
+
+def _csv_block(
+    rows: list[bytes], columns: tuple[int, ...], line: int, known_movies: set[str], skip: Skip
+) -> RatingBlock:
+    """The general path: one `csv` row at a time (quoted fields, spaces, bad rows)."""
+    u, m, r, t = columns
+    lines: list[int] = []
+    users: list[str] = []
+    movies: list[str] = []
+    ratings: list[float] = []
+    timestamps: list[float] = []
+    reader = csv.reader(row.decode("utf-8") for row in rows)
+    for row in reader:
+        if not row:  # a blank line, as DictReader skipped it
+            continue
+        number = line + reader.line_num
+        try:
+            user_id, movie_id = row[u].strip(), row[m].strip()
+            rating, timestamp = float(row[r]), float(row[t])
+        except (IndexError, ValueError):
+            skip("ratings.csv", number, "ratings_bad_rows", "unparsable value")
+            continue
+        if not user_id or not movie_id or not math.isfinite(rating):
+            skip("ratings.csv", number, "ratings_bad_rows", "missing id or rating")
+            continue
+        if movie_id not in known_movies:
+            skip("ratings.csv", number, "ratings_unknown_movie", f"unknown movie id {movie_id}")
+            continue
+        lines.append(number)
+        users.append(user_id)
+        movies.append(movie_id)
+        ratings.append(rating)
+        timestamps.append(timestamp)
+    return RatingBlock(
+        np.array(lines, dtype=np.int64),
+        users,
+        movies,
+        np.array(ratings, dtype=np.float64),
+        np.array(timestamps, dtype=np.float64),
+    )
 
 
 def count_ratings(directory: Path) -> int:
@@ -283,24 +374,37 @@ def _read_tags(path: Path, skip: Skip) -> dict[str, tuple[str, ...]]:
 
 
 def _latest_ratings(
-    rows: Iterator[Rating], movies: list[str], report: Counter[str], path: Path
+    blocks: Iterator[RatingBlock], movies: list[str], report: Counter[str], path: Path
 ) -> Ratings:
     """One rating per (user, movie): the latest (a tie: the later row); training learns from each
     pair once. Rows are kept in compact arrays, and duplicates dropped by one sort at the end."""
     users: dict[str, int] = {}
     movie_index = {movie_id: i for i, movie_id in enumerate(movies)}
-    user_codes, movie_codes = array("i"), array("i")
-    stars, times = array("f"), array("q")
-    for row in rows:
-        user_codes.append(users.setdefault(row.user_id, len(users)))
-        movie_codes.append(movie_index[row.movie_id])
-        stars.append(row.rating)
-        times.append(int(row.timestamp))
+    user_codes: list[np.ndarray] = []
+    movie_codes: list[np.ndarray] = []
+    stars: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    for block in blocks:
+        # A dictionary step per distinct id of the block, not per row; users numbered in the
+        # order they first appear.
+        unique, first, inverse = np.unique(
+            np.array(block.user_ids), return_index=True, return_inverse=True
+        )
+        codes = np.empty(len(unique), dtype=np.int32)
+        for i in np.argsort(first, kind="stable").tolist():
+            codes[i] = users.setdefault(str(unique[i]), len(users))
+        user_codes.append(codes[inverse])
+        unique, inverse = np.unique(np.array(block.movie_ids), return_inverse=True)
+        indices = np.array([movie_index[m] for m in unique.tolist()], dtype=np.int32)
+        movie_codes.append(indices[inverse])
+        stars.append(block.ratings.astype(np.float32))
+        times.append(block.timestamps.astype(np.int64))
     if not user_codes:
         raise DataError(f"{path}: no usable ratings")
-    user_index = np.frombuffer(user_codes, dtype=np.int32)
-    movie_codes_np = np.frombuffer(movie_codes, dtype=np.int32)
-    timestamps = np.frombuffer(times, dtype=np.int64)
+    user_index = np.concatenate(user_codes)
+    movie_codes_np = np.concatenate(movie_codes)
+    timestamps = np.concatenate(times)
+    del user_codes, movie_codes, times
     # Sorted by (user, movie, time, row): the last row of each pair is the one to keep.
     order = np.lexsort((np.arange(len(user_index)), timestamps, movie_codes_np, user_index))
     pair = user_index[order].astype(np.int64) * len(movies) + movie_codes_np[order]
@@ -312,8 +416,8 @@ def _latest_ratings(
     return Ratings(
         users=list(users),
         movies=movies,
-        user_index=user_index[kept].copy(),
-        movie_index=movie_codes_np[kept].copy(),
-        ratings=np.frombuffer(stars, dtype=np.float32)[kept].copy(),
-        timestamps=timestamps[kept].copy(),
+        user_index=user_index[kept],
+        movie_index=movie_codes_np[kept],
+        ratings=np.concatenate(stars)[kept],
+        timestamps=timestamps[kept],
     )

@@ -7,7 +7,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,11 +94,15 @@ def train(
     seed: int = 0,
     verbose: int | str = "auto",
     log: Callable[[str], None] = print,
+    max_steps: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Split, train, export to a staging directory, evaluate the export, then publish it.
 
     `verbose="auto"`: Keras' progress bar on a terminal, one line per epoch otherwise (a file or
-    a CI log would get a wall of escape codes).
+    a CI log would get a wall of escape codes). `max_steps`: stop each epoch after this many
+    steps (the benchmark's measured slice of an epoch too long to run whole; not for models);
+    `callbacks`: more Keras callbacks for the fit (the benchmark's step clock).
     """
     if verbose == "auto" and not sys.stdout.isatty():
         verbose = 2
@@ -136,7 +140,17 @@ def train(
     trainer = TwoTowerTrainer(
         movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
     )
-    validation = _fit(trainer, examples, split.cases("validation"), config, seed, verbose, log)
+    validation = _fit(
+        trainer,
+        examples,
+        split.cases("validation"),
+        config,
+        seed,
+        verbose,
+        log,
+        max_steps,
+        callbacks,
+    )
     training_seconds = time.perf_counter() - started
 
     staging = staging_dir(artifacts)
@@ -194,6 +208,8 @@ def _fit(
     seed: int,
     verbose: int | str,
     log: Callable[[str], None],
+    max_steps: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> ValidationRanking:
     """Fit with early stopping on validation NDCG; the best epoch's weights are kept."""
     trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
@@ -211,9 +227,10 @@ def _fit(
     trainer.fit(
         _batches(examples, config.batch_size, seed),
         epochs=config.epochs,
-        callbacks=[validation, stopping, EpochProgress(config.epochs, log)],
+        callbacks=[*callbacks, validation, stopping, EpochProgress(config.epochs, log)],
         shuffle=False,  # the generator shuffles, seeded
         verbose=verbose,
+        steps_per_epoch=max_steps,
     )
     validation.restore_best()
     return validation
@@ -288,15 +305,33 @@ def _batches(examples: Examples, batch_size: int, seed: int) -> tf.data.Dataset:
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Elapsed time and an ETA for the remaining epochs (if early stopping does not end it)."""
+    """Elapsed time and an ETA for the remaining epochs (if early stopping does not end it),
+    and within a long epoch (MovieLens 25M: an hour) a line every `every` seconds."""
 
-    def __init__(self, epochs: int, log: Callable[[str], None]) -> None:
+    def __init__(self, epochs: int, log: Callable[[str], None], every: float = 300.0) -> None:
         super().__init__()
-        self.epochs, self.log = epochs, log
-        self.started = time.perf_counter()
+        self.epochs, self.log, self.every = epochs, log, every
+        self.started = self.epoch_started = self.last = time.perf_counter()
+        self.epoch = 0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch, self.epoch_started = epoch, time.perf_counter()
+        self.last = self.epoch_started
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        steps = self.params.get("steps") or 0
+        rate = (batch + 1) / (now - self.epoch_started)
+        self.log(
+            f"epoch {self.epoch + 1}: step {batch + 1}/{steps}, {rate:.2f} steps/s, "
+            f"{(steps - batch - 1) / rate / 60:.1f} min left in this epoch"
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         elapsed = time.perf_counter() - self.started

@@ -1,12 +1,13 @@
 """Loading a parsed MovieLens dataset into the store: idempotent, in atomic batches.
 
 Ratings stream from the file in chunks of `EVENT_CHUNK`, each written with one
-`add_events_bulk` (one Redis MULTI/EXEC pipeline, one SQLite transaction): 25M ratings never sit
-in memory, and a chunk is either all written or not at all (a rerun fills the gap: events
+`add_events_bulk` (one Redis script call, one SQLite transaction): 25M ratings never sit in
+memory, and a chunk is either all written or not at all (a rerun fills the gap: events
 collapse)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +42,18 @@ async def import_movielens(
         result = await store.apply_changes([Upsert(m) for m in batch])
         changed += result.applied
         advance(len(batch))
-    for chunk in data.event_chunks():
-        await store.add_events_bulk(chunk.events)
+    # The next chunk is parsed in a thread while the store writes this one: the parse (Python)
+    # and the write (the store's server, or SQLite's thread) overlap on two cores.
+    chunks = data.event_chunks()
+    chunk = await asyncio.to_thread(next, chunks, None)
+    while chunk is not None:
+        write = asyncio.ensure_future(store.add_events_bulk(chunk.events))
+        try:
+            following = await asyncio.to_thread(next, chunks, None)
+        finally:
+            await write
         advance(chunk.rows)
+        chunk = following
     return ImportSummary(
         movies=await store.count_movies(),
         movies_changed=changed,

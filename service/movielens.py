@@ -15,8 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embeddings.data import DataError, count_ratings, read_links, read_movies, read_ratings
-from service.store.base import Event, InvalidRecord, Movie, validate_event, validate_movie
+from embeddings.data import DataError, count_ratings, read_links, read_movies, read_rating_blocks
+from service.store.base import (
+    Event,
+    InvalidRecord,
+    Movie,
+    plausible_ratings,
+    validate_event,
+    validate_movie,
+)
 
 DatasetError = DataError
 """The dataset cannot be imported at all (missing file or column)."""
@@ -56,6 +63,7 @@ class MovieLensData:
         """Every good rating as a `rate` event, `size` rows at a time, without holding the file."""
         self.events_read = 0
         known = {m.id for m in self.movies}
+        good_users: set[str] = set()
         events: dict[str, list[Event]] = defaultdict(list)
         consumed = 0
         last_line = 1
@@ -63,24 +71,32 @@ class MovieLensData:
         def skip(file: str, line: int, _reason: str, message: str) -> None:
             self.bad_rows.append(BadRow(file, line, message))
 
-        for rating in read_ratings(self.directory, known, skip):
-            event = Event(
-                movie_id=rating.movie_id,
-                kind="rate",
-                rating=rating.rating,
-                timestamp=rating.timestamp,
-            )
-            try:
-                validate_event(rating.user_id, event)
-            except InvalidRecord as exc:
-                self.bad_rows.append(BadRow("ratings.csv", rating.line, str(exc)))
-                continue
-            events[rating.user_id].append(event)
-            consumed += 1
-            if consumed == size:
-                self.events_read += consumed
-                yield EventChunk(dict(events), rating.line - last_line)
-                events, consumed, last_line = defaultdict(list), 0, rating.line
+        for block in read_rating_blocks(self.directory, known, skip):
+            plausible = plausible_ratings(block.ratings, block.timestamps).tolist()
+            for user_id, movie_id, rating, timestamp, line, fine in zip(
+                block.user_ids,
+                block.movie_ids,
+                block.ratings.tolist(),
+                block.timestamps.tolist(),
+                block.lines.tolist(),
+                plausible,
+                strict=True,
+            ):
+                event = Event(movie_id=movie_id, kind="rate", rating=rating, timestamp=timestamp)
+                # Movie ids are the catalog's (checked): a user id once, values only when odd.
+                if not fine or user_id not in good_users:
+                    try:
+                        validate_event(user_id, event)
+                    except InvalidRecord as exc:
+                        self.bad_rows.append(BadRow("ratings.csv", line, str(exc)))
+                        continue
+                    good_users.add(user_id)
+                events[user_id].append(event)
+                consumed += 1
+                if consumed == size:
+                    self.events_read += consumed
+                    yield EventChunk(dict(events), line - last_line)
+                    events, consumed, last_line = defaultdict(list), 0, line
         self.events_read += consumed
         yield EventChunk(dict(events), max(0, self.rating_rows + 1 - last_line))
 

@@ -42,7 +42,7 @@ from service.store.base import (
     unpack_dedupe,
     unpack_vector,
     validate_changes,
-    validate_event,
+    validate_events,
 )
 from service.store.history import History
 
@@ -372,8 +372,7 @@ class RedisStore(Store):
         """Check every event, then merge them into their users' records (on `client`: the
         connection, or a pipeline that queues the call)."""
         for user_id, user_events in events.items():
-            for event in user_events:
-                validate_event(user_id, event)
+            validate_events(user_id, user_events)
         users = [user for user, user_events in events.items() if user_events]
         if not users:
             return

@@ -35,7 +35,7 @@ from service.store.base import (
     unpack_dedupe,
     unpack_vector,
     validate_changes,
-    validate_event,
+    validate_events,
 )
 from service.store.history import History
 
@@ -311,8 +311,7 @@ class SQLiteStore(Store):
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
         """Every user's merge (read, merge, write back) in one transaction."""
         for user_id, user_events in events.items():
-            for event in user_events:
-                validate_event(user_id, event)
+            validate_events(user_id, user_events)
         new = {u: [history.entry(e) for e in es] for u, es in events.items() if es}
         if new:
             await self._run(lambda conn: self._transaction(conn, lambda: self._merge(conn, new)))

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from embeddings import data
 from embeddings.data import BUNDLED_DATA, MAX_TAGS_PER_MOVIE, DataError, load_dataset, split_title
 from tests.embeddings.conftest import WriteData
 
@@ -97,3 +100,59 @@ def test_an_empty_ratings_file_is_a_data_error(write_data: WriteData) -> None:
 def test_a_missing_directory_is_a_data_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DataError, match="file not found"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_numeric_blocks_read_exactly_as_row_by_row(
+    write_data: WriteData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NumPy path (plain numeric rows) keeps and skips exactly what `csv` row by row does,
+    line numbers included, in blocks that mix both paths."""
+    huge = "1" + "0" * 400  # digits only, but not a finite rating
+    ratings = [
+        *[(u, m, "3.5", 100 + u) for u in (1, 2) for m in (1, 2, 3)],
+        ("3", "999", "4.0", "7"),  # unknown movie
+        ("3", "1", huge, "8"),
+        ("3", "2", "4.", "9"),
+        (" 4", "1", "2.0", "10"),  # a space: this block goes row by row
+        ("4", "2", "four", "11"),
+        *[(u, 4, "0.5", 200 + u) for u in range(5, 12)],
+    ]
+    directory = write_data(ratings=ratings)
+    known = {"1", "2", "3", "4"}
+
+    def read() -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
+        skipped: list[tuple[int, str]] = []
+        rows = [
+            row
+            for block in data.read_rating_blocks(
+                directory, known, lambda _f, line, _r, message: skipped.append((line, message))
+            )
+            for row in zip(
+                block.lines.tolist(),
+                block.user_ids,
+                block.movie_ids,
+                block.ratings.tolist(),
+                block.timestamps.tolist(),
+                strict=True,
+            )
+        ]
+        return rows, skipped
+
+    monkeypatch.setattr(data, "BLOCK_BYTES", 40)  # a few rows a block
+    fast_blocks = []
+    numeric_block = data._numeric_block
+
+    def spy(*args: Any) -> data.RatingBlock | None:
+        fast_blocks.append(block := numeric_block(*args))
+        return block
+
+    monkeypatch.setattr(data, "_numeric_block", spy)
+    fast = read()
+    monkeypatch.setattr(data, "_numeric_block", lambda *args: None)
+    slow = read()
+
+    assert fast == slow
+    assert sum(block is not None for block in fast_blocks) >= 3  # the fast path did run
+    rows, skipped = fast
+    assert len(rows) == 6 + 1 + 1 + 7  # " 4" is stripped to "4", as csv rows always were
+    assert [line for line, _ in skipped] == [8, 9, 12]
