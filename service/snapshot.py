@@ -153,7 +153,10 @@ def _sections(base: BaseIndex) -> dict[str, np.ndarray | bytes]:
         "versions": np.array([m.version for m in metas], np.int64),
         "vectors": np.ascontiguousarray(base.vectors, np.float32),
     }
-    if base.kind == "ivf":
+    if base.kind == "ivf" and not isinstance(base.faiss_index, faiss.IndexIVFFlat):
+        # Compressed cells (SQ, PQ): the whole FAISS index as FAISS serialises it.
+        sections["ivf_whole"] = faiss.serialize_index(base.faiss_index)
+    elif base.kind == "ivf":
         index = base.faiss_index
         cells = np.empty(len(base), np.int64)  # the cell of each row, so loading skips k-means
         invlists = index.invlists
@@ -201,6 +204,7 @@ def write_snapshot(
         "dim": int(base.vectors.shape[1]) if base.vectors.ndim == 2 else 0,
         "kind": base.kind,
         "recall": base.recall,
+        "rerank": base.rerank,
         "nprobe": int(base.faiss_index.nprobe) if base.kind == "ivf" else 0,
         "created_at": time.time(),
         "sections": [
@@ -277,14 +281,19 @@ def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex
     vectors = data["vectors"].reshape(count, dim) if count else np.zeros((0, dim), np.float32)
     if len(years) != count or len(versions) != count:
         raise SnapshotUnusable("corrupt", "years or versions do not match the movie count")
-    shared: dict[str, tuple[str, ...]] = {}  # a catalog repeats a few genre sets many times
-    genres = [shared.setdefault(row, tuple(row.split(",")) if row else ()) for row in genre_rows]
+    # A catalog repeats a few genre sets many times: split each once, share the tuples.
+    shared = {row: tuple(row.split(",")) if row else () for row in set(genre_rows)}
+    genres = [shared[row] for row in genre_rows]
     meta = [
         MovieMeta(t, g, None if y == NO_YEAR else y, v)
         for t, g, y, v in zip(titles, genres, years, versions, strict=True)
     ]
     index: Any
-    if kind == "ivf":
+    if kind == "ivf" and "ivf_whole" in data:
+        index = faiss.deserialize_index(data["ivf_whole"])
+        if index.ntotal != count:
+            raise SnapshotUnusable("corrupt", "the FAISS index does not match the movie count")
+    elif kind == "ivf":
         index = faiss.deserialize_index(data["ivf"])
         cells = data["cells"]
         if len(cells) != count or (count and not 0 <= cells.min() <= cells.max() < index.nlist):
@@ -300,10 +309,11 @@ def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex
         ids=ids,
         vectors=vectors,
         meta=meta,
-        row_of={mid: row for row, mid in enumerate(ids)},
+        row_of=dict(zip(ids, range(count), strict=True)),
         faiss_index=index,
         kind=kind,
         recall=float(header["recall"]),
+        rerank=int(header.get("rerank", 0)),
     )
 
 

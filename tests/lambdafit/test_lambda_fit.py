@@ -78,7 +78,7 @@ def test_the_command_measures_both_designs_and_writes_the_report(
     assert len(served["webhook_seconds"]) == 1 and served["peak_rss_mb"] > 100
     # The measured replica started from the snapshot the first one wrote after its full sync.
     assert served["full_sync_ready_seconds"] > 0
-    assert "started from snapshot" in (tmp_path / "w/logs/2k-synthetic-serve.log").read_text()
+    assert "started from snapshot" in (tmp_path / "w/logs/synthetic-2000-serve.log").read_text()
 
     (out / "lambda-fit.md").unlink()  # the report is a function of the measured numbers alone
     again = subprocess.run([*command[:2], "--render-only", "--out", str(out)], env=env, timeout=60)

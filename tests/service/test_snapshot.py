@@ -32,7 +32,10 @@ def identity(params: IndexParams, epoch: str = "e1", model: str = "v1") -> Ident
     return Identity(model, epoch, params)
 
 
-@pytest.mark.parametrize("params", [FLAT, IVF], ids=["flat", "ivf"])
+SQ8 = IndexParams(ann_threshold=100, ivf_nprobe=4, ivf_codes="SQ8")
+
+
+@pytest.mark.parametrize("params", [FLAT, IVF, SQ8], ids=["flat", "ivf", "ivf-sq8"])
 def test_a_published_base_reads_back_the_same(tmp_path: Path, params: IndexParams) -> None:
     base = BaseIndex.build(*catalog(3000), params)
     snapshots = SnapshotDir(tmp_path)
@@ -42,14 +45,15 @@ def test_a_published_base_reads_back_the_same(tmp_path: Path, params: IndexParam
 
     assert loaded.applied_seq == 42
     copy = loaded.base
-    assert copy.kind == base.kind == ("ivf" if params is IVF else "flat")
+    assert copy.kind == base.kind == ("flat" if params is FLAT else "ivf")
+    assert copy.rerank == base.rerank
     assert copy.ids == base.ids and copy.meta == base.meta and copy.row_of == base.row_of
     assert np.array_equal(copy.vectors, base.vectors)
     assert copy.recall == base.recall
     queries = clustered_vectors(50, 16, seed=9)
     for query in queries:  # the same answers, in the same order, from the same cells
         assert np.array_equal(copy.search(query, 10)[1], base.search(query, 10)[1])
-    if params is IVF:
+    if params is not FLAT:
         assert copy.faiss_index.nprobe == base.faiss_index.nprobe
         assert copy.faiss_index.nlist == base.faiss_index.nlist
 
