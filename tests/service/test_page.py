@@ -226,7 +226,9 @@ def test_a_webhook_movie_arrives_on_the_open_page(
     assert sent.returncode == 0, sent.stdout + sent.stderr
 
     arrival = tab.locator("#arrivals .arrival").filter(has_text="Zéphyrine Über Alles (2026)")
-    expect(arrival).to_contain_text("indexed")
+    # A replica is ready before TensorFlow has loaded (it loads in the background; the movie
+    # tower embeds nothing until its check passed): 15 s and more on two busy cores.
+    expect(arrival).to_contain_text("indexed", timeout=90_000)
     expect(tab.locator("#live-size")).to_contain_text("9,743")
     tab.get_by_role("searchbox", name="Movie title").fill("zephyrine uber")
     result = tab.locator("#search-results .movie").first
