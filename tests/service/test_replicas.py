@@ -313,7 +313,7 @@ def _trimmed(_: Path, url: str) -> None:
         from service.store import Movie, Upsert
 
         store = await open_store(url, changelog_max_len=100)
-        for i in range(3):
+        for i in range(10):  # 600 entries: past approximate (MAXLEN ~) trimming
             await store.apply_changes(
                 [Upsert(Movie(f"x{i}-{j}", f"Trimmed {i} {j}")) for j in range(60)]
             )
