@@ -113,12 +113,7 @@ def publish_snapshot(env: dict[str, str], log: Path, ready_timeout: float) -> fl
                 _wait("a snapshot", lambda: up("/metrics", written), ready_timeout)
                 return ready
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            _stop(process)
 
 
 def started_from_snapshot(log: Path) -> bool:
@@ -161,13 +156,7 @@ def measure(
                     client, process, spawned, secret, users, requests, webhooks, ready_timeout
                 )
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(10)
+            _stop(process)
 
 
 def _measure_running(
@@ -221,3 +210,14 @@ def _measure_running(
         "webhook_seconds": freshness,
         "peak_rss_mb": peak_rss_mb(process.pid),
     }
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a graceful uvicorn shutdown), then SIGKILL after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
