@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SYNC_BATCH = 5000
 STORE_BACKOFF_CAP = 2.0  # seconds between attempts while the store is down: recover quickly
 EPOCH_CHANGED = "epoch changed"
+TRIMMED = "change log trimmed past cursor"
 
 
 class CatalogLost(Exception):
@@ -186,14 +187,20 @@ class Refresher:
 
         A gap (this replica fell behind the retained log) drops readiness until the new index
         is in; a changed epoch (the store restarted or failed over: every replica at once) does
-        not, as the old index goes on serving meanwhile.
+        not, as the old index goes on serving meanwhile. The size floor guards only resyncs where
+        the store may have lost data (a new epoch, a log behind the cursor); a log trimmed past
+        the cursor is the same store moved forward, so its deletes went through the log and a
+        much smaller catalog is the truth.
         """
         if reason != EPOCH_CHANGED:
             self._caught_up = False
         started = time.perf_counter()
-        self._check_size(await self.store.count_movies(), reason)
+        guarded = reason != TRIMMED
+        if guarded:
+            self._check_size(await self.store.count_movies(), reason)
         snapshot, epoch = await full_sync(self.store, self.towers, self.params)
-        self._check_size(len(snapshot), reason)
+        if guarded:
+            self._check_size(len(snapshot), reason)
         self._catalog_lost = None
         self.metrics.catalog_lost.set(0)
         self.adopt(snapshot, epoch)
@@ -289,7 +296,7 @@ class Refresher:
         entries = await store.read_changes(snapshot.applied_seq, limit, block_seconds)
         gap = None
         if entries and entries[0].seq != snapshot.applied_seq + 1:
-            gap = "change log trimmed past cursor"
+            gap = TRIMMED
         elif not entries and (head := await store.head_seq()) < snapshot.applied_seq:
             gap = "change log behind cursor"
         if gap is not None:

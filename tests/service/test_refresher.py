@@ -130,6 +130,25 @@ async def test_a_cursor_trimmed_away_forces_a_resync(store: Store, tiny_towers: 
     assert paused.caught_up  # catch_up goes on past the resync (readiness off) to the head
 
 
+async def test_deletes_trimmed_away_shrink_the_index_however_many(
+    store: Store, tiny_towers: Towers
+) -> None:
+    """Most of the catalog deleted through the log while a replica lagged, then the log trimmed
+    past it: the same store moved forward, so the much smaller catalog is adopted, not refused
+    as lost (found by test_convergence)."""
+    metrics = Metrics()
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(6)])
+    paused = Refresher(store, tiny_towers, PARAMS, metrics)
+    await catch_up(paused)
+
+    await store.apply_changes([Delete(str(i)) for i in range(5)])
+    await store.trim_changes(keep_last=1)
+    await catch_up(paused)
+
+    assert set(paused.snapshot.ids()) == {"5"}  # type: ignore[union-attr]
+    assert paused.catalog_lost is None and metrics.resyncs_refused._value.get() == 0
+
+
 async def test_readiness_is_false_until_caught_up(store: Store, tiny_towers: Towers) -> None:
     await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
     refresher = Refresher(store, tiny_towers, PARAMS, Metrics())
