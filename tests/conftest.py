@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 # A throwaway server per test session on a free port; never the machine's own 6379.
-redis_proc = factories.redis_proc(executable=REDIS_SERVER, port=None)
+redis_proc = factories.redis_proc(executable=REDIS_SERVER, port=None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -76,14 +76,14 @@ def _cached(request: pytest.FixtureRequest, name: str, build: Callable[[Path], P
         return build(Path(tempfile.mkdtemp(prefix=f"{name}-")))
     done = cache.mkdir(name)
     if (done / "ready").is_file():
-        return done / (done / "ready").read_text("utf-8")
+        return Path(done / (done / "ready").read_text("utf-8"))
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=done.parent))
     result = build(staging)
     shutil.rmtree(done)
     staging.rename(done)
     relative = result.relative_to(staging).as_posix()
     (done / "ready").write_text(relative, "utf-8")
-    return done / relative
+    return Path(done / relative)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def encoder():  # type: ignore[no-untyped-def]
     return MovieEncoder(vocabularies)
 
 
-def encode(encoder, **fields):  # type: ignore[no-untyped-def]
+def encode(encoder: Any, **fields: object) -> dict[str, Any]:
     raw = {"movie_id": "", "title": "", "genres": "", "tags": "", "year": 0, **fields}
     tensors = {
         name: tf.constant([value], tf.int32 if name == "year" else tf.string)

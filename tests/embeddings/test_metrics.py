@@ -74,9 +74,10 @@ def test_popularity_and_cooccurrence_by_hand() -> None:
 
 
 def test_chunked_rankings_concatenate_in_order() -> None:
-    whole = rank_targets(np.array([[3.0, 2, 1], [1, 2, 3]]), np.array([2, 0]), [[], []])
-    first = rank_targets(np.array([[3.0, 2, 1]]), np.array([2]), [[]])
-    second = rank_targets(np.array([[1.0, 2, 3]]), np.array([0]), [[]])
+    none = np.zeros(0, np.int64)  # nothing seen
+    whole = rank_targets(np.array([[3.0, 2, 1], [1, 2, 3]]), np.array([2, 0]), [none, none])
+    first = rank_targets(np.array([[3.0, 2, 1]]), np.array([2]), [none])
+    second = rank_targets(np.array([[1.0, 2, 3]]), np.array([0]), [none])
     joined = Ranking.concatenate([first, second])
     assert joined.above.tolist() == whole.above.tolist() == [2, 2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from standardwebhooks.webhooks import Webhook
 
 from infra.service import CONTAINER_PORT
@@ -73,7 +73,7 @@ def test_two_api_replicas_share_the_store_on_their_own_ports(
         variables.add(variable.group(1))
         assert api["read_only"] is True and api["tmpfs"] == ["/tmp"]
         grace = int(api["stop_grace_period"].removesuffix("s"))
-        assert grace > uvicorn_options()["timeout_graceful_shutdown"]  # type: ignore[operator]
+        assert grace > uvicorn_options()["timeout_graceful_shutdown"]
     assert published == {8001, 8002}
     assert variables == {"MOVIE_RECS_API_1_PORT", "MOVIE_RECS_API_2_PORT"}
     readme = (ROOT / "README.md").read_text("utf-8")

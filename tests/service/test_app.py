@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,6 +14,7 @@ USER = "1"  # has 232 ratings in ml-latest-small; the store keeps the newest 200
 
 def history_of(client: TestClient, user: str) -> set[str]:
     store = client.app.state.app_state.store  # type: ignore[attr-defined]
+    assert client.portal is not None
     return {e.movie_id for e in client.portal.call(store.recent_events, user)}
 
 
@@ -115,7 +118,7 @@ def test_history_is_bounded(client: TestClient) -> None:
 
 
 def test_body_limit_is_counted_on_the_stream(client: TestClient) -> None:
-    def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: chunked upload
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked upload
         for _ in range(100):
             yield b" " * 1024
 

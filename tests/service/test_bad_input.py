@@ -44,11 +44,13 @@ def client(
 
 def head(client: TestClient) -> int:
     store = client.app.state.app_state.store  # type: ignore[attr-defined]
+    assert client.portal is not None
     return int(client.portal.call(store.head_seq))
 
 
 def history_of(client: TestClient, user: str) -> list[object]:
     store = client.app.state.app_state.store  # type: ignore[attr-defined]
+    assert client.portal is not None
     return list(client.portal.call(store.recent_events, user))
 
 

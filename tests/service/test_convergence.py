@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -23,6 +25,7 @@ TITLES = st.sampled_from(["Alpha", "Beta", "Gamma"])
 REPLICA = st.integers(0, 1)
 PARAMS = IndexParams(ann_threshold=4, ivf_nprobe=1, train_points_per_cell=1)  # IVF bases too
 _counter = itertools.count()
+T = TypeVar("T")
 
 
 class Convergence(RuleBasedStateMachine):
@@ -40,7 +43,7 @@ class Convergence(RuleBasedStateMachine):
     def replica(self) -> Refresher:
         return Refresher(self.store, self.towers, PARAMS, self.metrics)
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(coro)
 
     @initialize(ids=st.lists(IDS, min_size=1, max_size=5, unique=True))

@@ -45,7 +45,7 @@ class MeanTower:
 
     def embed_user(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         mean = (history * np.maximum(weights, 0.1)[:, None]).sum(axis=0)
-        return (mean / np.linalg.norm(mean)).astype(np.float32)
+        return np.asarray(mean / np.linalg.norm(mean), dtype=np.float32)
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ async def catch_up(refresher: Refresher) -> None:
 
 def observations(metrics: Metrics) -> float:
     """How many catalog-change freshness values the histogram has seen."""
-    samples = metrics.freshness_seconds.collect()[0].samples
-    return next(s.value for s in samples if s.name.endswith("_count"))
+    samples = next(iter(metrics.freshness_seconds.collect())).samples
+    return float(next(s.value for s in samples if s.name.endswith("_count")))
 
 
 async def live_ids(store: Store) -> set[str]:
@@ -202,6 +202,7 @@ async def test_a_replica_starts_from_a_snapshot_and_tails_the_log_after_it(
     assert metrics.resyncs.labels("startup")._value.get() == 0  # no full sync
     assert second.started_from is not None and second.started_from.startswith("snapshot")
     assert set(second.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    assert second.snapshot is not None
     assert second.snapshot.get("4")[1].title == "Changed"  # type: ignore[index]
     assert second.applied_seq == await store.head_seq()
     assert built(second.snapshot.base) is not None  # its title index came with it, not rebuilt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.index import MovieMeta, build_snapshot
+from service.index import MovieMeta, Snapshot, build_snapshot
 from service.titles import TitleIndexBuilding, genres_of, normalize, search_titles
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +20,7 @@ METAS = {
 }
 
 
-def snapshot():  # type: ignore[no-untyped-def]
+def snapshot() -> Snapshot:
     ids = list(METAS)
     vectors = np.eye(len(ids), dtype=np.float32)
     return build_snapshot(ids, vectors, [METAS[i] for i in ids], applied_seq=len(ids))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -34,6 +35,7 @@ def client(make_client: MakeClient) -> TestClient:
 
 def head(client: TestClient) -> int:
     store = client.app.state.app_state.store  # type: ignore[attr-defined]
+    assert client.portal is not None
     return int(client.portal.call(store.head_seq))
 
 
@@ -120,7 +122,10 @@ def drop(name: str):  # type: ignore[no-untyped-def]
     return without
 
 
-def replace(name: str, value: str):  # type: ignore[no-untyped-def]
+Mutation = Callable[[bytes, dict[str, str]], tuple[bytes, dict[str, str]]]
+
+
+def replace(name: str, value: str) -> Mutation:
     def with_value(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
         return body, {**headers, name: value}
 
@@ -141,9 +146,9 @@ def replace(name: str, value: str):  # type: ignore[no-untyped-def]
 )
 def test_bad_signatures_are_precise_4xx_and_write_nothing(
     client: TestClient,
-    mutate,
+    mutate: Mutation,
     status: int,
-    message: str,  # type: ignore[no-untyped-def]
+    message: str,
 ) -> None:
     before = head(client)
     body, headers = mutate(*signed({"type": "movie.upserted", "data": NEW}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,7 @@ async def test_each_call_raises_store_unavailable_within_the_deadline(
         own_redis.freeze()
     else:
         own_redis.kill()
-    calls = {
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
         "get_movies": lambda: store.get_movies(["1"]),
         "recent_events": lambda: store.recent_events("u"),
         "apply_changes": lambda: store.apply_changes([Upsert(Movie("2", "Two"))]),
