@@ -11,6 +11,9 @@ one phase's peak never hides another's:
 - train: what `movie-recs train --epochs 1` runs (data -> 1 epoch -> export -> evaluation of the
   export), in one child: its peak is the "train + evaluate" peak; the epoch's seconds and
   examples/s, and the export + evaluation seconds are reported as the `evaluate` row;
+- fit (not run by default): the epoch's steps alone (data -> `max_steps` steps; no validation
+  ranking, export or evaluation), for timing steps where the evaluation takes longer than them
+  (25M); with `--baseline` it alternates with the baseline tree's, `--repeat` rounds;
 - evaluate (not run by default): `evaluate_towers` alone on the exported model (`movie-recs
   evaluate`), for its own peak.
 Datasets are generated once per size under --work and reused.
@@ -36,7 +39,7 @@ from rich.table import Table
 
 from bench.redisserver import redis_server
 
-PHASES = ("import", "train", "evaluate")
+PHASES = ("import", "train", "fit", "evaluate")
 console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole rows
 
 
@@ -185,6 +188,61 @@ def phase_train(data: Path, out: Path, max_steps: int | None = None) -> dict[str
     }
 
 
+def phase_fit(data: Path, max_steps: int) -> dict[str, Any]:
+    """The first `max_steps` steps of an epoch, as `train` runs them, and nothing else."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from embeddings.config import TrainConfig
+    from embeddings.data import load_dataset
+    from embeddings.train import fit_steps, prepare
+
+    started = time.perf_counter()
+    config = TrainConfig(epochs=1)
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+    prepared = prepare(load_dataset(data), config, seed=0)
+    clock = StepClock()
+    fit_steps(prepared.trainer, prepared.examples, config, 0, max_steps, [clock.callback])
+    examples = len(prepared.examples)
+    wall, cpu = clock.seconds()
+    timed = (clock.steps - 1) * config.batch_size
+    return {
+        "seconds": time.perf_counter() - started,
+        "steps": clock.steps,
+        "steps_per_epoch": -(-examples // config.batch_size),
+        "measured_seconds": wall,
+        "epoch_seconds": wall * examples / timed,
+        "epoch_cpu_seconds": cpu * examples / timed,
+        "examples": examples,
+        "examples_per_second": timed / wall,
+        "examples_per_cpu_second": timed / cpu,
+        "wall_per_step": wall / (clock.steps - 1),
+        "cpu_per_step": cpu / (clock.steps - 1),
+    }
+
+
+def fit_ab(data: Path, max_steps: int, baseline: Path | None, repeat: int) -> dict[str, Any]:
+    """The steps of this tree (and of `baseline`, alternating); the median round of each."""
+    rounds: dict[str, list[dict[str, Any]]] = {"fit": [], "fit_baseline": []}
+    for _ in range(repeat):
+        trees = [("fit_baseline", baseline)] if baseline else []
+        for key, tree in [*trees, ("fit", None)]:
+            done = child("fit", str(data), "-", "--max-steps", str(max_steps), tree=tree)
+            done["load_average"] = os.getloadavg()[0]
+            rounds[key].append(done)
+            console.print(
+                f"{key}: {done['wall_per_step']:.3f} s, {done['cpu_per_step']:.3f} CPU-s a step "
+                f"(load {done['load_average']:.1f})"
+            )
+    return {
+        key: sorted(found, key=lambda r: r["wall_per_step"])[len(found) // 2]
+        for key, found in rounds.items()
+        if found
+    }
+
+
 def phase_evaluate(data: Path, model: Path) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from embeddings.artifacts import load_towers
@@ -264,6 +322,8 @@ def run_size(
         steps = ["--max-steps", str(max_steps)] if max_steps else []
         row["train"] = child("train", str(data), str(model), *steps)
         console.print(f"{ratings:,}: train {row['train']}")
+    if "fit" in phases:
+        row.update(fit_ab(data, max_steps or 200, baseline, repeat))
     if "evaluate" in phases and model.exists():
         row["evaluate"] = child("evaluate", str(data), str(model))
         console.print(f"{ratings:,}: evaluate {row['evaluate']}")
@@ -326,6 +386,29 @@ def measures(row: dict[str, Any]) -> list[Measure]:
                 "(in the train process)",
             )
         )
+    for key in ("fit_baseline", "fit"):
+        if key not in row:
+            continue
+        done = row[key]
+        rate = f"{done['examples_per_second']:,.0f} examples/s, {done['wall_per_step']:.3f} s"
+        rate += f" ({done['cpu_per_step']:.3f} CPU-s) a step"
+        if key == "fit" and "fit_baseline" in row:
+            rate += (
+                f" ({row['fit_baseline']['epoch_seconds'] / done['epoch_seconds']:.2f}x baseline)"
+            )
+        note = f"EPOCH ESTIMATED from {done['steps']:,} of {done['steps_per_epoch']:,} steps"
+        note += f"; load {done['load_average']:.1f}"
+        label = "fit: one epoch" + (", baseline" if key == "fit_baseline" else "")
+        out.append(
+            Measure(
+                label,
+                done["epoch_seconds"],
+                done["epoch_cpu_seconds"],
+                rate,
+                done["peak_rss_mb"],
+                note,
+            )
+        )
     if "evaluate" in row:
         done = row["evaluate"]
         out.append(Measure("evaluate alone", done["seconds"], None, "", done["peak_rss_mb"], ""))
@@ -385,9 +468,11 @@ def main(
     ] = None,
     baseline: Annotated[
         Path | None,
-        typer.Option(help="Another checkout: its import runs alternating with this one's."),
+        typer.Option(help="Another checkout: its import and fit run alternating with this one's."),
     ] = None,
-    repeat: Annotated[int, typer.Option(min=1, help="Import rounds (the median is kept).")] = 1,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Import and fit rounds (the median is kept).")
+    ] = 1,
 ) -> None:
     """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
     if context.invoked_subcommand is not None:
@@ -422,6 +507,8 @@ def phase(
         result = phase_import(data, target)
     elif name == "train":
         result = phase_train(data, Path(target), max_steps)
+    elif name == "fit":
+        result = phase_fit(data, max_steps or 200)
     else:
         result = phase_evaluate(data, Path(target))
     result["peak_rss_mb"] = peak_rss_mb()

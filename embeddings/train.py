@@ -30,10 +30,17 @@ from embeddings.export import (
     staging_dir,
     write_manifest,
 )
-from embeddings.features import YEAR_BUCKETS, MovieEncoder, build_vocabularies, encode_catalog
+from embeddings.features import (
+    YEAR_BUCKETS,
+    MovieEncoder,
+    Vocabularies,
+    build_vocabularies,
+    encode_catalog,
+)
 from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
 from embeddings.movie_inputs import embed_movies
-from embeddings.split import EvalCases, leave_last_out
+from embeddings.optimizer import FusedAdam
+from embeddings.split import EvalCases, Split, leave_last_out
 
 TINY_USERS = 40
 TINY_CONFIG = TrainConfig(batch_size=256, epochs=2, patience=1, movie_hidden=64, user_hidden=32)
@@ -111,34 +118,13 @@ def train(
     tf.config.experimental.enable_op_determinism()
     length = config.history_length
 
-    split = leave_last_out(
-        dataset, min_rating=config.min_rating, cold_fraction=config.cold_fraction, seed=seed
-    )
-    sequences = split.train_sequences()
-    trained = np.zeros(len(split.movie_ids), dtype=bool)
-    for movies, _ in sequences:
-        trained[movies] = True
-    vocabularies = build_vocabularies(dataset.movies, trained, min_count=config.min_word_count)
-    encoder = MovieEncoder(vocabularies)
-    catalog = encode_catalog(encoder, dataset.movies)
-    examples = build_examples(sequences, length)
+    prepared = prepare(dataset, config, seed)
+    split, vocabularies, encoder = prepared.split, prepared.vocabularies, prepared.encoder
+    examples, trainer = prepared.examples, prepared.trainer
+    movie_tower, user_tower = trainer.movie_tower, trainer.user_tower
     log(
-        f"{len(examples)} training examples, {int(trained.sum())} trained movies, "
+        f"{len(examples)} training examples, {int(prepared.trained.sum())} trained movies, "
         f"{int(split.cold.sum())} cold movies, {len(split.users)} users"
-    )
-
-    movie_tower = MovieTower(
-        vocabularies.sizes(),
-        year_buckets=YEAR_BUCKETS,
-        dim=config.dim,
-        hidden=config.movie_hidden,
-        word_dim=config.word_dim,
-        id_dropout=config.id_dropout,
-        seed=seed,
-    )
-    user_tower = UserTower(history_length=length, dim=config.dim, hidden=config.user_hidden)
-    trainer = TwoTowerTrainer(
-        movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
     )
     validation = _fit(
         trainer,
@@ -200,6 +186,50 @@ def train(
     return TrainResult(publish(staging, artifacts, version), manifest)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a fit needs, built from the data: the split, the vocabularies and encoder,
+    the examples and the (unbuilt) trainer."""
+
+    split: Split
+    trained: np.ndarray  # bool [num_movies]: in some user's training sequence
+    vocabularies: Vocabularies
+    encoder: MovieEncoder
+    examples: Examples
+    trainer: TwoTowerTrainer
+
+
+def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
+    """Split, vocabularies, encoded catalog, examples and the towers (also the step profiler's)."""
+    split = leave_last_out(
+        dataset, min_rating=config.min_rating, cold_fraction=config.cold_fraction, seed=seed
+    )
+    sequences = split.train_sequences()
+    trained = np.zeros(len(split.movie_ids), dtype=bool)
+    for movies, _ in sequences:
+        trained[movies] = True
+    vocabularies = build_vocabularies(dataset.movies, trained, min_count=config.min_word_count)
+    encoder = MovieEncoder(vocabularies)
+    catalog = encode_catalog(encoder, dataset.movies)
+    examples = build_examples(sequences, config.history_length)
+    movie_tower = MovieTower(
+        vocabularies.sizes(),
+        year_buckets=YEAR_BUCKETS,
+        dim=config.dim,
+        hidden=config.movie_hidden,
+        word_dim=config.word_dim,
+        id_dropout=config.id_dropout,
+        seed=seed,
+    )
+    user_tower = UserTower(
+        history_length=config.history_length, dim=config.dim, hidden=config.user_hidden
+    )
+    trainer = TwoTowerTrainer(
+        movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
+    )
+    return Prepared(split, trained, vocabularies, encoder, examples, trainer)
+
+
 def _fit(
     trainer: TwoTowerTrainer,
     examples: Examples,
@@ -212,9 +242,7 @@ def _fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> ValidationRanking:
     """Fit with early stopping on validation NDCG; the best epoch's weights are kept."""
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    first = examples.batch(examples.positions[:1])
-    trainer((first[0], first[1]))  # build the weights before fit
+    compile_trainer(trainer, examples, config)
     validation = ValidationRanking(
         trainer,
         validation_cases.sample(config.max_eval_cases, seed),
@@ -234,6 +262,35 @@ def _fit(
     )
     validation.restore_best()
     return validation
+
+
+def fit_steps(
+    trainer: TwoTowerTrainer,
+    examples: Examples,
+    config: TrainConfig,
+    seed: int,
+    steps: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> None:
+    """The first `steps` steps of one epoch, exactly as `_fit` runs them, without validation
+    (the benchmark's timing of steps at sizes where the validation ranking takes long)."""
+    compile_trainer(trainer, examples, config)
+    trainer.fit(
+        _batches(examples, config.batch_size, seed),
+        epochs=1,
+        callbacks=list(callbacks),
+        shuffle=False,
+        verbose=0,
+        steps_per_epoch=steps,
+    )
+
+
+def compile_trainer(trainer: TwoTowerTrainer, examples: Examples, config: TrainConfig) -> None:
+    """Adam (fused where that is the same update: `embeddings.optimizer`); weights built."""
+    first = examples.batch(examples.positions[:1])
+    trainer((first[0], first[1]))  # build the weights before fit
+    table = trainer.movie_tower.movie_id.embeddings  # looked up once per movie a step
+    trainer.compile(optimizer=FusedAdam(config.learning_rate, unique_rows=[table]))
 
 
 def train_directory(
