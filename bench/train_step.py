@@ -55,7 +55,7 @@ def main(
 
     from embeddings.config import TrainConfig
     from embeddings.data import load_dataset
-    from embeddings.train import compile_trainer, prepare
+    from embeddings.train import prepare
 
     started = time.perf_counter()
     config = TrainConfig().with_overrides(batch_size=batch_size)
@@ -68,12 +68,13 @@ def main(
         f"prepared in {time.perf_counter() - started:.0f} s: {len(examples):,} examples, "
         f"{trainer.num_movies:,} movies; batch {config.batch_size}; peak {peak_rss_mb():,.0f} MB"
     )
-    compile_trainer(trainer, examples, config)
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     rng = np.random.default_rng(0)
     batches = [
         tuple(tf.constant(part) for part in batch)
         for batch in itertools.islice(examples.batches(config.batch_size, rng), steps + 1)
     ]
+    trainer((batches[0][0], batches[0][1]))
     trainer.optimizer.build(trainer.trainable_variables)
     union = [len(np.unique(np.r_[h.numpy().ravel(), t.numpy()])) for h, _, t in batches]
     print(f"distinct movies a batch (histories + targets, padding included): {np.mean(union):,.0f}")

@@ -39,7 +39,6 @@ from embeddings.features import (
 )
 from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
 from embeddings.movie_inputs import embed_movies
-from embeddings.optimizer import FusedAdam
 from embeddings.split import EvalCases, Split, leave_last_out
 
 TINY_USERS = 40
@@ -242,7 +241,7 @@ def _fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> ValidationRanking:
     """Fit with early stopping on validation NDCG; the best epoch's weights are kept."""
-    compile_trainer(trainer, examples, config)
+    _compile(trainer, examples, config)
     validation = ValidationRanking(
         trainer,
         validation_cases.sample(config.max_eval_cases, seed),
@@ -274,7 +273,7 @@ def fit_steps(
 ) -> None:
     """The first `steps` steps of one epoch, exactly as `_fit` runs them, without validation
     (the benchmark's timing of steps at sizes where the validation ranking takes long)."""
-    compile_trainer(trainer, examples, config)
+    _compile(trainer, examples, config)
     trainer.fit(
         _batches(examples, config.batch_size, seed),
         epochs=1,
@@ -285,12 +284,10 @@ def fit_steps(
     )
 
 
-def compile_trainer(trainer: TwoTowerTrainer, examples: Examples, config: TrainConfig) -> None:
-    """Adam (fused where that is the same update: `embeddings.optimizer`); weights built."""
+def _compile(trainer: TwoTowerTrainer, examples: Examples, config: TrainConfig) -> None:
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     first = examples.batch(examples.positions[:1])
     trainer((first[0], first[1]))  # build the weights before fit
-    table = trainer.movie_tower.movie_id.embeddings  # looked up once per movie a step
-    trainer.compile(optimizer=FusedAdam(config.learning_rate, unique_rows=[table]))
 
 
 def train_directory(
