@@ -15,19 +15,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import faiss
 import numpy as np
 
+from service.metatable import MetaTable as MetaTable
+from service.metatable import MovieMeta as MovieMeta
+
 if TYPE_CHECKING:
     from service.config import Settings
 
 IndexKind = Literal["flat", "ivf"]
 Accept = Callable[[str, "MovieMeta"], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class MovieMeta:
-    title: str
-    genres: tuple[str, ...]
-    year: int | None
-    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +69,7 @@ class BaseIndex:
 
     ids: Sequence[str]
     vectors: np.ndarray
-    meta: Sequence[MovieMeta]
+    meta: MetaTable  # a MovieMeta per row, built when asked for
     row_of: Mapping[str, int]
     faiss_index: Any  # faiss.IndexFlatIP or faiss.IndexIVFFlat (the stubs know only Index)
     kind: IndexKind
@@ -112,7 +107,7 @@ class BaseIndex:
         return cls(
             ids=list(ids),
             vectors=vectors,
-            meta=list(meta),
+            meta=meta if isinstance(meta, MetaTable) else MetaTable.of(meta),
             row_of={mid: row for row, mid in enumerate(ids)},
             faiss_index=index,
             kind=kind,
@@ -361,11 +356,13 @@ class Snapshot:
             tombstones[mid] = applied_seq
         return Snapshot.create(self.base, applied_seq, delta, tombstones)
 
-    def live_items(self) -> tuple[list[str], np.ndarray, list[MovieMeta]]:
+    def live_items(self) -> tuple[list[str], np.ndarray, MetaTable]:
         """Everything live, for building the next base."""
         keep = [row for row, mid in enumerate(self.base.ids) if mid not in self.tombstones]
         ids = [self.base.ids[r] for r in keep] + list(self._delta_ids)
-        metas = [self.base.meta[r] for r in keep] + [self.delta[i].meta for i in self._delta_ids]
+        metas = self.base.meta.take(np.array(keep, np.int64)).extended(
+            [self.delta[i].meta for i in self._delta_ids]
+        )
         parts = [self.base.vectors[keep]] if keep else []
         if self._delta_ids:
             parts.append(self._delta_matrix)
