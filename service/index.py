@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 IndexKind = Literal["flat", "ivf"]
 Accept = Callable[[str, "MovieMeta"], bool]
+RowFilter = Callable[["MetaTable", np.ndarray], np.ndarray]  # base rows -> mask of admitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +301,14 @@ class Snapshot:
         return live + list(self._delta_ids)
 
     def search(
-        self, query: np.ndarray, k: int, accept: Accept | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        accept: Accept | None = None,
+        admit_rows: RowFilter | None = None,
     ) -> list[tuple[str, float, MovieMeta]]:
-        """Top-k live movies by inner product that `accept` admits, best first.
+        """Top-k live movies by inner product that `accept` admits, best first. `admit_rows`:
+        the same filter on the base's columns, applied to each fetch at once before `accept`.
 
         Fetches more than k from the base to make room for tombstones and filters, and asks
         again with a larger fetch when too few survive.
@@ -322,6 +328,9 @@ class Snapshot:
         widen = 1
         while True:
             scores, rows = self.base.search(query, fetch, widen)
+            if admit_rows is not None and len(rows):
+                admitted = admit_rows(self.base.meta, rows)
+                scores, rows = scores[admitted], rows[admitted]
             from_base = 0
             for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
                 mid = self.base.ids[row]

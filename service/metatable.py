@@ -174,6 +174,17 @@ class MetaTable(Sequence[MovieMeta]):
     def all_titles(self) -> list[str]:
         return self.titles.decode().split("\n")[:-1] if len(self) else []
 
+    def years_of(self, rows: np.ndarray) -> np.ndarray:
+        """The years of these rows (NO_YEAR where unknown)."""
+        years: np.ndarray = self._rows[rows, 3]
+        return years
+
+    def with_any_genre(self, rows: np.ndarray, genres: frozenset[str]) -> np.ndarray:
+        """Which of these rows have at least one of `genres` (one test per distinct set)."""
+        sets = np.array([not genres.isdisjoint(s) for s in self.genre_sets], bool)
+        found: np.ndarray = sets[self._rows[rows, 2]]
+        return found
+
     def distinct_genres(self) -> set[str]:
         used = np.unique(self._rows[:, 2]).tolist()
         return {g for code in used for g in self.genre_sets[code]}
