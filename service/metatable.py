@@ -44,7 +44,7 @@ def _starts_of(blob: bytes) -> np.ndarray:
 
 class Texts(Sequence[str]):
     """Many short strings as one newline-terminated UTF-8 blob, decoded one at a time: a
-    million Python strings took 0.3–0.6 s to split out of a file here (and tens of MB); a
+    million Python strings took 0.3 to 0.6 s to split out of a file here (and tens of MB); a
     lookup costs ~0.3 µs."""
 
     __slots__ = ("_starts", "blob")
