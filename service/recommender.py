@@ -118,7 +118,13 @@ class Recommender:
             return self._popular(snap, k, accept)
         matrix = np.stack(vectors)
         user = self.towers.embed_user(matrix, history.weights(np.array(used)))
-        hits = snap.search(user, k, accept, filters.mask if filters.active else None)
+        hits = snap.search(
+            user,
+            k,
+            (lambda _, meta: filters.admits(meta)) if filters.active else None,
+            filters.mask if filters.active else None,
+            seen.__contains__ if exclude_seen else None,
+        )
         items: list[Item] = []
         if hits:
             found_vectors = np.stack([snap.get(mid)[0] for mid, _, _ in hits])  # type: ignore[index]
@@ -146,5 +152,5 @@ class Recommender:
         if found is None:
             return None
         vector, meta = found
-        hits = snap.search(vector, k, lambda mid, _: mid != movie_id)
+        hits = snap.search(vector, k, skip=movie_id.__eq__)
         return snap, [Item(mid, m, score, (movie_id, meta.title)) for mid, score, m in hits]
