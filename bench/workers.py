@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.workers [--sizes 0,1000000] [--seconds 10] [--repeat 3]
 
 For each catalog (0: MovieLens; else a synthetic one, bench/catalog.py) on a private
-redis-server, one `movie-recs serve` with one worker and one with two run side by side. Once
+redis-server, one `movie-recs serve` with one worker and one with two run side by side (on a
+synthetic catalog every worker starts from the snapshot a first replica wrote). Once
 every worker is ready and has loaded TensorFlow (it loads after ready), each process's resident
 and proportional set sizes are read from /proc/PID/smaps_rollup (PSS splits shared pages among
 the processes that map them, so it adds up to what the task really uses). Then wrk (-c16,
@@ -13,6 +14,7 @@ recommendations for random users) alternates between the two servers `--repeat` 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from bench import wrk
 from bench.process import Server, server_env
 from bench.redisserver import redis_server
 from bench.serving import fill_redis
+from bench.startup import publish
 from service.config import Settings
 from service.towers import load_towers
 
@@ -91,6 +94,12 @@ def main() -> None:
             console.print(f"filling Redis with {name}…")
             fill_redis(url, version, size or None)
             env = server_env(url, artifacts)
+            if size:
+                # Replicas start from a snapshot, as in production (one full sync writes it).
+                snapshots = (WORK / f"snapshots-{size}").resolve()
+                shutil.rmtree(snapshots, ignore_errors=True)
+                env = {**env, "MOVIE_RECS_SNAPSHOT_DIR": str(snapshots)}
+                publish(env, WORK / f"publisher-{size}.log")
             prefix, users = ("", (1, 610)) if size == 0 else ("u", (0, 999))
             script = wrk.user_script(WORK, prefix, *users)
             servers = {n: start(env, n, name.replace(" ", "-")) for n in (1, 2)}

@@ -32,8 +32,10 @@ class StageConfig:
     # ALB access logging needs a concrete region; the account may stay open (offline synth).
     region: str = ""  # default: CDK_DEFAULT_REGION (set by the cdk CLI), else us-east-1
     account: str = ""  # default: CDK_DEFAULT_ACCOUNT, else an account-agnostic template
-    cpu: int = 1024  # Fargate units; one uvicorn worker with one thread per pool uses ~1 vCPU
-    memory_mib: int = 3072  # TensorFlow runtime + model + FAISS index + catalog, with headroom
+    # One uvicorn worker per task (bench.workers: a second worker needs a second core and
+    # almost a second replica's memory, as a second task does; ARCHITECTURE decision 17).
+    cpu: int = 1024  # Fargate units: one worker, one thread per pool
+    memory_mib: int = 3072  # 1M movies: 1.6 GB once ready + a compaction's second base
     min_tasks: int = 2  # two AZs: never fewer than one replica in each
     max_tasks: int = 6
     cpu_target_percent: int = 60

@@ -29,6 +29,7 @@ from lambdafit.probe import peak_rss_mb
 from service.webhook_signer import signed_headers
 
 POLL_SECONDS = 0.005
+NEW_YEAR = 2199  # no catalog holds it (MovieLens ends in 2018, synthetic ones in 2025)
 
 
 class ServerStopped(RuntimeError):
@@ -61,9 +62,13 @@ def _indexed(client: httpx.Client, movie_id: str) -> bool:
 
 
 def webhook_to_recommendable(client: httpx.Client, secret: str, trial: int) -> float:
-    """Seconds from sending an upsert webhook to the movie being recommended; then delete it."""
+    """Seconds from sending an upsert webhook to the movie being recommended; then delete it.
+
+    Recommended is checked with a year filter only this movie passes: a history of the movie
+    alone need not rank it first (the user tower pools and adds a learned residual; with the
+    MovieLens model "A New Film 5" scored 0.636 against 0.659 for a catalog drama)."""
     movie_id = f"lambda-fit-webhook-{trial}"
-    data = {"id": movie_id, "title": f"A New Film {trial}", "genres": ["Drama"], "year": 2026}
+    data = {"id": movie_id, "title": f"A New Film {trial}", "genres": ["Drama"], "year": NEW_YEAR}
     body, headers = _signed(secret, {"type": "movie.upserted", "data": data})
     started = time.perf_counter()
     accepted = client.post("/v1/webhooks/catalog", content=body, headers=headers)
@@ -73,9 +78,14 @@ def webhook_to_recommendable(client: httpx.Client, secret: str, trial: int) -> f
     seconds = time.perf_counter() - started
     recs = client.post(
         "/v1/recommendations",
-        json={"history": [{"movie_id": movie_id}], "k": 1, "exclude_seen": False},
+        json={
+            "history": [{"movie_id": movie_id}],
+            "k": 1,
+            "exclude_seen": False,
+            "year_min": NEW_YEAR,
+        },
     ).json()
-    if recs["items"][0]["movie_id"] != movie_id:  # its own vector is nearest to itself
+    if [item["movie_id"] for item in recs["items"]] != [movie_id]:
         raise RuntimeError(f"{movie_id} indexed but not recommended: {recs}")
     body, headers = _signed(secret, {"type": "movie.deleted", "data": {"id": movie_id}})
     client.post("/v1/webhooks/catalog", content=body, headers=headers).raise_for_status()

@@ -36,18 +36,18 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
-from service.index import BaseIndex, IndexParams, MovieMeta
+from service.index import BaseIndex, IndexParams
+from service.metatable import MetaTable, Texts
 from service.titles import TitleIndex
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: movie metadata as columns (1: one title/genres line per movie)
 MAGIC = b"MRSNAP\x00\x01"
 PREAMBLE = struct.Struct("<8sQI")  # magic, header length, header CRC-32
 SUFFIX = ".snap"
 TEMP_PREFIX = ".tmp-"
 ABANDONED_SECONDS = 24 * 3600  # other kinds and temporary files untouched this long are removed
-NO_YEAR = 0  # years are 1800..2200 (validate_movie), so 0 stands for "unknown"
 READ_CHUNK = 64 << 20  # readinto in pieces: one huge read call holds the GIL throughout
 
 Outcome = Literal["loaded", "none", "foreign", "stale", "corrupt"]
@@ -78,8 +78,9 @@ class Identity:
 
     @property
     def tag(self) -> str:
-        """The file name prefix of this identity's snapshots."""
-        text = json.dumps(self.as_json(), sort_keys=True).encode()
+        """The file name prefix of this identity's snapshots in this file format: a file of
+        another format is never a candidate, nor counted as this state already written."""
+        text = json.dumps({"format": FORMAT, **self.as_json()}, sort_keys=True).encode()
         return hashlib.sha256(text).hexdigest()[:16]
 
 
@@ -110,10 +111,11 @@ def _split(blob: bytes, count: int, what: str) -> list[str]:
 
 
 def _title_sections(titles: TitleIndex) -> dict[str, np.ndarray | bytes]:
-    parts = titles.parts()
     out: dict[str, np.ndarray | bytes] = {}
-    for name, value in parts.items():
-        if isinstance(value, list):
+    for name, value in titles.parts().items():
+        if isinstance(value, Texts):
+            out[f"title_{name}"] = value.blob
+        elif isinstance(value, list):
             out[f"title_{name}"] = _joined(value, f"title index {name}")
         else:
             out[f"title_{name}"] = np.ascontiguousarray(value)
@@ -130,7 +132,7 @@ def _title_index(header: dict[str, Any], data: dict[str, np.ndarray]) -> TitleIn
 
     try:
         return TitleIndex.from_parts(
-            text("titles"),
+            Texts.from_blob(data["title_titles"].tobytes()),
             data["title_row_at"],
             data["title_alphabetical"],
             text("tokens"),
@@ -144,13 +146,14 @@ def _title_index(header: dict[str, Any], data: dict[str, np.ndarray]) -> TitleIn
 
 def _sections(base: BaseIndex) -> dict[str, np.ndarray | bytes]:
     """The base as named byte sections (arrays stay arrays, written without a copy)."""
-    metas = base.meta
+    meta = base.meta
     sections: dict[str, np.ndarray | bytes] = {
         "ids": _joined(base.ids, "movie id"),
-        "titles": _joined([m.title for m in metas], "title"),
-        "genres": _joined([",".join(m.genres) for m in metas], "genre"),
-        "years": np.array([NO_YEAR if m.year is None else m.year for m in metas], np.int32),
-        "versions": np.array([m.version for m in metas], np.int64),
+        "titles": meta.titles,  # newline-terminated: the offsets are found again on load
+        "genre_sets": _joined([",".join(g) for g in meta.genre_sets], "genre"),
+        "genre_codes": meta.genre_codes,
+        "years": meta.years,
+        "versions": meta.versions,
         "vectors": np.ascontiguousarray(base.vectors, np.float32),
     }
     if base.kind == "ivf" and not isinstance(base.faiss_index, faiss.IndexIVFFlat):
@@ -193,7 +196,9 @@ def write_snapshot(
     if titles is not None:
         sections.update(_title_sections(titles))
         title_counts = {
-            name: len(value) for name, value in titles.parts().items() if isinstance(value, list)
+            name: len(value)
+            for name, value in titles.parts().items()
+            if isinstance(value, list | Texts)
         }
     header = {
         "title_counts": title_counts,
@@ -275,19 +280,20 @@ def read_snapshot(path: Path, identity: Identity) -> Loaded:
 def _base_from(header: dict[str, Any], data: dict[str, np.ndarray]) -> BaseIndex:
     count, dim, kind = int(header["count"]), int(header["dim"]), header["kind"]
     ids = _split(data["ids"].tobytes(), count, "ids")
-    titles = _split(data["titles"].tobytes(), count, "titles")
-    genre_rows = _split(data["genres"].tobytes(), count, "genres")
-    years, versions = data["years"].tolist(), data["versions"].tolist()
     vectors = data["vectors"].reshape(count, dim) if count else np.zeros((0, dim), np.float32)
-    if len(years) != count or len(versions) != count:
-        raise SnapshotUnusable("corrupt", "years or versions do not match the movie count")
-    # A catalog repeats a few genre sets many times: split each once, share the tuples.
-    shared = {row: tuple(row.split(",")) if row else () for row in set(genre_rows)}
-    genres = [shared[row] for row in genre_rows]
-    meta = [
-        MovieMeta(t, g, None if y == NO_YEAR else y, v)
-        for t, g, y, v in zip(titles, genres, years, versions, strict=True)
-    ]
+    rows = data["genre_sets"].tobytes().decode().split("\n")
+    try:
+        meta = MetaTable.from_titles_blob(
+            data["titles"].tobytes(),
+            [tuple(row.split(",")) if row else () for row in rows],
+            data["genre_codes"],
+            data["years"],
+            data["versions"],
+        )
+    except ValueError as exc:
+        raise SnapshotUnusable("corrupt", f"movie metadata: {exc}") from None
+    if len(meta) != count:
+        raise SnapshotUnusable("corrupt", "the metadata does not match the movie count")
     index: Any
     if kind == "ivf" and "ivf_whole" in data:
         index = faiss.deserialize_index(data["ivf_whole"])

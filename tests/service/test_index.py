@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.index import BaseIndex, IndexParams, MovieMeta, Snapshot, build_snapshot
+from service.recommender import Filters
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -77,6 +78,24 @@ def test_filters_are_honoured_even_when_rare(catalog, threshold: int) -> None:  
     assert {m for m, _, _ in got} == rare
     dramas = snap.search(vectors[0], 20, accept=lambda _, m: "Drama" in m.genres)
     assert len(dramas) == 20 and all("Drama" in m.genres for _, _, m in dramas)
+
+
+def test_a_filter_no_base_movie_passes_is_tested_on_columns_not_per_movie(catalog) -> None:  # type: ignore[no-untyped-def]
+    """Widening to the whole catalog must not cost a Python call per movie (seconds at 1M)."""
+    ids, vectors, meta = catalog
+    snap = build_snapshot(ids, vectors, meta, 0, IndexParams(ann_threshold=100, ivf_nprobe=1))
+    snap = snap.with_changes([("new", vectors[3], MovieMeta("New", ("Drama",), 2199))], [], 1)
+    future = Filters(year_min=2100)
+    calls = []
+
+    def accept(mid: str, m: MovieMeta) -> bool:
+        calls.append(mid)
+        return future.admits(m)
+
+    got = snap.search(vectors[0], 5, accept, future.mask)
+
+    assert [mid for mid, _, _ in got] == ["new"]
+    assert len(calls) == 1  # the delta's movie; every base row was refused by the columns
 
 
 def test_delta_upserts_and_deletes_without_touching_the_old_snapshot(catalog) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.index import MovieMeta, Snapshot, build_snapshot
+from service.metatable import MetaTable
 from service.recommender import Filters, Recommender
 from service.store import Event
 from service.store.history import History
@@ -118,3 +119,22 @@ def test_similar_excludes_the_movie_itself(recommender: Recommender) -> None:
     assert found is not None
     assert [i.movie_id for i in found[1]] == ["a2", "a3"]
     assert recommender.similar("missing", 2) is None
+
+
+def test_the_filter_on_columns_agrees_with_the_one_on_a_movie() -> None:
+    genres = [(), ("Drama",), ("Comedy", "Drama"), ("Horror",)]
+    metas = [
+        MovieMeta(f"m{i}", genres[i % 4], None if i % 5 == 0 else 1980 + i % 40) for i in range(200)
+    ]
+    table = MetaTable.of(metas)
+    rows = np.arange(len(metas))[::-1]
+    for filters in (
+        Filters(),
+        Filters(genres=frozenset({"Drama"})),
+        Filters(genres=frozenset({"Comedy", "Horror"}), year_min=1990),
+        Filters(year_max=2000),
+        Filters(year_min=1995, year_max=2005),
+        Filters(genres=frozenset({"Western"})),
+    ):
+        expected = [filters.admits(metas[row]) for row in rows]
+        assert filters.mask(table, rows).tolist() == expected

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from service import snapshot
 from service.index import IndexParams
 from service.metrics import Metrics
 from service.refresher import CatalogLost, Refresher
@@ -227,6 +228,33 @@ async def test_a_snapshot_older_than_the_retained_log_falls_back_to_a_full_sync(
     assert metrics.resyncs.labels("startup")._value.get() == 1
     assert set(second.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
     await published(metrics)  # and the full sync wrote a fresh snapshot for the next one
+
+
+async def test_a_snapshot_of_an_older_format_falls_back_to_a_full_sync(
+    store: Store, tiny_towers: Towers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade that changed the file format: the old file is refused, not misread, and
+    the first new replica writes one the next replica starts from (same sequence as the old)."""
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(5)])
+    old = Metrics()
+    with monkeypatch.context() as patch:
+        patch.setattr(snapshot, "FORMAT", snapshot.FORMAT - 1)
+        await catch_up(Refresher(store, tiny_towers, PARAMS, old, snapshots=SnapshotDir(tmp_path)))
+        await published(old)
+
+    upgraded = Metrics()
+    first = Refresher(store, tiny_towers, PARAMS, upgraded, snapshots=SnapshotDir(tmp_path))
+    await catch_up(first)
+    assert upgraded.snapshot_loads.labels("foreign")._value.get() == 1
+    assert first.started_from == "full sync"
+    assert set(first.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
+    await published(upgraded)
+
+    metrics = Metrics()
+    second = Refresher(store, tiny_towers, PARAMS, metrics, snapshots=SnapshotDir(tmp_path))
+    await catch_up(second)
+    assert metrics.snapshot_loads.labels("loaded")._value.get() == 1
+    assert set(second.snapshot.ids()) == await live_ids(store)  # type: ignore[union-attr]
 
 
 async def test_a_compaction_writes_a_snapshot_a_new_replica_starts_from(

@@ -94,6 +94,20 @@ async def test_redis_format_1_histories_are_converted_on_open(redis_url: str) ->
         client.close()
 
 
+async def test_a_cleared_redis_store_stays_marked_as_converted(redis_url: str) -> None:
+    """Else every replica's start scans the whole keyspace for format-1 histories."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    store = await open_store(redis_url)
+    try:
+        await store.clear()
+        assert client.get("movie-recs:format") == str(h.FORMAT).encode()
+    finally:
+        await store.close()
+        client.close()
+
+
 async def test_sqlite_format_1_histories_are_converted_on_open(sqlite_url: str) -> None:
     path = sqlite_path(sqlite_url)
     path.parent.mkdir(parents=True, exist_ok=True)
