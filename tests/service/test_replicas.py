@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from pytest_redis import factories
+from pytest_redis.executor import RedisExecutor
 
 from bench.process import Server, server_env
 from embeddings.data import BUNDLED_DATA
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 # A server of its own: these tests kill and restart it.
-replica_redis = factories.redis_proc(executable=REDIS_SERVER, port=None)
+replica_redis = factories.redis_proc(executable=REDIS_SERVER, port=None)  # type: ignore[arg-type]
 
 
 def deliver(url: str, payload: object, msg_id: str) -> httpx.Response:
@@ -149,13 +150,14 @@ def test_concurrent_identical_deliveries_apply_exactly_once(cluster: tuple[Serve
 
 def test_redis_restarted_empty_keeps_the_index_until_the_catalog_is_back(
     cluster: tuple[Server, ...],
-    replica_redis,  # type: ignore[no-untyped-def]
+    replica_redis: RedisExecutor,
 ) -> None:
     import redis
 
     client = redis.Redis(host=replica_redis.host, port=replica_redis.port)
     client.config_set("save", "")  # no snapshot on shutdown...
-    dump = Path(client.config_get("dir")["dir"]) / client.config_get("dbfilename")["dbfilename"]
+    config = client.config_get("dir") | client.config_get("dbfilename")
+    dump = Path(str(config["dir"])) / str(config["dbfilename"])
     client.close()
     replica_redis.stop()
     dump.unlink(missing_ok=True)  # ...nor an older one: it comes back empty
@@ -201,7 +203,7 @@ def test_redis_restarted_empty_keeps_the_index_until_the_catalog_is_back(
 
 def test_a_paused_replica_whose_cursor_was_trimmed_resyncs(
     cluster: tuple[Server, ...],
-    replica_redis,  # type: ignore[no-untyped-def]
+    replica_redis: RedisExecutor,
 ) -> None:
     a, b = cluster
     os.kill(b.process.pid, signal.SIGSTOP)
@@ -330,8 +332,8 @@ def _trimmed(_: Path, url: str) -> None:
 def test_an_unusable_snapshot_falls_back_to_a_full_sync(
     snapshot_env: dict[str, str],
     tmp_path: Path,
-    damage,
-    outcome: str,  # type: ignore[no-untyped-def]
+    damage: Callable[[Path, str], None],
+    outcome: str,
 ) -> None:
     publishing_replica(snapshot_env, tmp_path / "a.log").kill()
     damage(Path(snapshot_env["MOVIE_RECS_SNAPSHOT_DIR"]), snapshot_env["MOVIE_RECS_STORE_URL"])
