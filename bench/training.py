@@ -135,7 +135,9 @@ class StepClock:
         return self.last[0] - self.first[0], self.last[1] - self.first[1]
 
 
-def phase_train(data: Path, out: Path, max_steps: int | None = None) -> dict[str, Any]:
+def phase_train(
+    data: Path, out: Path, max_steps: int | None = None, refresh: int = 0
+) -> dict[str, Any]:
     """`max_steps`: run only this many steps of the epoch; its rate gives the epoch's time."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from embeddings.config import TrainConfig
@@ -154,7 +156,7 @@ def phase_train(data: Path, out: Path, max_steps: int | None = None) -> dict[str
     load_seconds = time.perf_counter() - started
     log(f"loaded {len(loaded.ratings):,} ratings")
 
-    config = TrainConfig(epochs=1)
+    config = TrainConfig(epochs=1, history_refresh_steps=refresh)
     clock = StepClock()
     result = train(
         loaded,
@@ -188,7 +190,7 @@ def phase_train(data: Path, out: Path, max_steps: int | None = None) -> dict[str
     }
 
 
-def phase_fit(data: Path, max_steps: int) -> dict[str, Any]:
+def phase_fit(data: Path, max_steps: int, refresh: int = 0) -> dict[str, Any]:
     """The first `max_steps` steps of an epoch, as `train` runs them, and nothing else."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -199,7 +201,7 @@ def phase_fit(data: Path, max_steps: int) -> dict[str, Any]:
     from embeddings.train import fit_steps, prepare
 
     started = time.perf_counter()
-    config = TrainConfig(epochs=1)
+    config = TrainConfig(epochs=1, history_refresh_steps=refresh)
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
     prepared = prepare(load_dataset(data), config, seed=0)
@@ -223,13 +225,18 @@ def phase_fit(data: Path, max_steps: int) -> dict[str, Any]:
     }
 
 
-def fit_ab(data: Path, max_steps: int, baseline: Path | None, repeat: int) -> dict[str, Any]:
-    """The steps of this tree (and of `baseline`, alternating); the median round of each."""
+def fit_ab(
+    data: Path, max_steps: int, baseline: Path | None, repeat: int, refresh: int = 0
+) -> dict[str, Any]:
+    """The steps of this tree (and of `baseline`, alternating); the median round of each.
+
+    `refresh` (history_refresh_steps) applies to this tree; the baseline runs its defaults."""
     rounds: dict[str, list[dict[str, Any]]] = {"fit": [], "fit_baseline": []}
     for _ in range(repeat):
         trees = [("fit_baseline", baseline)] if baseline else []
         for key, tree in [*trees, ("fit", None)]:
-            done = child("fit", str(data), "-", "--max-steps", str(max_steps), tree=tree)
+            option = ["--refresh", str(refresh)] if refresh and tree is None else []
+            done = child("fit", str(data), "-", "--max-steps", str(max_steps), *option, tree=tree)
             done["load_average"] = os.getloadavg()[0]
             rounds[key].append(done)
             console.print(
@@ -309,6 +316,7 @@ def run_size(
     max_steps: int | None = None,
     baseline: Path | None = None,
     repeat: int = 1,
+    refresh: int = 0,
 ) -> dict[str, Any]:
     data = dataset(work, ratings)
     counts = json.loads((data / "counts.json").read_text())
@@ -320,10 +328,11 @@ def run_size(
     if "train" in phases:
         shutil.rmtree(model, ignore_errors=True)
         steps = ["--max-steps", str(max_steps)] if max_steps else []
+        steps += ["--refresh", str(refresh)] if refresh else []
         row["train"] = child("train", str(data), str(model), *steps)
         console.print(f"{ratings:,}: train {row['train']}")
     if "fit" in phases:
-        row.update(fit_ab(data, max_steps or 200, baseline, repeat))
+        row.update(fit_ab(data, max_steps or 200, baseline, repeat, refresh))
     if "evaluate" in phases and model.exists():
         row["evaluate"] = child("evaluate", str(data), str(model))
         console.print(f"{ratings:,}: evaluate {row['evaluate']}")
@@ -473,6 +482,9 @@ def main(
     repeat: Annotated[
         int, typer.Option(min=1, help="Import and fit rounds (the median is kept).")
     ] = 1,
+    history_refresh_steps: Annotated[
+        int, typer.Option(min=0, help="TrainConfig.history_refresh_steps for train and fit.")
+    ] = 0,
 ) -> None:
     """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
     if context.invoked_subcommand is not None:
@@ -484,7 +496,15 @@ def main(
         saved = work / f"results-{size}.json"
         row = json.loads(saved.read_text()) if saved.exists() else {}
         row.update(
-            run_size(work.resolve(), int(size), chosen, max_steps, baseline, repeat)
+            run_size(
+                work.resolve(),
+                int(size),
+                chosen,
+                max_steps,
+                baseline,
+                repeat,
+                history_refresh_steps,
+            )
         )  # phases not run: kept
         saved.write_text(json.dumps(row, indent=1))
         rows.append(row)
@@ -500,15 +520,19 @@ def show(work: Annotated[Path, typer.Option()] = Path("var/bench-training")) -> 
 
 @app.command()
 def phase(
-    name: str, data: Path, target: str, max_steps: Annotated[int | None, typer.Option()] = None
+    name: str,
+    data: Path,
+    target: str,
+    max_steps: Annotated[int | None, typer.Option()] = None,
+    refresh: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """One phase in this process (used by `main`); prints one JSON line."""
     if name == "import":
         result = phase_import(data, target)
     elif name == "train":
-        result = phase_train(data, Path(target), max_steps)
+        result = phase_train(data, Path(target), max_steps, refresh)
     elif name == "fit":
-        result = phase_fit(data, max_steps or 200)
+        result = phase_fit(data, max_steps or 200, refresh)
     else:
         result = phase_evaluate(data, Path(target))
     result["peak_rss_mb"] = peak_rss_mb()

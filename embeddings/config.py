@@ -23,6 +23,9 @@ class TrainConfig:
     movie_hidden: int = 256
     user_hidden: int = 128
     min_word_count: int = 2
+    # 0: history vectors through the movie tower with gradients each step; k > 0: from a cache
+    # of the catalog's vectors refreshed every k steps (embeddings/model.py, TwoTowerTrainer).
+    history_refresh_steps: int = 0
     top_k: int = 10
     # Validation (each epoch) and the cold-movie interactions are a seeded sample above this;
     # the test cases are always all users.

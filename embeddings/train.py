@@ -224,7 +224,12 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
         history_length=config.history_length, dim=config.dim, hidden=config.user_hidden
     )
     trainer = TwoTowerTrainer(
-        movie_tower, user_tower, catalog, _log_q(examples, len(split.movie_ids)), config.temperature
+        movie_tower,
+        user_tower,
+        catalog,
+        _log_q(examples, len(split.movie_ids)),
+        config.temperature,
+        config.history_refresh_steps,
     )
     return Prepared(split, trained, vocabularies, encoder, examples, trainer)
 

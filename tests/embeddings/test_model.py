@@ -54,6 +54,65 @@ def test_batch_loss_equals_the_whole_catalog_loss() -> None:
     assert np.allclose(trainer.catalog_vectors(batch=100), everything, atol=1e-6)
 
 
+def test_cached_histories_give_the_same_loss_once_refreshed() -> None:
+    """The history cache (`history_refresh_steps`) holds exactly the tower's vectors after a
+    refresh, with and without the id part, so only staleness and gradients differ; and a step
+    trains while the cache stays without gradients."""
+    import keras
+    import tensorflow as tf
+
+    from embeddings.examples import build_examples
+    from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
+
+    rng = np.random.default_rng(1)
+    movies, length, dim = 200, 5, 8
+    catalog = {
+        "movie_id": np.arange(1, movies + 1, dtype=np.int64),
+        "genres": rng.integers(0, 5, (movies, 3)),
+        "title": rng.integers(0, 20, (movies, 4)),
+        "tags": rng.integers(0, 10, (movies, 5)),
+        "year": rng.integers(0, 27, movies),
+    }
+    sizes = {"movie_ids": movies + 1, "genres": 5, "title_tokens": 20, "tags": 10}
+    log_q = np.log(rng.dirichlet(np.ones(movies))).astype(np.float32)
+    sequences = [(rng.choice(movies, 8, replace=False), rng.random(8) + 0.1) for _ in range(30)]
+    examples = build_examples(sequences, length)
+    batch = examples.batch(examples.positions[:48])
+
+    def trainer(dropout: float, refresh: int) -> TwoTowerTrainer:
+        tower = MovieTower(
+            sizes, year_buckets=27, dim=dim, hidden=8, word_dim=4, id_dropout=dropout, seed=0
+        )
+        users = UserTower(history_length=length, dim=dim, hidden=8)
+        return TwoTowerTrainer(tower, users, catalog, log_q, 0.1, history_refresh_steps=refresh)
+
+    plain, cached = trainer(0.0, 0), trainer(0.0, 3)
+    plain.compute_batch_loss(batch, training=False)  # build the weights
+    cached.compute_batch_loss(batch, training=False)
+    cached.set_weights(plain.get_weights())
+    cached.refresh_history_cache()
+    expected = float(plain.compute_batch_loss(batch, training=True))
+    assert float(cached.compute_batch_loss(batch, training=True)) == pytest.approx(expected, 1e-5)
+
+    # Every history slot without its id part: the content-only cache, as a new movie is seen.
+    content = trainer(1.0, 3)
+    content.compute_batch_loss(batch, training=False)
+    content.set_weights(plain.get_weights())
+    content.refresh_history_cache()
+    ids = content.catalog["movie_id"].numpy()
+    without_ids = {**{k: v.numpy() for k, v in content.catalog.items()}, "movie_id": 0 * ids}
+    vectors = content.movie_tower({k: v[:-1] for k, v in without_ids.items()}).numpy()
+    assert np.allclose(content.cached_content.numpy()[:-1], vectors, atol=1e-6)
+    assert not np.allclose(content.cached_full.numpy()[:-1], vectors, atol=1e-3)
+
+    cached.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = cached.cached_full.numpy().copy()
+    steps = tf.data.Dataset.from_tensors(batch).repeat(7)
+    history = cached.fit(steps, epochs=1, verbose=0, shuffle=False)
+    assert history.history["loss"][0] > 0
+    assert not np.allclose(cached.cached_full.numpy(), before)  # refreshed at steps 0, 3, 6
+
+
 def test_streamed_training_learns_synthetic_tastes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from bench.movielens_synth import generate
     from embeddings.data import load_dataset
