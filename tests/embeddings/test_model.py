@@ -9,6 +9,20 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+SIZES = {"genres": 5, "title_tokens": 20, "tags": 10}  # the vocabularies of encoded_catalog
+
+
+def encoded_catalog(rng: np.random.Generator, movies: int) -> dict[str, np.ndarray]:
+    """A random encoded catalog (ids 1..movies, padded word ids) the towers can take."""
+    return {
+        "movie_id": np.arange(1, movies + 1, dtype=np.int64),
+        "genres": rng.integers(0, 5, (movies, 3)),
+        "title": rng.integers(0, 20, (movies, 4)),
+        "tags": rng.integers(0, 10, (movies, 5)),
+        "year": rng.integers(0, 27, movies),
+    }
+
+
 def test_batch_loss_equals_the_whole_catalog_loss() -> None:
     import keras
     import tensorflow as tf
@@ -18,16 +32,15 @@ def test_batch_loss_equals_the_whole_catalog_loss() -> None:
 
     rng = np.random.default_rng(0)
     movies, length, dim = 300, 6, 16
-    catalog = {
-        "movie_id": np.arange(1, movies + 1, dtype=np.int64),
-        "genres": rng.integers(0, 5, (movies, 3)),
-        "title": rng.integers(0, 20, (movies, 4)),
-        "tags": rng.integers(0, 10, (movies, 5)),
-        "year": rng.integers(0, 27, movies),
-    }
-    sizes = {"movie_ids": movies + 1, "genres": 5, "title_tokens": 20, "tags": 10}
+    catalog = encoded_catalog(rng, movies)
     tower = MovieTower(
-        sizes, year_buckets=27, dim=dim, hidden=8, word_dim=4, id_dropout=0.5, seed=0
+        SIZES | {"movie_ids": movies + 1},
+        year_buckets=27,
+        dim=dim,
+        hidden=8,
+        word_dim=4,
+        id_dropout=0.5,
+        seed=0,
     )
     users = UserTower(history_length=length, dim=dim, hidden=8)
     log_q = np.log(rng.dirichlet(np.ones(movies))).astype(np.float32)
@@ -66,14 +79,7 @@ def test_cached_histories_give_the_same_loss_once_refreshed() -> None:
 
     rng = np.random.default_rng(1)
     movies, length, dim = 200, 5, 8
-    catalog = {
-        "movie_id": np.arange(1, movies + 1, dtype=np.int64),
-        "genres": rng.integers(0, 5, (movies, 3)),
-        "title": rng.integers(0, 20, (movies, 4)),
-        "tags": rng.integers(0, 10, (movies, 5)),
-        "year": rng.integers(0, 27, movies),
-    }
-    sizes = {"movie_ids": movies + 1, "genres": 5, "title_tokens": 20, "tags": 10}
+    catalog = encoded_catalog(rng, movies)
     log_q = np.log(rng.dirichlet(np.ones(movies))).astype(np.float32)
     sequences = [(rng.choice(movies, 8, replace=False), rng.random(8) + 0.1) for _ in range(30)]
     examples = build_examples(sequences, length)
@@ -81,7 +87,13 @@ def test_cached_histories_give_the_same_loss_once_refreshed() -> None:
 
     def trainer(dropout: float, refresh: int) -> TwoTowerTrainer:
         tower = MovieTower(
-            sizes, year_buckets=27, dim=dim, hidden=8, word_dim=4, id_dropout=dropout, seed=0
+            SIZES | {"movie_ids": movies + 1},
+            year_buckets=27,
+            dim=dim,
+            hidden=8,
+            word_dim=4,
+            id_dropout=dropout,
+            seed=0,
         )
         users = UserTower(history_length=length, dim=dim, hidden=8)
         return TwoTowerTrainer(tower, users, catalog, log_q, 0.1, history_refresh_steps=refresh)
