@@ -136,7 +136,7 @@ class StepClock:
 
 
 def phase_train(
-    data: Path, out: Path, max_steps: int | None = None, refresh: int = 0
+    data: Path, out: Path, max_steps: int | None = None, refresh: int | None = None
 ) -> dict[str, Any]:
     """`max_steps`: run only this many steps of the epoch; its rate gives the epoch's time."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -190,7 +190,7 @@ def phase_train(
     }
 
 
-def phase_fit(data: Path, max_steps: int, refresh: int = 0) -> dict[str, Any]:
+def phase_fit(data: Path, max_steps: int, refresh: int | None = None) -> dict[str, Any]:
     """The first `max_steps` steps of an epoch, as `train` runs them, and nothing else."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -205,6 +205,7 @@ def phase_fit(data: Path, max_steps: int, refresh: int = 0) -> dict[str, Any]:
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
     prepared = prepare(load_dataset(data), config, seed=0)
+    config = prepared.config
     clock = StepClock()
     fit_steps(prepared.trainer, prepared.examples, config, 0, max_steps, [clock.callback])
     examples = len(prepared.examples)
@@ -226,7 +227,7 @@ def phase_fit(data: Path, max_steps: int, refresh: int = 0) -> dict[str, Any]:
 
 
 def fit_ab(
-    data: Path, max_steps: int, baseline: Path | None, repeat: int, refresh: int = 0
+    data: Path, max_steps: int, baseline: Path | None, repeat: int, refresh: int | None = None
 ) -> dict[str, Any]:
     """The steps of this tree (and of `baseline`, alternating); the median round of each.
 
@@ -235,7 +236,7 @@ def fit_ab(
     for _ in range(repeat):
         trees = [("fit_baseline", baseline)] if baseline else []
         for key, tree in [*trees, ("fit", None)]:
-            option = ["--refresh", str(refresh)] if refresh and tree is None else []
+            option = ["--refresh", str(refresh)] if refresh is not None and tree is None else []
             done = child("fit", str(data), "-", "--max-steps", str(max_steps), *option, tree=tree)
             done["load_average"] = os.getloadavg()[0]
             rounds[key].append(done)
@@ -316,7 +317,7 @@ def run_size(
     max_steps: int | None = None,
     baseline: Path | None = None,
     repeat: int = 1,
-    refresh: int = 0,
+    refresh: int | None = None,
 ) -> dict[str, Any]:
     data = dataset(work, ratings)
     counts = json.loads((data / "counts.json").read_text())
@@ -328,7 +329,7 @@ def run_size(
     if "train" in phases:
         shutil.rmtree(model, ignore_errors=True)
         steps = ["--max-steps", str(max_steps)] if max_steps else []
-        steps += ["--refresh", str(refresh)] if refresh else []
+        steps += ["--refresh", str(refresh)] if refresh is not None else []
         row["train"] = child("train", str(data), str(model), *steps)
         console.print(f"{ratings:,}: train {row['train']}")
     if "fit" in phases:
@@ -483,8 +484,12 @@ def main(
         int, typer.Option(min=1, help="Import and fit rounds (the median is kept).")
     ] = 1,
     history_refresh_steps: Annotated[
-        int, typer.Option(min=0, help="TrainConfig.history_refresh_steps for train and fit.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            min=0,
+            help="TrainConfig.history_refresh_steps for train and fit (default: by catalog size).",
+        ),
+    ] = None,
 ) -> None:
     """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
     if context.invoked_subcommand is not None:
@@ -524,7 +529,7 @@ def phase(
     data: Path,
     target: str,
     max_steps: Annotated[int | None, typer.Option()] = None,
-    refresh: Annotated[int, typer.Option()] = 0,
+    refresh: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """One phase in this process (used by `main`); prints one JSON line."""
     if name == "import":

@@ -36,7 +36,8 @@ def train_command(
             min=0,
             help="K > 0: history vectors from a cache refreshed every K steps, the movie tower "
             "on targets only (2.5x faster steps at 25M ratings, ~8% lower validation NDCG on "
-            "ml-latest-small); 0: the default.",
+            "ml-latest-small); 0: through the tower every step. Default: 10 from 20,000 "
+            "trained movies, else 0.",
         ),
     ] = None,
 ) -> None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+# The automatic history cache (`TrainConfig.for_catalog`): from this many trained movies, a
+# cache refreshed every this many steps.
+HISTORY_CACHE_MIN_MOVIES = 20_000
+HISTORY_REFRESH_STEPS = 10
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -25,11 +30,24 @@ class TrainConfig:
     min_word_count: int = 2
     # 0: history vectors through the movie tower with gradients each step; k > 0: from a cache
     # of the catalog's vectors refreshed every k steps (embeddings/model.py, TwoTowerTrainer).
-    history_refresh_steps: int = 0
+    # None: chosen by `for_catalog` from the number of trained movies.
+    history_refresh_steps: int | None = None
     top_k: int = 10
     # Validation (each epoch) and the cold-movie interactions are a seeded sample above this;
     # the test cases are always all users.
     max_eval_cases: int = 20_000
+
+    def for_catalog(self, trained_movies: int) -> TrainConfig:
+        """The choices left to the data made: the history cache for a large catalog only.
+
+        Below the threshold a batch's own movies are most of the catalog, a step is cheap, and
+        the cache would cost ~8% of validation NDCG on ml-latest-small for little time; at 25M
+        ratings it makes a step 2.5x faster (embeddings/README, Limits).
+        """
+        if self.history_refresh_steps is not None:
+            return self
+        large = trained_movies >= HISTORY_CACHE_MIN_MOVIES
+        return replace(self, history_refresh_steps=HISTORY_REFRESH_STEPS if large else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -118,12 +118,18 @@ def train(
     length = config.history_length
 
     prepared = prepare(dataset, config, seed)
+    config = prepared.config  # with the data's choices made: the manifest and version say them
     split, vocabularies, encoder = prepared.split, prepared.vocabularies, prepared.encoder
     examples, trainer = prepared.examples, prepared.trainer
     movie_tower, user_tower = trainer.movie_tower, trainer.user_tower
     log(
         f"{len(examples)} training examples, {int(prepared.trained.sum())} trained movies, "
-        f"{int(split.cold.sum())} cold movies, {len(split.users)} users"
+        f"{int(split.cold.sum())} cold movies, {len(split.users)} users; "
+        + (
+            f"history vectors from a cache refreshed every {config.history_refresh_steps} steps"
+            if config.history_refresh_steps
+            else "history vectors through the movie tower every step"
+        )
     )
     validation = _fit(
         trainer,
@@ -188,8 +194,9 @@ def train(
 @dataclass(frozen=True)
 class Prepared:
     """Everything a fit needs, built from the data: the split, the vocabularies and encoder,
-    the examples and the (unbuilt) trainer."""
+    the examples and the (unbuilt) trainer, and the config with the data's choices made."""
 
+    config: TrainConfig
     split: Split
     trained: np.ndarray  # bool [num_movies]: in some user's training sequence
     vocabularies: Vocabularies
@@ -207,6 +214,7 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
     trained = np.zeros(len(split.movie_ids), dtype=bool)
     for movies, _ in sequences:
         trained[movies] = True
+    config = config.for_catalog(int(trained.sum()))
     vocabularies = build_vocabularies(dataset.movies, trained, min_count=config.min_word_count)
     encoder = MovieEncoder(vocabularies)
     catalog = encode_catalog(encoder, dataset.movies)
@@ -229,9 +237,9 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
         catalog,
         _log_q(examples, len(split.movie_ids)),
         config.temperature,
-        config.history_refresh_steps,
+        config.history_refresh_steps or 0,
     )
-    return Prepared(split, trained, vocabularies, encoder, examples, trainer)
+    return Prepared(config, split, trained, vocabularies, encoder, examples, trainer)
 
 
 def _fit(

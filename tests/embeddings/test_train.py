@@ -61,6 +61,8 @@ def test_artifact_layout_and_manifest(tiny_artifacts: Path) -> None:
     assert {"hr@10", "ndcg@10"} <= set(manifest["metrics"]["model"])
     for name in ("training_seconds", "seed", "config", "data_hash", "num_movies", "created"):
         assert name in manifest
+    # The choice left to the data is recorded as made: a small catalog trains without the cache.
+    assert manifest["config"]["history_refresh_steps"] == 0
     ids = json.loads((tiny_artifacts / "movie_ids.json").read_text())
     vectors = np.load(tiny_artifacts / "movie_vectors.npy")
     assert vectors.shape == (manifest["num_movies"], 64) == (len(ids), 64)
