@@ -32,6 +32,8 @@ class TrainConfig:
     # of the catalog's vectors refreshed every k steps (embeddings/model.py, TwoTowerTrainer).
     # None: chosen by `for_catalog` from the number of trained movies.
     history_refresh_steps: int | None = None
+    # A batch's target is no negative for a user who has it in their history (never ranked).
+    mask_seen: bool = True
     top_k: int = 10
     # Validation (each epoch) and the cold-movie interactions are a seeded sample above this;
     # the test cases are always all users.

@@ -130,6 +130,7 @@ class TwoTowerTrainer(keras.Model):
         log_q: np.ndarray,
         temperature: float,
         history_refresh_steps: int = 0,
+        mask_seen: bool = True,
     ) -> None:
         super().__init__(name="two_tower")
         self.movie_tower = movie_tower
@@ -144,6 +145,7 @@ class TwoTowerTrainer(keras.Model):
         self.temperature = temperature
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.history_refresh_steps = history_refresh_steps
+        self.mask_seen = mask_seen
         if history_refresh_steps:
             # Row num_movies stays zero (padding: masked by its zero weight in the user tower).
             shape = (self.num_movies + 1, movie_tower.project.units)
@@ -216,13 +218,35 @@ class TwoTowerTrainer(keras.Model):
         users = self.user_tower(histories, weights, training=training)
         logits = ops.matmul(users, ops.transpose(target_vectors))
         logits = logits / self.temperature - ops.take(self.log_q, targets)[None, :]
-        same = ops.equal(targets[:, None], targets[None, :])
+        masked = ops.equal(targets[:, None], targets[None, :])
+        if self.mask_seen:
+            masked = ops.logical_or(masked, self._seen_targets(history, targets))
         diagonal = ops.eye(ops.shape(targets)[0], dtype="bool")
-        logits = ops.where(ops.logical_and(same, ~diagonal), MASKED_LOGIT, logits)
+        logits = ops.where(ops.logical_and(masked, ~diagonal), MASKED_LOGIT, logits)
         labels = ops.arange(ops.shape(targets)[0])
         return ops.mean(
             keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         )
+
+    def _seen_targets(self, history: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """[B, B] bool: target j is in user i's history. Such a movie is no negative for user i:
+        serving and evaluation never rank a seen movie, so the loss should not push it down.
+
+        Each history movie is looked up among the batch's distinct targets (a table over the
+        catalog), so this costs B x L + B x B, not B x L x B.
+        """
+        targets = ops.cast(targets, "int32")
+        unique, column = tf.unique(targets)
+        distinct = tf.shape(unique)[0]
+        lookup = tf.scatter_nd(unique[:, None], tf.range(1, distinct + 1), [self.num_movies + 1])
+        history = ops.cast(history, "int32")
+        found = tf.gather(lookup, ops.where(history < 0, self.num_movies, history)) - 1
+        present = tf.where(found >= 0)
+        pairs = tf.stack([tf.cast(present[:, 0], tf.int32), tf.gather_nd(found, present)], axis=1)
+        counts = tf.scatter_nd(
+            pairs, tf.ones(tf.shape(pairs)[0], tf.int32), [tf.shape(history)[0], distinct]
+        )
+        return ops.take(counts > 0, column, axis=1)
 
     def train_step(self, data: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         if self.history_refresh_steps:

@@ -238,6 +238,7 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
         _log_q(examples, len(split.movie_ids)),
         config.temperature,
         config.history_refresh_steps or 0,
+        config.mask_seen,
     )
     return Prepared(config, split, trained, vocabularies, encoder, examples, trainer)
 
