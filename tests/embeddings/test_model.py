@@ -3,8 +3,13 @@ loss of the whole-catalog formulation (same vectors, same in-batch softmax, same
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from embeddings.model import MovieTower, UserTower
 
 pytestmark = pytest.mark.slow
 
@@ -23,26 +28,35 @@ def encoded_catalog(rng: np.random.Generator, movies: int) -> dict[str, np.ndarr
     }
 
 
-def test_batch_loss_equals_the_whole_catalog_loss() -> None:
-    import keras
-    import tensorflow as tf
+def small_towers(
+    movies: int, length: int, dim: int, id_dropout: float
+) -> tuple[MovieTower, UserTower]:
+    """A movie tower over `encoded_catalog`'s vocabularies and a user tower, both tiny."""
+    from embeddings.model import MovieTower, UserTower
 
-    from embeddings.examples import build_examples
-    from embeddings.model import MASKED_LOGIT, MovieTower, TwoTowerTrainer, UserTower
-
-    rng = np.random.default_rng(0)
-    movies, length, dim = 300, 6, 16
-    catalog = encoded_catalog(rng, movies)
     tower = MovieTower(
         SIZES | {"movie_ids": movies + 1},
         year_buckets=27,
         dim=dim,
         hidden=8,
         word_dim=4,
-        id_dropout=0.5,
+        id_dropout=id_dropout,
         seed=0,
     )
-    users = UserTower(history_length=length, dim=dim, hidden=8)
+    return tower, UserTower(history_length=length, dim=dim, hidden=8)
+
+
+def test_batch_loss_equals_the_whole_catalog_loss() -> None:
+    import keras
+    import tensorflow as tf
+
+    from embeddings.examples import build_examples
+    from embeddings.model import MASKED_LOGIT, TwoTowerTrainer
+
+    rng = np.random.default_rng(0)
+    movies, length, dim = 300, 6, 16
+    catalog = encoded_catalog(rng, movies)
+    tower, users = small_towers(movies, length, dim, id_dropout=0.5)
     log_q = np.log(rng.dirichlet(np.ones(movies))).astype(np.float32)
     trainer = TwoTowerTrainer(tower, users, catalog, log_q, temperature=0.1)
     sequences = [(rng.choice(movies, 9, replace=False), rng.random(9) + 0.1) for _ in range(20)]
@@ -78,7 +92,7 @@ def test_cached_histories_give_the_same_loss_once_refreshed() -> None:
     import tensorflow as tf
 
     from embeddings.examples import build_examples
-    from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
+    from embeddings.model import TwoTowerTrainer
 
     rng = np.random.default_rng(1)
     movies, length, dim = 200, 5, 8
@@ -89,16 +103,7 @@ def test_cached_histories_give_the_same_loss_once_refreshed() -> None:
     batch = examples.batch(examples.positions[:48])
 
     def trainer(dropout: float, refresh: int) -> TwoTowerTrainer:
-        tower = MovieTower(
-            SIZES | {"movie_ids": movies + 1},
-            year_buckets=27,
-            dim=dim,
-            hidden=8,
-            word_dim=4,
-            id_dropout=dropout,
-            seed=0,
-        )
-        users = UserTower(history_length=length, dim=dim, hidden=8)
+        tower, users = small_towers(movies, length, dim, id_dropout=dropout)
         return TwoTowerTrainer(tower, users, catalog, log_q, 0.1, history_refresh_steps=refresh)
 
     plain, cached = trainer(0.0, 0), trainer(0.0, 3)
