@@ -69,6 +69,18 @@ class MovieTower(layers.Layer):
         if training and self.id_dropout > 0:
             draw = keras.random.uniform(ops.shape(ids), seed=self.seed_generator)
             keep = keep * ops.cast(draw >= self.id_dropout, "float32")
+        return self._vector(self._content(features), ids, keep)
+
+    def with_and_without_ids(
+        self, features: Mapping[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Each movie's vector and its content-only vector (what an unknown id gets), from one
+        pass of the content MLP: the history cache's refresh needs both."""
+        content = self._content(features)
+        ids = features["movie_id"]
+        return self._vector(content, ids, ops.cast(ids > 0, "float32")), l2_normalize(content)
+
+    def _content(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         content = ops.concatenate(
             [
                 _bag_mean(self.genres, features["genres"]),
@@ -78,8 +90,10 @@ class MovieTower(layers.Layer):
             ],
             axis=-1,
         )
-        vector = self.project(self.hidden(content)) + self.movie_id(ids) * keep[..., None]
-        return l2_normalize(vector)
+        return self.project(self.hidden(content))
+
+    def _vector(self, content: tf.Tensor, ids: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
+        return l2_normalize(content + self.movie_id(ids) * keep[..., None])
 
 
 class UserTower(layers.Layer):
@@ -194,9 +208,9 @@ class TwoTowerTrainer(keras.Model):
         """Every movie's vector with and without its id embedding (no dropout, no gradient)."""
         indices = tf.range(self.num_movies)
         features = {name: ops.take(value, indices, axis=0) for name, value in self.catalog.items()}
-        self.cached_full[: self.num_movies].assign(self.movie_tower(features))
-        features["movie_id"] = tf.zeros_like(features["movie_id"])
-        self.cached_content[: self.num_movies].assign(self.movie_tower(features))
+        full, content = self.movie_tower.with_and_without_ids(features)
+        self.cached_full[: self.num_movies].assign(full)
+        self.cached_content[: self.num_movies].assign(content)
 
     def _cached_histories(self, history: tf.Tensor) -> tf.Tensor:
         """History vectors [B, L, D] from the cache, the id part dropped per slot as in training."""
