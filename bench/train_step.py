@@ -7,7 +7,8 @@ the examples, and times each piece of a step as its own `tf.function` over the s
 (after one warm-up call each): wall and CPU seconds (getrusage, every thread) per call, median
 over the batches. Pieces: batch assembly (NumPy), the movie-tower pass on the batch's movies
 (forward; forward + gradients), the loss (forward; forward + gradients), the optimizer's update
-given the gradients, and the whole Keras train step. Run it under the shared lock.
+given the gradients (the optimizer training picks), the whole Keras train step and, with the history
+cache, its refresh (once every K steps). Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main(
 
     from embeddings.config import TrainConfig
     from embeddings.data import load_dataset
+    from embeddings.optimizer import optimizer_for
     from embeddings.train import prepare
 
     started = time.perf_counter()
@@ -63,12 +65,12 @@ def main(
     if determinism:
         tf.config.experimental.enable_op_determinism()
     prepared = prepare(load_dataset(data), config, seed=0)
-    trainer, examples = prepared.trainer, prepared.examples
+    trainer, examples, config = prepared.trainer, prepared.examples, prepared.config
     print(
         f"prepared in {time.perf_counter() - started:.0f} s: {len(examples):,} examples, "
         f"{trainer.num_movies:,} movies; batch {config.batch_size}; peak {peak_rss_mb():,.0f} MB"
     )
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    trainer.compile(optimizer=optimizer_for(config))
     rng = np.random.default_rng(0)
     batches = [
         tuple(tf.constant(part) for part in batch)
@@ -125,6 +127,10 @@ def main(
         "optimizer update": compiled(update),
         "whole train step": each(step),
     }
+    if trainer.history_refresh_steps:  # once every K steps, inside the step
+        pieces[f"history cache refresh (every {trainer.history_refresh_steps} steps)"] = compiled(
+            trainer.refresh_history_cache
+        )
     for name, run in pieces.items():
         wall, cpu = clock(run, steps)
         print(f"{name:<40} {wall * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms CPU")

@@ -39,6 +39,7 @@ from embeddings.features import (
 )
 from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
 from embeddings.movie_inputs import embed_movies
+from embeddings.optimizer import optimizer_for
 from embeddings.split import EvalCases, Split, leave_last_out
 
 TINY_USERS = 40
@@ -299,7 +300,7 @@ def fit_steps(
 
 
 def _compile(trainer: TwoTowerTrainer, examples: Examples, config: TrainConfig) -> None:
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    trainer.compile(optimizer=optimizer_for(config))
     first = examples.batch(examples.positions[:1])
     trainer((first[0], first[1]))  # build the weights before fit
 
