@@ -24,13 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import wrk
-from bench.catalog import write_synthetic
 from bench.process import Server, server_env
 from bench.redisserver import redis_server
+from bench.synthetic_catalog import write_synthetic
 from service.config import Settings
+from service.ingest.webhook_signer import signed_headers
 from service.store import open_store
 from service.towers import load_towers
-from service.webhook_signer import signed_headers
 
 SECRET = "whsec_" + "YmVuY2htYXJrLW9ubHktc2VjcmV0LW5vdC1yZWFs"  # benchmark-only
 WORK = Path("var/bench")

@@ -8,8 +8,8 @@ Variants: `CODES:C` is C x sqrt(N) cells holding CODES (a FAISS factory name: Fl
 SQfp16, PQ32x4fs...); codes other than Flat re-score their best R x k exactly (`CODES:C:R`,
 default R from IndexParams).
 
-Vectors are the clustered synthetic catalog (bench/catalog.py); queries are catalog vectors
-plus noise, like a user vector near one taste. One OpenMP thread, as served.
+Vectors are the clustered synthetic catalog (bench/synthetic_catalog.py); queries are catalog
+vectors plus noise, like a user vector near one taste. One OpenMP thread, as served.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.catalog import clustered_vectors
-from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
+from bench.synthetic_catalog import clustered_vectors
+from service.index.live import BaseIndex, IndexParams, MovieMeta, set_threads
 
 NPROBES = (16, 32, 64, 128, 256, 512)
 RECALL_GOAL = 0.99

@@ -30,12 +30,12 @@ from rich.table import Table
 from starlette.types import Message, Scope
 
 from bench import wrk
-from bench.catalog import clustered_vectors, ensure_catalog, write_synthetic
 from bench.process import Server, server_env
 from bench.redisserver import redis_server
+from bench.synthetic_catalog import clustered_vectors, ensure_catalog, write_synthetic
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
-from service.index import BaseIndex, IndexParams, MovieMeta, set_threads
+from service.index.live import BaseIndex, IndexParams, MovieMeta, set_threads
 from service.store import open_store
 from service.towers import Towers, load_towers
 
@@ -45,8 +45,8 @@ console = Console(width=200)
 
 def fill_redis(url: str, model_version: str, n: int | None) -> None:
     """MovieLens (n None) or the synthetic catalog of n movies, into an empty Redis."""
-    from service.importer import import_movielens
-    from service.movielens import read_movielens
+    from service.ingest.importer import import_movielens
+    from service.ingest.movielens import read_movielens
 
     async def fill() -> None:
         store = await open_store(url)
@@ -63,8 +63,8 @@ def fill_redis(url: str, model_version: str, n: int | None) -> None:
 
 
 def ensure_movielens(towers: Towers) -> str:
-    from service.importer import import_movielens
-    from service.movielens import read_movielens
+    from service.ingest.importer import import_movielens
+    from service.ingest.movielens import read_movielens
 
     db = (WORK / "movielens.db").resolve()
     url = f"sqlite:///{db}"
@@ -94,7 +94,7 @@ def baseline_store(
         code = "from bench.serving import ensure_movielens; print(ensure_movielens(None))"
     else:
         code = (
-            "from pathlib import Path; from bench.catalog import ensure_catalog; "
+            "from pathlib import Path; from bench.synthetic_catalog import ensure_catalog; "
             f"print(ensure_catalog(Path('var/bench'), {model_version!r}, {n}))"
         )
     out = subprocess.run(
@@ -162,10 +162,10 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
 def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, float]:
     """Where a MovieLens request's time goes outside HTTP: the store read and the recommender
     (history -> user tower -> search -> because), run in-process on the same store and model."""
-    from service.index import IndexParams as Params
+    from service.index.live import IndexParams as Params
+    from service.index.refresher import Refresher
     from service.metrics import Metrics
     from service.recommender import Recommender
-    from service.refresher import Refresher
 
     async def run() -> dict[str, float]:
         store = await open_store(next(iter(store_urls.values())))
@@ -200,7 +200,7 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
 async def in_app(towers: Towers, store_url: str, path: str, requests: int = 2000) -> float:
     """µs per GET through the whole app (middleware, routing, parameters, the route), called
     in-process: with the store read and recommend() above, what the framework costs."""
-    from service.app import create_app
+    from service.api.app import create_app
 
     app = create_app(Settings(store_url=store_url), towers)
     sent: list[Message] = []

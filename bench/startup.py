@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.startup [--size 1000000] [--repeat 3] [--store redis|sqlite]
 
-The synthetic catalog (bench/catalog.py) goes into a private redis-server (or a SQLite file).
+The synthetic catalog (bench/synthetic_catalog.py) goes into a private redis-server (or a
+SQLite file).
 A first replica full-syncs and writes its snapshot; then rounds alternate a replica given the
 snapshot directory and one without it (a full sync, as every replica started before
 snapshots), each a real `movie-recs serve` timed from spawn to `/readyz` = 200. Each server's
@@ -24,10 +25,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.catalog import ensure_catalog
 from bench.process import Server, server_env
 from bench.redisserver import redis_server
 from bench.serving import fill_redis
+from bench.synthetic_catalog import ensure_catalog
 from service.config import Settings
 from service.towers import load_towers
 

@@ -76,8 +76,8 @@ def dataset(work: Path, ratings: int) -> Path:
 def phase_import(data: Path, url: str) -> dict[str, Any]:
     import asyncio
 
-    from service.importer import import_movielens
-    from service.movielens import read_movielens
+    from service.ingest.importer import import_movielens
+    from service.ingest.movielens import read_movielens
     from service.store import open_store
 
     async def run() -> dict[str, Any]:

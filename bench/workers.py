@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.workers [--sizes 0,1000000] [--seconds 10] [--repeat 3]
 
-For each catalog (0: MovieLens; else a synthetic one, bench/catalog.py) on a private
+For each catalog (0: MovieLens; else a synthetic one, bench/synthetic_catalog.py) on a private
 redis-server, one `movie-recs serve` with one worker and one with two run side by side (on a
 synthetic catalog every worker starts from the snapshot a first replica wrote). Once
 every worker is ready and has loaded TensorFlow (it loads after ready), each process's resident

@@ -1,6 +1,6 @@
 """The one reader of the MovieLens-latest format (`movies.csv`, `ratings.csv`, optional `tags.csv`).
 
-Training (`load_dataset`) and the service's importer (`service.movielens`) both read through
+Training (`load_dataset`) and the service's importer (`service.ingest.movielens`) both read through
 `read_movies` and `read_rating_blocks`, so a title's year, the genres and the tags a movie keeps are
 decided here once: the movie tower sees the same record at training time as at serving time.
 Rows that cannot be used are skipped and passed to a `Skip` callback (file, line, short reason

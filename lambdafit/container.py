@@ -26,7 +26,7 @@ import httpx
 
 from bench.process import free_port
 from lambdafit.probe import peak_rss_mb
-from service.webhook_signer import signed_headers
+from service.ingest.webhook_signer import signed_headers
 
 POLL_SECONDS = 0.005
 NEW_YEAR = 2199  # no catalog holds it (MovieLens ends in 2018, synthetic ones in 2025)

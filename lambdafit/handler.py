@@ -24,12 +24,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from service.api.schemas import MAX_K, response_body
 from service.config import Settings
-from service.index import index_params, set_threads
+from service.index.live import index_params, set_threads
+from service.index.refresher import Refresher, full_sync
 from service.metrics import Metrics
 from service.recommender import Recommender
-from service.refresher import Refresher, full_sync
-from service.schemas import MAX_K, response_body
 from service.store import Store, StoreError, store_from_settings
 from service.towers import Towers
 
@@ -86,9 +86,9 @@ class Instance:
         started = time.perf_counter()
         busy_before = self.executor.busy_seconds
         refresher = self.refresher
-        snapshot, epoch = self.run(full_sync(self.store, self.towers, refresher.params))
+        live, epoch = self.run(full_sync(self.store, self.towers, refresher.params))
         build = self.executor.busy_seconds - busy_before
-        refresher.adopt(snapshot, epoch, caught_up=True)
+        refresher.adopt(live, epoch, caught_up=True)
         return time.perf_counter() - started - build, build
 
 
@@ -130,7 +130,7 @@ def _cold_start() -> Instance:
         timeline=timeline,
     )
     read, build = instance.load_state()
-    if len(refresher.snapshot or ()) == 0:
+    if len(refresher.live or ()) == 0:
         raise StoreError(f"{settings.store_url} holds no movies")
     timeline["state load"] = read
     timeline["index build"] = build

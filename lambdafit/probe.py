@@ -53,7 +53,7 @@ def catch_up(handler_module: Any) -> dict[str, float]:
     movie = Movie(NEW_MOVIE, "A Film Added After The Cold Start", ("Drama",), 2026)
     instance.run(instance.store.apply_changes([Upsert(movie)]))
     one = step()
-    if NEW_MOVIE not in (instance.refresher.snapshot or ()):
+    if NEW_MOVIE not in (instance.refresher.live or ()):
         raise RuntimeError("Refresher.step did not index the new movie")
     instance.run(instance.store.apply_changes([Delete(NEW_MOVIE)]))
     step()
@@ -71,7 +71,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     if first["statusCode"] != 200 or first["headers"]["x-cold-start"] != "true":
         raise RuntimeError(f"cold invocation failed: {first}")
     instance = lambda_handler.current_instance()
-    assert instance is not None and instance.refresher.snapshot is not None
+    assert instance is not None and instance.refresher.live is not None
     timeline.update(instance.timeline)
     warm = []
     for i in range(int(spec["requests"])):
@@ -82,8 +82,8 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"warm invocation failed: {answer}")
     out: dict[str, Any] = {
         "timeline": timeline,
-        "movies": len(instance.refresher.snapshot),
-        "index_kind": instance.refresher.snapshot.base.kind,
+        "movies": len(instance.refresher.live),
+        "index_kind": instance.refresher.live.base.kind,
         "warm_seconds": warm,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -24,9 +24,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from lambdafit import catalog as catalogs
-from lambdafit import container, deps
-from lambdafit.catalog import Catalog
+from lambdafit import catalogs, container, deps
+from lambdafit.catalogs import Catalog
 from service.config import PROJECT_ROOT, Settings
 
 Say = Callable[[str], None]

@@ -42,8 +42,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 async def _import(settings: Settings, directory: Path) -> None:
-    from service.importer import import_movielens
-    from service.movielens import DatasetError, read_movielens
+    from service.ingest.importer import import_movielens
+    from service.ingest.movielens import DatasetError, read_movielens
     from service.store import StoreError, store_from_settings
 
     try:
@@ -128,7 +128,7 @@ def uvicorn_options(workers: int = 1) -> dict[str, Any]:
     clients would refuse every request; the app limits requests in progress instead
     (`MOVIE_RECS_MAX_IN_FLIGHT`), and the protocol puts a deadline on reading headers.
     """
-    from service.protocol import HeaderDeadlineProtocol
+    from service.api.http_protocol import HeaderDeadlineProtocol
 
     return {
         "log_config": log_config(),
@@ -163,7 +163,7 @@ def serve_command(
 
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        "service.app:create_app", factory=True, host=host, port=port, **uvicorn_options(workers)
+        "service.api.app:create_app", factory=True, host=host, port=port, **uvicorn_options(workers)
     )
 
 
@@ -249,7 +249,7 @@ def send_webhook_command(
     """Sign a payload with Standard Webhooks and POST it to /v1/webhooks/catalog."""
     import httpx
 
-    from service.webhook_signer import signed_headers
+    from service.ingest.webhook_signer import signed_headers
 
     if secret is None:
         configured = Settings().webhook_secrets

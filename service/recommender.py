@@ -1,6 +1,6 @@
 """The request path, free of HTTP: history -> user tower -> index search -> filter -> explain.
 
-It reads the index snapshot once per call, so a swap in the middle of a request is invisible.
+It reads the live index once per call, so a swap in the middle of a request is invisible.
 The Lambda-style handler reuses it unchanged.
 """
 
@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-from service.index import MovieMeta, Snapshot
-from service.index_view import IndexView
-from service.metatable import NO_YEAR, MetaTable
+from service.index.columns import NO_YEAR, MetaTable
+from service.index.live import LiveIndex, MovieMeta
+from service.index.view import IndexView
 from service.store.history import History
 from service.towers import Towers
 
@@ -75,11 +75,11 @@ class Recommender:
         self.index = index
         self.popular = list(popular)
 
-    def snapshot(self) -> Snapshot:
-        snapshot = self.index.snapshot
-        if snapshot is None:
+    def live(self) -> LiveIndex:
+        live = self.index.live
+        if live is None:
             raise RuntimeError("the index is not built yet")
-        return snapshot
+        return live
 
     def recommend(
         self,
@@ -90,7 +90,7 @@ class Recommender:
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
         event counts as seen, not only the ones the tower reads."""
-        snap = self.snapshot()
+        live = self.live()
         seen = set(history.movie_ids)
         used: list[int] = []  # positions in `history` of the events the tower reads
         used_ids: list[str] = []
@@ -102,7 +102,7 @@ class Recommender:
             if movie_id in taken:
                 continue
             taken.add(movie_id)
-            found = snap.get(movie_id)
+            found = live.get(movie_id)
             if found is not None:
                 used.append(position)
                 used_ids.append(movie_id)
@@ -115,10 +115,10 @@ class Recommender:
             return not (exclude_seen and movie_id in seen) and filters.admits(meta)
 
         if not used:
-            return self._popular(snap, k, accept)
+            return self._popular(live, k, accept)
         matrix = np.stack(vectors)
         user = self.towers.embed_user(matrix, history.weights(np.array(used)))
-        hits = snap.search(
+        hits = live.search(
             user,
             k,
             (lambda _, meta: filters.admits(meta)) if filters.active else None,
@@ -127,30 +127,30 @@ class Recommender:
         )
         items: list[Item] = []
         if hits:
-            found_vectors = np.stack([snap.get(mid)[0] for mid, _, _ in hits])  # type: ignore[index]
+            found_vectors = np.stack([live.get(mid)[0] for mid, _, _ in hits])  # type: ignore[index]
             nearest = np.argmax(found_vectors @ matrix.T, axis=1)
             items = [
                 Item(mid, meta, score, (used_ids[j], titles[j]))
                 for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
             ]
-        return Result("personalized", self.towers.version, snap.applied_seq, len(used), items)
+        return Result("personalized", self.towers.version, live.index_version, len(used), items)
 
-    def _popular(self, snap: Snapshot, k: int, accept: object) -> Result:
+    def _popular(self, live: LiveIndex, k: int, accept: object) -> Result:
         items: list[Item] = []
         for movie_id, score in self.popular:
-            found = snap.get(movie_id)
+            found = live.get(movie_id)
             if found is not None and accept(movie_id, found[1]):  # type: ignore[operator]
                 items.append(Item(movie_id, found[1], score, None))
                 if len(items) == k:
                     break
-        return Result("popular", self.towers.version, snap.applied_seq, 0, items)
+        return Result("popular", self.towers.version, live.index_version, 0, items)
 
-    def similar(self, movie_id: str, k: int) -> tuple[Snapshot, list[Item]] | None:
+    def similar(self, movie_id: str, k: int) -> tuple[LiveIndex, list[Item]] | None:
         """Nearest movies to one movie; None when the movie is not in this replica's index."""
-        snap = self.snapshot()
-        found = snap.get(movie_id)
+        live = self.live()
+        found = live.get(movie_id)
         if found is None:
             return None
         vector, meta = found
-        hits = snap.search(vector, k, skip=movie_id.__eq__)
-        return snap, [Item(mid, m, score, (movie_id, meta.title)) for mid, score, m in hits]
+        hits = live.search(vector, k, skip=movie_id.__eq__)
+        return live, [Item(mid, m, score, (movie_id, meta.title)) for mid, score, m in hits]

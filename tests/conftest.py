@@ -120,9 +120,9 @@ def seeded_sqlite(request: pytest.FixtureRequest, tiny_towers) -> Path:  # type:
     """
     import asyncio
 
-    from service.importer import import_movielens
-    from service.movielens import read_movielens
-    from service.refresher import vectors_for
+    from service.index.refresher import vectors_for
+    from service.ingest.importer import import_movielens
+    from service.ingest.movielens import read_movielens
 
     towers = tiny_towers
 

@@ -179,7 +179,7 @@ def test_cli_and_app_start_in_this_environment() -> None:
     for command in ("serve", "import-movielens", "train", "send-webhook"):
         assert command in shown
     probe = (
-        "import json, sys; import service.app, service.cli; "
+        "import json, sys; import service.api.app, service.cli; "
         "print(json.dumps(sorted({n.split('.')[0] for n, m in list(sys.modules.items()) "
         "if getattr(m, '__file__', None)})))"  # SWIG and friends add file-less modules
     )

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from service.index import IndexParams
+from service.index.live import IndexParams
+from service.index.refresher import Refresher
 from service.metrics import Metrics
-from service.refresher import Refresher
 from service.store import Delete, Movie, Store, Upsert, open_store
 from service.towers import Towers
 
@@ -80,11 +80,11 @@ class Convergence(RuleBasedStateMachine):
             for replica in self.replicas:
                 self.run(asyncio.wait_for(replica.catch_up(), 60))
                 assert replica.caught_up
-                snapshot = replica.snapshot
-                assert snapshot is not None
-                indexed = {mid: snapshot.get(mid)[1].title for mid in snapshot.ids()}  # type: ignore[index]
+                index = replica.live
+                assert index is not None
+                indexed = {mid: index.get(mid)[1].title for mid in index.ids()}  # type: ignore[index]
                 assert indexed == live
-                assert len(snapshot) == len(live)
+                assert len(index) == len(live)
         finally:
             self.run(self.store.close())
             self.runner.close()

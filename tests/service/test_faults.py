@@ -25,7 +25,7 @@ import pytest
 
 from bench.process import Server, server_env
 from embeddings.data import BUNDLED_DATA
-from service.webhook_signer import signed_headers
+from service.ingest.webhook_signer import signed_headers
 from tests.redisproc import RedisProcess
 from tests.service.test_replicas import seed
 

@@ -1,4 +1,4 @@
-"""The request path on a hand-made catalog: a real snapshot of five movies on two axes, and a
+"""The request path on a hand-made catalog: a real live of five movies on two axes, and a
 user tower that averages the history (what the recommender does with it is under test, not the
 model's quality)."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.index import MovieMeta, Snapshot, build_snapshot
-from service.metatable import MetaTable
+from service.index.columns import MetaTable
+from service.index.live import LiveIndex, MovieMeta, build_live_index
 from service.recommender import Filters, Recommender
 from service.store import Event
 from service.store.history import History
@@ -26,16 +26,16 @@ POPULAR = [("r2", 1.0), ("a1", 0.8), ("r1", 0.5)]
 class FixedIndex:
     """A published index that never changes (the `IndexView` the recommender reads)."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.applied_seq = snapshot.applied_seq
-        self.head = snapshot.applied_seq
+    def __init__(self, live: LiveIndex) -> None:
+        self.live = live
+        self.index_version = live.index_version
+        self.head = live.index_version
         self.caught_up = True
         self.store_error: str | None = None
         self.catalog_lost: str | None = None
 
     async def wait_for(self, seq: int, within: float) -> bool:
-        return self.applied_seq >= seq
+        return self.index_version >= seq
 
 
 class MeanTower:
@@ -55,7 +55,7 @@ def recommender() -> Recommender:
     vectors = np.array([MOVIES[i][0] for i in ids], np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     meta = [MovieMeta(t, g, y) for _, t, g, y in MOVIES.values()]
-    index = FixedIndex(build_snapshot(ids, vectors, meta, applied_seq=42))
+    index = FixedIndex(build_live_index(ids, vectors, meta, index_version=42))
     return Recommender(MeanTower(), index, POPULAR)  # type: ignore[arg-type]
 
 

@@ -18,10 +18,10 @@ from pytest_redis.executor import RedisExecutor
 
 from bench.process import Server, server_env
 from embeddings.data import BUNDLED_DATA
-from service.importer import import_movielens
-from service.movielens import read_movielens
+from service.ingest.importer import import_movielens
+from service.ingest.movielens import read_movielens
+from service.ingest.webhook_signer import signed_headers
 from service.store import open_store
-from service.webhook_signer import signed_headers
 from tests.conftest import REDIS_SERVER
 
 pytestmark = pytest.mark.slow

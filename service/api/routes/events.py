@@ -1,0 +1,38 @@
+"""Recording what a user watched or rated; the next recommendation reflects it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Path, status
+
+from service.api.deps import StoreDep
+from service.api.routes.recommendations import ERRORS
+from service.api.schemas import ID_PATTERN, ErrorBody, EventBatch, EventIn, EventsAccepted
+from service.store import Event
+
+router = APIRouter(tags=["events"])
+
+
+@router.post(
+    "/users/{user_id}/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "Unknown or deleted movie."}},
+)
+async def add_events(
+    store: StoreDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)],
+    body: Annotated[EventIn | EventBatch, Body(examples=[{"movie_id": "1", "kind": "watch"}])],
+) -> EventsAccepted:
+    """One event or a batch. All are checked before any is stored: a bad one stores none."""
+    items = body.events if isinstance(body, EventBatch) else [body]
+    ids = list(dict.fromkeys(e.movie_id for e in items))
+    movies = await store.get_movies(ids)
+    unknown = [mid for mid in ids if mid not in movies or movies[mid].deleted]
+    if unknown:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"not in the catalog: {', '.join(unknown[:10])}; no event was stored",
+        )
+    await store.add_events(user_id, [Event(e.movie_id, e.kind, e.at(), e.rating) for e in items])
+    return EventsAccepted(user_id=user_id, accepted=len(items))

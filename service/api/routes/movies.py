@@ -1,0 +1,55 @@
+"""Catalog lookups: one movie, and the movies nearest to it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from service.api.deps import RecommenderDep, StoreDep
+from service.api.routes.recommendations import ERRORS
+from service.api.schemas import MAX_K, ErrorBody, MovieOut, SimilarMovies, to_items
+
+router = APIRouter(tags=["movies"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"model": ErrorBody}}
+MovieIdPath = Annotated[str, Path(min_length=1, max_length=128, examples=["1"])]
+
+
+@router.get("/movies/{movie_id}", responses=NOT_FOUND)
+async def get_movie(
+    store: StoreDep, recommender: RecommenderDep, movie_id: MovieIdPath
+) -> MovieOut:
+    """The catalog's record (from the store) and whether this replica indexed it yet."""
+    movie = (await store.get_movies([movie_id])).get(movie_id)
+    if movie is None or movie.deleted:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"movie {movie_id} is not in the catalog")
+    return MovieOut(
+        movie_id=movie.id,
+        title=movie.title,
+        genres=list(movie.genres),
+        year=movie.year,
+        tags=list(movie.tags),
+        version=movie.version,
+        indexed=movie_id in recommender.live(),
+        imdb_id=movie.imdb_id,
+        tmdb_id=movie.tmdb_id,
+    )
+
+
+@router.get("/movies/{movie_id}/similar", responses=NOT_FOUND)
+async def similar_movies(
+    recommender: RecommenderDep,
+    movie_id: MovieIdPath,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+) -> SimilarMovies:
+    """Nearest movies by embedding; `because` is the movie itself."""
+    found = recommender.similar(movie_id, k)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"movie {movie_id} is not in the index")
+    live, items = found
+    return SimilarMovies(
+        movie_id=movie_id,
+        model_version=recommender.towers.version,
+        index_version=live.index_version,
+        items=to_items(items),
+    )

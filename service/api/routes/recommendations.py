@@ -1,0 +1,80 @@
+"""Recommendations for a known user (history from the store) or an anonymous session."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from service.api.deps import AppStateDep, require_index_version
+from service.api.schemas import (
+    MAX_GENRES,
+    MAX_K,
+    AnonymousRequest,
+    ErrorBody,
+    MovieId,
+    Recommendations,
+    response_body,
+)
+from service.recommender import Filters
+from service.store import Event
+from service.store.history import History
+
+router = APIRouter(tags=["recommendations"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    503: {"model": ErrorBody, "description": "This replica is behind min_index_version."},
+}
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+
+NO_FILTERS = Filters()
+
+
+def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:
+    if not genres and year_min is None and year_max is None:
+        return NO_FILTERS  # the common case, built once
+    wanted = frozenset(g.strip() for part in genres or [] for g in part.split(",") if g.strip())
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "year_min is greater than year_max")
+    return Filters(wanted, year_min, year_max)
+
+
+@router.get("/users/{user_id}/recommendations", responses=ERRORS, response_model=Recommendations)
+async def user_recommendations(
+    app_state: AppStateDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+    exclude_seen: bool = True,
+    genres: Annotated[
+        list[str] | None,
+        Query(max_length=MAX_GENRES, description="Any of these genres (repeat or comma-separate)."),
+    ] = None,
+    year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    min_index_version: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """Top-k movies for a user from their recent activity (most popular if they have none)."""
+    filters = make_filters(genres, year_min, year_max)
+    await require_index_version(app_state, min_index_version)
+    history = await app_state.store.recent_history(user_id)
+    result = app_state.recommender.recommend(history, k, filters, exclude_seen)
+    return JSONBody(response_body(result, user_id))
+
+
+@router.post("/recommendations", responses=ERRORS, response_model=Recommendations)
+async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousRequest) -> Response:
+    """Top-k movies for a session whose recent history (newest first) is in the body."""
+    filters = make_filters(body.genres, body.year_min, body.year_max)
+    await require_index_version(app_state, body.min_index_version)
+    history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
+    result = app_state.recommender.recommend(history, body.k, filters, body.exclude_seen)
+    return JSONBody(response_body(result, None))
+
+
+__all__ = ["MovieId", "router"]

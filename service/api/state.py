@@ -1,0 +1,26 @@
+"""What the lifespan builds and every route uses, held on `app.state.app_state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.index.view import IndexView
+from service.metrics import Metrics
+from service.recommender import Recommender
+from service.store import Store
+from service.towers import Towers
+
+
+@dataclass(eq=False)
+class AppState:
+    settings: Settings
+    store: Store
+    towers: Towers
+    index: IndexView  # the refresher's published live index, read-only
+    metrics: Metrics
+    recommender: Recommender
+
+    async def wait_for_seq(self, seq: int) -> bool:
+        """Wait (bounded by settings) until this replica applied `seq`; False if it did not."""
+        return await self.index.wait_for(seq, self.settings.freshness_wait_seconds)

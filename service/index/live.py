@@ -1,0 +1,413 @@
+"""The movie index: an immutable base FAISS index + a small delta + tombstones.
+
+A request reads one `LiveIndex` reference and searches it; the refresher builds a new live index
+for every change and swaps the reference, so nothing a request searches is ever mutated (FAISS
+allows concurrent searches, not a search during an add or remove; HNSW cannot remove at all).
+Compaction folds the delta into a new base off the request path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import faiss
+import numpy as np
+
+from service.index.columns import MetaTable as MetaTable
+from service.index.columns import MovieMeta as MovieMeta
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+IndexKind = Literal["flat", "ivf"]
+Accept = Callable[[str, "MovieMeta"], bool]
+RowFilter = Callable[["MetaTable", np.ndarray], np.ndarray]  # base rows -> mask of admitted
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParams:
+    """Exact search up to `ann_threshold` movies; above it IVF (inverted lists over k-means
+    cells). IVF rather than HNSW: a base is rebuilt at every compaction, and IVF rebuilds in
+    seconds by reusing its trained cells (HNSW at 1M: minutes).
+
+    `ivf_nprobe` is where the cells searched per query start: each IVF build measures its
+    recall@10 against exact search on sample queries and doubles nprobe until it reaches
+    `ivf_recall_goal` (0 turns the measurement off). One fixed nprobe cannot hold recall across
+    sizes: 64 gave 0.997 at 100k and 0.973 at 1M (bench/index.py). The threshold is also from
+    bench/index.py: exact costs ~90 µs at 10k, ~240 µs at 30k, 1.2 ms at 100k on one core,
+    while IVF at recall ≥ 0.99 stays under ~150 µs up to 300k."""
+
+    ann_threshold: int = 20_000
+    ivf_nprobe: int = 32
+    ivf_recall_goal: float = 0.99
+    ivf_cells_per_sqrt: float = 4.0  # nlist = 4 * sqrt(N): 4,000 cells at 1M
+    train_points_per_cell: int = 40
+    # What the cells hold, as a FAISS factory name: "Flat" (the float32 vectors), or a
+    # compressed code ("SQ8", "SQfp16", "PQ32x4fs") whose best `ivf_rerank` x fetch candidates
+    # are re-scored exactly against the base's float32 vectors (scores and order stay exact).
+    # The service builds "Flat" (chosen by bench/index.py; snapshots persist Flat cells only).
+    ivf_codes: str = "Flat"
+    ivf_rerank: int = 4
+
+
+CALIBRATION_QUERIES = 200
+
+
+def index_params(settings: Settings) -> IndexParams:
+    return IndexParams(ann_threshold=settings.ann_threshold, ivf_nprobe=settings.ivf_nprobe)
+
+
+def set_threads(omp_threads: int) -> None:
+    """One OpenMP thread: a single small query is ~2x slower with two (measured here)."""
+    faiss.omp_set_num_threads(omp_threads)
+
+
+@dataclass(frozen=True, eq=False)
+class BaseIndex:
+    """Built once, searched by many, never mutated."""
+
+    ids: Sequence[str]
+    vectors: np.ndarray
+    meta: MetaTable  # a MovieMeta per row, built when asked for
+    row_of: Mapping[str, int]
+    faiss_index: Any  # faiss.IndexFlatIP or faiss.IndexIVFFlat (the stubs know only Index)
+    kind: IndexKind
+    recall: float = 1.0  # recall@10 vs exact measured at build (IVF); exact search is 1.0
+    rerank: int = 0  # candidates per result re-scored exactly (IVF with PQ codes); 0: none
+
+    @classmethod
+    def build(
+        cls,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        meta: Sequence[MovieMeta],
+        params: IndexParams = IndexParams(),
+        previous: BaseIndex | None = None,
+    ) -> BaseIndex:
+        """`previous`: a base whose trained IVF cells may be reused (compaction)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(ids) != len(vectors) or len(meta) != len(ids):
+            raise ValueError("ids, vectors and meta must have the same length")
+        dim = vectors.shape[1] if vectors.size else 1
+        index: faiss.Index
+        kind: IndexKind
+        if len(ids) > params.ann_threshold:
+            index = _ivf(vectors, params, previous)
+            kind = "ivf"
+        else:
+            index = faiss.IndexFlatIP(dim)
+            kind = "flat"
+        recall = 1.0
+        rerank = params.ivf_rerank if kind == "ivf" and params.ivf_codes != "Flat" else 0
+        if len(ids):
+            index.add(vectors)
+            if kind == "ivf" and params.ivf_recall_goal > 0:
+                recall = _calibrate(index, vectors, params, rerank)
+        return cls(
+            ids=list(ids),
+            vectors=vectors,
+            meta=meta if isinstance(meta, MetaTable) else MetaTable.of(meta),
+            row_of={mid: row for row, mid in enumerate(ids)},
+            faiss_index=index,
+            kind=kind,
+            recall=recall,
+            rerank=rerank,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def exhausted(self, fetch: int, widen: int) -> bool:
+        """True when a search this wide already saw every movie."""
+        if fetch < len(self.ids):
+            return False
+        return self.kind != "ivf" or self.faiss_index.nprobe * widen >= self.faiss_index.nlist
+
+    def search(
+        self, query: np.ndarray, fetch: int, widen: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top `fetch` rows; `widen` > 1 probes that many times more IVF cells (filters)."""
+        fetch = min(fetch, len(self.ids))
+        if fetch <= 0:
+            return np.empty(0, np.float32), np.empty(0, np.int64)
+        nprobe = None
+        if self.kind == "ivf" and widen > 1:
+            nprobe = min(self.faiss_index.nlist, self.faiss_index.nprobe * widen)
+        scores, rows = _search(
+            self.faiss_index, self.vectors, query.reshape(1, -1), fetch, self.rerank, nprobe
+        )
+        keep = rows[0] >= 0
+        return scores[0][keep], rows[0][keep]
+
+
+def _search(
+    index: Any,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    rerank: int,
+    nprobe: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS' top k; with `rerank`, its top k x rerank re-scored exactly and cut to k (-1 rows
+    pad a short answer, as FAISS pads)."""
+    extra: dict[str, Any] = {}
+    if nprobe is not None:
+        extra["params"] = faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
+    if not rerank:
+        scores, rows = index.search(queries, k, **extra)
+        return scores, rows
+    _, candidates = index.search(queries, min(len(vectors), k * rerank), **extra)
+    exact = np.einsum("qcd,qd->qc", vectors[np.maximum(candidates, 0)], queries)
+    exact[candidates < 0] = -np.inf
+    order = np.argsort(-exact, axis=1)[:, :k]
+    rows = np.take_along_axis(candidates, order, axis=1)
+    return np.take_along_axis(exact, order, axis=1).astype(np.float32), rows
+
+
+def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -> Any:
+    """An empty IVF index with trained cells: the previous base's if its size is close."""
+    n, dim = vectors.shape
+    if (
+        previous is not None
+        and previous.kind == "ivf"
+        and previous.vectors.shape[1] == dim
+        and 0.5 <= n / max(len(previous), 1) <= 2.0
+    ):
+        index = faiss.clone_index(previous.faiss_index)
+        index.reset()
+        return index
+    nlist = max(1, min(65_536, n, int(params.ivf_cells_per_sqrt * np.sqrt(n))))
+    codes = params.ivf_codes
+    fresh: Any = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
+    sample_size = min(n, nlist * params.train_points_per_cell)
+    sample = vectors[np.random.default_rng(0).choice(n, sample_size, replace=False)]
+    fresh.train(sample)
+    fresh.nprobe = params.ivf_nprobe
+    return fresh
+
+
+def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams, rerank: int) -> float:
+    """Set the least nprobe (from `ivf_nprobe` up, within an eighth) whose recall@10 vs exact
+    reaches the goal on sample queries, and return that recall. Queries are catalog vectors
+    plus noise in every direction, harder for IVF than a vector that sits inside one cell.
+
+    At 1M this costs about one exact search per sample query (~1-2 s on one core), beside the
+    ~10 s of building; a compaction pays it again, which keeps the promise as the catalog moves.
+    """
+    n, dim = vectors.shape
+    rng = np.random.default_rng(1)
+    count = min(CALIBRATION_QUERIES, n)
+    queries = vectors[rng.choice(n, count, replace=False)] + 0.3 * rng.normal(size=(count, dim))
+    queries = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True))
+    queries = queries.astype(np.float32)
+    k = min(10, n)
+    _, truth = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+
+    def recall_at(nprobe: int) -> float:
+        index.nprobe = nprobe
+        _, found = _search(index, vectors, queries, k, rerank)
+        hits = sum(
+            len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True)
+        )
+        return float(hits / (k * count))
+
+    # Double until the goal is met, then bisect between the last miss and the first hit to
+    # within an eighth: 256 -> 192 cuts a quarter of the search at 1M.
+    low, high = 0, min(params.ivf_nprobe, index.nlist)
+    recall = recall_at(high)
+    while recall < params.ivf_recall_goal and high < index.nlist:
+        low, high = high, min(index.nlist, high * 2)
+        recall = recall_at(high)
+    while low and high - low > max(1, high // 8):
+        middle = (low + high) // 2
+        found = recall_at(middle)
+        if found >= params.ivf_recall_goal:
+            high, recall = middle, found
+        else:
+            low = middle
+    index.nprobe = high
+    return float(recall)
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaEntry:
+    vector: np.ndarray
+    meta: MovieMeta
+    seq: int
+
+
+@dataclass(frozen=True, eq=False)
+class LiveIndex:
+    """What one request searches. `index_version` is the last change-log sequence applied."""
+
+    base: BaseIndex
+    index_version: int
+    delta: Mapping[str, DeltaEntry] = field(default_factory=dict)
+    tombstones: Mapping[str, int] = field(default_factory=dict)  # id -> seq; masks the base row
+    _delta_ids: tuple[str, ...] = ()
+    _delta_matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    size: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        base: BaseIndex,
+        index_version: int,
+        delta: Mapping[str, DeltaEntry] | None = None,
+        tombstones: Mapping[str, int] | None = None,
+    ) -> LiveIndex:
+        delta = dict(delta or {})
+        tombstones = {k: v for k, v in (tombstones or {}).items() if k in base.row_of}
+        ids = tuple(delta)
+        dim = base.vectors.shape[1] if base.vectors.ndim == 2 else 0
+        matrix = (
+            np.stack([delta[i].vector for i in ids]).astype(np.float32)
+            if ids
+            else np.zeros((0, dim), np.float32)
+        )
+        return cls(
+            base=base,
+            index_version=index_version,
+            delta=delta,
+            tombstones=tombstones,
+            _delta_ids=ids,
+            _delta_matrix=matrix,
+            size=len(base) - len(tombstones) + len(ids),
+        )
+
+    # --- reads (request path) ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, movie_id: str) -> bool:
+        if movie_id in self.delta:
+            return True
+        return movie_id in self.base.row_of and movie_id not in self.tombstones
+
+    def get(self, movie_id: str) -> tuple[np.ndarray, MovieMeta] | None:
+        entry = self.delta.get(movie_id)
+        if entry is not None:
+            return entry.vector, entry.meta
+        row = self.base.row_of.get(movie_id)
+        if row is None or movie_id in self.tombstones:
+            return None
+        return self.base.vectors[row], self.base.meta[row]
+
+    def ids(self) -> list[str]:
+        """Every live id (for checks and resync tests, not the request path)."""
+        live = [i for i in self.base.ids if i not in self.tombstones]
+        return live + list(self._delta_ids)
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        accept: Accept | None = None,
+        admit_rows: RowFilter | None = None,
+        skip: Callable[[str], bool] | None = None,
+    ) -> list[tuple[str, float, MovieMeta]]:
+        """Top-k live movies by inner product, best first, that `accept` admits (by id and
+        metadata), `admit_rows` admits (the same kind of filter on the base's columns, tested on
+        each fetch at once) and `skip` does not drop (by id alone: no metadata is built for a
+        base row until it is among the k returned, ~0.6 µs each).
+
+        Fetches more than k from the base to make room for tombstones and filters, and asks
+        again with a larger fetch when too few survive.
+        """
+        query = np.asarray(query, dtype=np.float32)
+        found: dict[str, tuple[float, MovieMeta | int]] = {}  # a base row's meta: its row
+        if self._delta_ids:
+            scores = self._delta_matrix @ query
+            for mid, score in zip(self._delta_ids, scores.tolist(), strict=True):
+                meta = self.delta[mid].meta
+                if skip is not None and skip(mid):
+                    continue
+                if accept is None or accept(mid, meta):
+                    found[mid] = (score, meta)
+        # Tombstones and filters are rare among the best matches: ask a little more than k and
+        # widen only when too few survive (sizing by len(tombstones) cost 2.6x req/s at 5k).
+        filtered = accept is not None or admit_rows is not None or skip is not None
+        fetch = (k * 4 if filtered else k) + 8
+        n = len(self.base)
+        widen = 1
+        table = self.base.meta
+        while True:
+            scores, rows = self.base.search(query, fetch, widen)
+            if admit_rows is not None and len(rows):
+                admitted = admit_rows(table, rows)
+                scores, rows = scores[admitted], rows[admitted]
+            from_base = 0
+            for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
+                mid = self.base.ids[row]
+                if mid in self.tombstones or (skip is not None and skip(mid)):
+                    continue
+                if accept is None or accept(mid, table[row]):
+                    found.setdefault(mid, (score, row))
+                    from_base += 1
+            if from_base >= k or self.base.exhausted(fetch, widen):
+                break
+            fetch = min(n, fetch * 4)
+            widen *= 4
+        best = sorted(found.items(), key=lambda item: -item[1][0])[:k]
+        return [
+            (mid, score, table[meta] if isinstance(meta, int) else meta)
+            for mid, (score, meta) in best
+        ]
+
+    # --- writes (refresher) -----------------------------------------------------------------
+    def with_changes(
+        self,
+        upserts: Iterable[tuple[str, np.ndarray, MovieMeta]],
+        deletes: Iterable[str],
+        index_version: int,
+    ) -> LiveIndex:
+        """A new live index with the changes applied at `index_version`; self is untouched."""
+        delta = dict(self.delta)
+        tombstones = dict(self.tombstones)
+        for mid in deletes:
+            delta.pop(mid, None)
+            tombstones[mid] = index_version
+        for mid, vector, meta in upserts:
+            delta[mid] = DeltaEntry(np.asarray(vector, np.float32), meta, index_version)
+            tombstones[mid] = index_version
+        return LiveIndex.create(self.base, index_version, delta, tombstones)
+
+    def live_items(self) -> tuple[list[str], np.ndarray, MetaTable]:
+        """Everything live, for building the next base."""
+        keep = [row for row, mid in enumerate(self.base.ids) if mid not in self.tombstones]
+        ids = [self.base.ids[r] for r in keep] + list(self._delta_ids)
+        metas = self.base.meta.take(np.array(keep, np.int64)).extended(
+            [self.delta[i].meta for i in self._delta_ids]
+        )
+        parts = [self.base.vectors[keep]] if keep else []
+        if self._delta_ids:
+            parts.append(self._delta_matrix)
+        dim = self.base.vectors.shape[1]
+        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        return ids, vectors, metas
+
+    def rebased(self, base: BaseIndex, built_from: LiveIndex) -> LiveIndex:
+        """Swap in a base built from `built_from`, keeping what was applied since then."""
+        since = built_from.index_version
+        delta = {mid: e for mid, e in self.delta.items() if e.seq > since}
+        tombstones = {mid: seq for mid, seq in self.tombstones.items() if seq > since}
+        for mid, entry in delta.items():
+            tombstones[mid] = entry.seq
+        return LiveIndex.create(base, self.index_version, delta, tombstones)
+
+    @property
+    def pending(self) -> int:
+        """How much compaction would fold away."""
+        return len(self.delta) + len(self.tombstones)
+
+
+def build_live_index(
+    ids: Sequence[str],
+    vectors: np.ndarray,
+    meta: Sequence[MovieMeta],
+    index_version: int,
+    params: IndexParams = IndexParams(),
+) -> LiveIndex:
+    return LiveIndex.create(BaseIndex.build(ids, vectors, meta, params), index_version)

@@ -1,0 +1,403 @@
+"""Keeping this replica's index equal to the store's catalog.
+
+`full_sync` builds a live index from the whole catalog (startup, and after any gap). The
+`Refresher` owns the published live index and where it stands in the change log: `step` applies
+one batch of entries, `catch_up` steps until the live index reaches the log's head (startup), and
+`run` is the loop around `step` that blocks on the log, compacts, logs, backs off and never
+dies silently. Requests read it through `IndexView`. With a `SnapshotDir`, it starts from the
+newest usable snapshot instead of a full sync, and writes one after every full sync and
+compaction (in a thread, never delaying the index it publishes).
+
+Fail static: when the store fails, the last good index keeps serving and readiness holds
+(the store is shared, so dropping readiness would drain every replica at once); a resync that
+would shrink the index to (next to) nothing is refused, because the store lost its data, not
+the catalog its movies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from service.index import titles
+from service.index.live import BaseIndex, IndexParams, LiveIndex, MovieMeta
+from service.index.snapshot_file import Identity, SnapshotDir, SnapshotUnusable
+from service.metrics import Metrics
+from service.store import Movie, Store, StoreError
+from service.towers import Towers
+
+log = logging.getLogger(__name__)
+
+SYNC_BATCH = 5000
+STORE_BACKOFF_CAP = 2.0  # seconds between attempts while the store is down: recover quickly
+EPOCH_CHANGED = "epoch changed"
+TRIMMED = "change log trimmed past cursor"
+
+
+class CatalogLost(Exception):
+    """The store's catalog is empty or much smaller than the index: keep the index, retry."""
+
+
+def meta_of(movie: Movie) -> MovieMeta:
+    return MovieMeta(movie.title, movie.genres, movie.year, movie.version)
+
+
+async def vectors_for(store: Store, towers: Towers, movies: Sequence[Movie]) -> np.ndarray:
+    """Embeddings from the store's cache where the (model, movie version) matches, else the tower.
+
+    What the tower computes is written back, so other replicas and restarts reuse it.
+    """
+    if not movies:
+        return np.zeros((0, towers.dim), np.float32)
+    cached = await store.get_embeddings(towers.version, {m.id: m.version for m in movies})
+    misses = [m for m in movies if m.id not in cached]
+    if misses:
+        fresh = await asyncio.to_thread(towers.embed_movies, misses)
+        computed = {m.id: (m.version, fresh[i]) for i, m in enumerate(misses)}
+        await store.put_embeddings(towers.version, computed)
+        cached.update({mid: vec for mid, (_, vec) in computed.items()})
+    return np.stack([cached[m.id] for m in movies]).astype(np.float32)
+
+
+async def full_sync(store: Store, towers: Towers, params: IndexParams) -> tuple[LiveIndex, str]:
+    """A live index of the whole catalog, and the epoch it belongs to.
+
+    The head is read before the scan: anything written during the scan has a later sequence
+    and is applied again by tailing, which is idempotent.
+    """
+    epoch = await store.epoch()
+    head = await store.head_seq()
+    movies: dict[str, Movie] = {}
+    async for batch in store.iter_movies(SYNC_BATCH):
+        movies.update((m.id, m) for m in batch)
+    items = list(movies.values())
+    parts = [
+        await vectors_for(store, towers, items[i : i + SYNC_BATCH])
+        for i in range(0, len(items), SYNC_BATCH)
+    ]
+    vectors = np.concatenate(parts) if parts else np.zeros((0, towers.dim), np.float32)
+    ids = [m.id for m in items]
+    metas = [meta_of(m) for m in items]
+    base = await asyncio.to_thread(BaseIndex.build, ids, vectors, metas, params)
+    return LiveIndex.create(base, head), epoch
+
+
+class Refresher:
+    """The one owner of this replica's published index (an `IndexView` for request code)."""
+
+    def __init__(
+        self,
+        store: Store,
+        towers: Towers,
+        params: IndexParams,
+        metrics: Metrics,
+        *,
+        compact_at: int = 2000,
+        min_fraction: float = 0.5,
+        snapshots: SnapshotDir | None = None,
+    ) -> None:
+        self.store = store
+        self.towers = towers
+        self.params = params
+        self.metrics = metrics
+        self.compact_at = compact_at
+        self.min_fraction = min_fraction  # a resync smaller than this share of the index is refused
+        self.snapshots = snapshots
+        self.started_from: str | None = None  # "snapshot <file>" or "full sync", once started
+        self._sharing: asyncio.Task[None] | None = None  # a snapshot being written
+        self._live: LiveIndex | None = None
+        self._changed = asyncio.Event()
+        self._epoch = ""
+        self._caught_up = False
+        self._head = 0
+        self._generation = 0  # bumped by every full sync, so a stale compaction is dropped
+        self._store_error: str | None = None  # the last store failure, None once it recovers
+        self._catalog_lost: str | None = None  # why the last resync was refused, None after one
+
+    # The read-only view (IndexView).
+    @property
+    def live(self) -> LiveIndex | None:
+        return self._live
+
+    @property
+    def index_version(self) -> int:
+        return self._live.index_version if self._live else 0
+
+    @property
+    def head(self) -> int:
+        return self._head
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up
+
+    @property
+    def store_error(self) -> str | None:
+        return self._store_error
+
+    @property
+    def catalog_lost(self) -> str | None:
+        return self._catalog_lost
+
+    async def wait_for(self, seq: int, within: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + within
+        while self.index_version < seq:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return self.index_version >= seq
+        return True
+
+    # Writing.
+    def _publish(self, live: LiveIndex) -> None:
+        self._live = live
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def adopt(self, live: LiveIndex, epoch: str, *, caught_up: bool = False) -> None:
+        """Replace the index with a full sync's live index (a new lineage for compaction)."""
+        self._epoch = epoch
+        self._generation += 1
+        self._publish(live)
+        if caught_up:
+            self._caught_up = True
+
+    def _check_size(self, found: int, reason: str) -> None:
+        """Raise CatalogLost when `found` live movies would replace a much larger index."""
+        current = len(self._live) if self._live is not None else 0
+        if current == 0 or (found > 0 and found >= self.min_fraction * current):
+            return
+        self._catalog_lost = (
+            f"the store holds {found} movies against {current} indexed ({reason}); "
+            "serving the last good index until the catalog is back"
+        )
+        self.metrics.resyncs_refused.inc()
+        self.metrics.catalog_lost.set(1)
+        raise CatalogLost(self._catalog_lost)
+
+    async def resync(self, reason: str) -> None:
+        """Replace the index with a full sync, unless the store's catalog looks lost.
+
+        A gap (this replica fell behind the retained log) drops readiness until the new index
+        is in; a changed epoch (the store restarted or failed over: every replica at once) does
+        not, as the old index goes on serving meanwhile. The size floor guards only resyncs where
+        the store may have lost data (a new epoch, a log behind the cursor); a log trimmed past
+        the cursor is the same store moved forward, so its deletes went through the log and a
+        much smaller catalog is the truth.
+        """
+        if reason != EPOCH_CHANGED:
+            self._caught_up = False
+        started = time.perf_counter()
+        guarded = reason != TRIMMED
+        if guarded:
+            self._check_size(await self.store.count_movies(), reason)
+        live, epoch = await full_sync(self.store, self.towers, self.params)
+        if guarded:
+            self._check_size(len(live), reason)
+        self._catalog_lost = None
+        self.metrics.catalog_lost.set(0)
+        self.adopt(live, epoch)
+        self._share(live.base, live.index_version)
+        self.metrics.resyncs.labels(reason).inc()
+        # Every replica loads this way at startup (INFO); any later resync means drift was caught.
+        log.log(
+            logging.INFO if reason == "startup" else logging.WARNING,
+            "full resync (%s): %d movies at sequence %d in %.2fs",
+            reason,
+            len(live),
+            live.index_version,
+            time.perf_counter() - started,
+        )
+
+    async def start(self) -> None:
+        """The first index: the newest usable snapshot, else a full sync (logged, counted)."""
+        if self.snapshots is not None:
+            try:
+                await self._load_snapshot(self.snapshots)
+                return
+            except SnapshotUnusable as exc:
+                self.metrics.snapshot_loads.labels(exc.outcome).inc()
+                log.log(
+                    logging.INFO if exc.outcome == "none" else logging.WARNING,
+                    "not starting from a snapshot (%s: %s); full sync instead",
+                    exc.outcome,
+                    exc,
+                )
+        await self.resync("startup")
+        self.started_from = "full sync"
+
+    async def _load_snapshot(self, snapshots: SnapshotDir) -> None:
+        started = time.perf_counter()
+        epoch = await self.store.epoch()
+        loaded = await asyncio.to_thread(snapshots.load, self._identity(epoch))
+        # The log must still hold every entry after the snapshot, and not be behind it.
+        first, head = await self.store.first_retained_seq(), await self.store.head_seq()
+        if first > loaded.index_version + 1 or head < loaded.index_version:
+            raise SnapshotUnusable(
+                "stale",
+                f"{loaded.path.name} is at sequence {loaded.index_version}, the log holds "
+                f"{first}..{head}",
+            )
+        if loaded.titles is not None:
+            titles.remember(loaded.base, loaded.titles)
+        self.adopt(LiveIndex.create(loaded.base, loaded.index_version), epoch)
+        self.metrics.snapshot_loads.labels("loaded").inc()
+        self.started_from = f"snapshot {loaded.path.name}"
+        log.info(
+            "started from snapshot %s: %d movies at sequence %d, %.1f MB in %.2fs",
+            loaded.path.name,
+            len(loaded.base),
+            loaded.index_version,
+            loaded.bytes_read / 2**20,
+            time.perf_counter() - started,
+        )
+
+    def _identity(self, epoch: str) -> Identity:
+        return Identity(self.towers.version, epoch, self.params)
+
+    def _share(self, base: BaseIndex, index_version: int) -> None:
+        """Write a snapshot in the background, unless one is being written or a newer exists."""
+        snapshots = self.snapshots
+        if snapshots is None or (self._sharing is not None and not self._sharing.done()):
+            return
+        identity = self._identity(self._epoch)
+
+        async def write() -> None:
+            try:
+                if await asyncio.to_thread(snapshots.newest_seq, identity) >= index_version:
+                    return  # another replica already wrote this state or a later one
+                # The same build search uses (cached per base), so it is never built twice.
+                title_index = await titles.title_index(base)
+                await asyncio.to_thread(
+                    snapshots.publish, base, index_version, identity, title_index
+                )
+                self.metrics.snapshots_published.labels("ok").inc()
+            except Exception:
+                self.metrics.snapshots_published.labels("failed").inc()
+                log.exception("could not write a snapshot to %s", snapshots.directory)
+
+        self._sharing = asyncio.create_task(write(), name="snapshot")
+
+    async def step(self, *, limit: int = 1000, block_seconds: float = 0.0) -> int:
+        """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
+        store, metrics = self.store, self.metrics
+        if self._live is None:
+            await self.start()
+        live = self._live
+        assert live is not None
+        if await store.epoch() != self._epoch:
+            await self.resync(EPOCH_CHANGED)
+            return 0
+        entries = await store.read_changes(live.index_version, limit, block_seconds)
+        gap = None
+        if entries and entries[0].seq != live.index_version + 1:
+            gap = TRIMMED
+        elif not entries and (head := await store.head_seq()) < live.index_version:
+            gap = "change log behind cursor"
+        if gap is not None:
+            # The store may have restarted empty while this step was reading: say so if it did.
+            reason = EPOCH_CHANGED if await store.epoch() != self._epoch else gap
+            await self.resync(reason)
+            return 0
+        if not entries:
+            self._head = head
+            self._caught_up = head == live.index_version
+            metrics.replica_lag.set(head - live.index_version)
+            return 0
+
+        latest = {e.movie_id: e for e in entries}  # the last entry per movie wins
+        current = await store.get_movies(list(latest))
+        present = [m for m in current.values() if not m.deleted]
+        deletes = [mid for mid in latest if mid not in current or current[mid].deleted]
+        vectors = await vectors_for(store, self.towers, present)
+        upserts = [(m.id, vectors[i], meta_of(m)) for i, m in enumerate(present)]
+        self._publish(live.with_changes(upserts, deletes, entries[-1].seq))
+
+        now = time.time()
+        for entry in entries:
+            metrics.freshness_seconds.observe(max(0.0, now - entry.accepted_at))
+        head = await store.head_seq()
+        self._head = max(head, entries[-1].seq)
+        self._caught_up = self._head == entries[-1].seq
+        metrics.replica_lag.set(self._head - entries[-1].seq)
+        return len(entries)
+
+    async def catch_up(self, *, limit: int = 1000) -> None:
+        """Step until the live index includes the whole change log (startup); errors propagate."""
+        while await self.step(limit=limit) > 0 or not self._caught_up:
+            pass
+
+    async def compact(self) -> None:
+        """Fold delta and tombstones into a new base, built off the event loop, swapped in once."""
+        started = self._live
+        generation = self._generation
+        if started is None:
+            return
+        params = self.params
+
+        def build() -> BaseIndex:
+            return BaseIndex.build(*started.live_items(), params, started.base)
+
+        base = await asyncio.to_thread(build)  # all of it off the event loop
+        current = self._live
+        if self._generation != generation or current is None:
+            return  # a full resync replaced the lineage this base was built from
+        self._publish(current.rebased(base, started))
+        self._share(base, started.index_version)
+        self.metrics.compactions.inc()
+        log.info("compacted the index: %d movies, %d pending after", len(base), current.pending)
+
+    async def run(self, *, block_seconds: float = 1.0) -> None:
+        """Tail the change log until cancelled. Errors are logged, counted and retried with backoff.
+
+        Every store call has its own deadline, so a frozen or vanished store surfaces here as a
+        StoreError within seconds; the loop keeps trying and picks up where it was once it answers.
+        """
+        metrics = self.metrics
+        backoff = 0.1
+        compaction: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    await self.step(block_seconds=block_seconds)
+                    backoff = 0.1
+                    if self._store_error is not None:
+                        log.warning("store answers again; refresher resumed")
+                    self._store_error = None
+                    metrics.store_up.set(1)
+                except asyncio.CancelledError:
+                    raise
+                except (StoreError, CatalogLost) as exc:
+                    # Readiness holds: the index in memory is still the last good one.
+                    metrics.refresher_errors.inc()
+                    if isinstance(exc, StoreError):
+                        self._store_error = str(exc)
+                        metrics.store_up.set(0)
+                    log.error("refresher: %s; retrying in %.1fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, STORE_BACKOFF_CAP)
+                except Exception:
+                    self._caught_up = False
+                    metrics.refresher_errors.inc()
+                    log.exception("refresher step failed; retrying in %.1fs", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                if compaction is not None and compaction.done():
+                    if not compaction.cancelled() and compaction.exception() is not None:
+                        log.error("compaction failed", exc_info=compaction.exception())
+                    compaction = None
+                live = self._live
+                if compaction is None and live is not None and live.pending >= self.compact_at:
+                    compaction = asyncio.create_task(self.compact())
+        finally:
+            if compaction is not None:
+                compaction.cancel()
+            if self._sharing is not None:
+                self._sharing.cancel()  # the thread finishes its file; the rename is atomic
