@@ -26,11 +26,12 @@ from typing import Any, TypeVar
 
 from service.api.schemas import MAX_K, response_body
 from service.config import Settings
-from service.index.live import index_params, set_threads
 from service.index.refresher import Refresher, full_sync
 from service.metrics import Metrics
 from service.recommender import Recommender
-from service.store import Store, StoreError, store_from_settings
+from service.replica import open_replica
+from service.store import Store, StoreError
+from service.store.records import id_problem
 from service.towers import Towers
 
 T = TypeVar("T")
@@ -109,7 +110,6 @@ def _cold_start() -> Instance:
 
     lap("import tensorflow")
     settings = Settings()
-    set_threads(settings.omp_threads)
     from service.towers import load_towers
 
     towers = load_towers(settings.artifacts_dir, settings.model_version, settings.tf_threads)
@@ -117,21 +117,20 @@ def _cold_start() -> Instance:
     loop = asyncio.new_event_loop()
     executor = _TimedExecutor()
     loop.set_default_executor(executor)
-    store = loop.run_until_complete(store_from_settings(settings))
-    refresher = Refresher(store, towers, index_params(settings), Metrics())
+    # A function keeps no snapshot directory: every instance starts from a full sync.
+    replica = loop.run_until_complete(open_replica(settings, Metrics(), towers, snapshots=False))
     instance = Instance(
         settings=settings,
         loop=loop,
         executor=executor,
-        store=store,
+        store=replica.store,
         towers=towers,
-        refresher=refresher,
-        recommender=Recommender(towers, refresher, towers.popular),
+        refresher=replica.refresher,
+        recommender=replica.recommender,
         timeline=timeline,
     )
     read, build = instance.load_state()
-    if len(refresher.live or ()) == 0:
-        raise StoreError(f"{settings.store_url} holds no movies")
+    replica.require_movies()
     timeline["state load"] = read
     timeline["index build"] = build
     return instance
@@ -143,8 +142,9 @@ def parse(event: object) -> tuple[str, int]:
         raise BadRequest("the event must be an object")
     path = event.get("pathParameters") or {}
     user_id = path.get("user_id") if isinstance(path, dict) else None
-    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-        raise BadRequest("pathParameters.user_id must be a string of 1..128 characters")
+    problem = id_problem(user_id)
+    if problem is not None or not isinstance(user_id, str):
+        raise BadRequest(f"pathParameters.user_id {problem}")
     query = event.get("queryStringParameters") or {}
     raw = query.get("k", "10") if isinstance(query, dict) else None
     try:

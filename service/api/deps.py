@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.api.errors import unavailable
 from service.api.state import AppState
 from service.recommender import Recommender
 from service.store import Store
@@ -63,9 +64,7 @@ async def require_index_version(app_state: AppState, min_index_version: int | No
     if min_index_version is None or app_state.index.index_version >= min_index_version:
         return
     if not await app_state.wait_for_seq(min_index_version):
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
+        raise unavailable(
             f"this replica has applied index version {app_state.index.index_version}, behind the "
-            f"requested {min_index_version}; retry shortly",
-            headers={"Retry-After": "1"},
+            f"requested {min_index_version}; retry shortly"
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.errors import RETRY_AFTER_SECONDS
 from service.jsonbody import BadJSON, load_json
 from service.metrics import Metrics
 
@@ -110,7 +111,13 @@ class EdgeMiddleware:
                 await self.app(scope, receive, send_status)
             elif self.in_flight >= self.limit:
                 self.metrics.shed.inc()
-                await _reply(send_status, 503, self._shed_detail, close=False, retry_after=1)
+                await _reply(
+                    send_status,
+                    503,
+                    self._shed_detail,
+                    close=False,
+                    retry_after=RETRY_AFTER_SECONDS,
+                )
             else:
                 self.in_flight += 1
                 try:

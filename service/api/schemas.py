@@ -6,10 +6,17 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_json
 
-from service.store.base import text_problem
+from service.store.fields import MovieId, Rating
+from service.store.records import (
+    MAX_ITEM_LENGTH,
+    MAX_RATING,
+    MAX_YEAR,
+    MIN_RATING,
+    MIN_YEAR,
+)
 
 if TYPE_CHECKING:
     from service.recommender import Item, Result
@@ -20,23 +27,8 @@ MAX_EVENTS = 200
 MAX_GENRES = 20
 MAX_FUTURE_SECONDS = 3600  # client clocks drift by minutes; hours ahead is a bug, not drift
 
-# Ids: no '|' (the store's separator), no control, line-separator or bidi characters.
-ID_PATTERN = r"^[^|\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+$"
-MovieId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN, examples=["1"])]
 # Numbers in bodies must be finite (NaN would also poison a score or a sort).
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-def catalog_text(max_length: int, forbidden: str = "") -> AfterValidator:
-    """Trim, then apply the store's one rule for catalog text (`text_problem`)."""
-
-    def check(value: str) -> str:
-        value = value.strip()
-        if problem := text_problem(value, max_length, forbidden):
-            raise ValueError(problem)
-        return value
-
-    return AfterValidator(check)
 
 
 class ErrorBody(BaseModel):
@@ -48,7 +40,7 @@ class EventIn(BaseModel):
 
     movie_id: MovieId
     kind: Literal["watch", "rate"] = "watch"
-    rating: float | None = Field(default=None, ge=0.5, le=5.0, examples=[4.5])
+    rating: Rating | None = None
     timestamp: float | None = Field(
         default=None, ge=0, le=4_102_444_800, description="Unix seconds; default: now."
     )
@@ -56,7 +48,7 @@ class EventIn(BaseModel):
     @model_validator(mode="after")
     def _rating_matches_kind(self) -> EventIn:
         if self.kind == "rate" and self.rating is None:
-            raise ValueError("a 'rate' event needs a rating (0.5 to 5)")
+            raise ValueError(f"a 'rate' event needs a rating ({MIN_RATING} to {MAX_RATING})")
         if self.kind == "watch" and self.rating is not None:
             raise ValueError("a 'watch' event carries no rating; use kind 'rate'")
         if self.timestamp is not None and self.timestamp > time.time() + MAX_FUTURE_SECONDS:
@@ -116,7 +108,7 @@ class HistoryItem(BaseModel):
 
     movie_id: MovieId
     kind: Literal["watch", "rate"] = "watch"
-    rating: float | None = Field(default=None, ge=0.5, le=5.0)
+    rating: Rating | None = None
 
 
 class AnonymousRequest(BaseModel):
@@ -133,11 +125,11 @@ class AnonymousRequest(BaseModel):
     history: list[HistoryItem] = Field(default_factory=list, max_length=MAX_HISTORY)
     k: int = Field(default=10, ge=1, le=MAX_K)
     exclude_seen: bool = True
-    genres: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+    genres: list[Annotated[str, Field(min_length=1, max_length=MAX_ITEM_LENGTH)]] | None = Field(
         default=None, max_length=MAX_GENRES
     )
-    year_min: int | None = Field(default=None, ge=0, le=3000)
-    year_max: int | None = Field(default=None, ge=0, le=3000)
+    year_min: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
+    year_max: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
     min_index_version: int | None = Field(default=None, ge=0)
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from service.store.base import (
+from service.store.base import Store
+from service.store.errors import InvalidRecord, StoreError, StoreUnavailable
+from service.store.records import (
     ChangeEntry,
     Delete,
     Event,
-    InvalidRecord,
     Movie,
     MovieChange,
-    Store,
-    StoreError,
-    StoreUnavailable,
     Upsert,
     WriteResult,
 )

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings.weights import WATCH, rating_weights
-from service.store.base import Event, EventKind, InvalidRecord
+from service.store.errors import InvalidRecord
+from service.store.records import Event, EventKind
 
 FORMAT = 2  # 1 was a sorted set of "movie|kind|rating|ts" strings per user
 HEADER = 4

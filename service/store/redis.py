@@ -27,24 +27,21 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.store import history, keys
-from service.store.base import (
+from service.store.base import Store
+from service.store.encoding import events_from_keys, pack_vector, unpack_dedupe, unpack_vector
+from service.store.errors import StoreUnavailable
+from service.store.history import History
+from service.store.records import (
     ChangeEntry,
     Delete,
     Event,
     Movie,
     MovieChange,
-    Store,
-    StoreUnavailable,
     Upsert,
     WriteResult,
-    events_from_keys,
-    pack_vector,
-    unpack_dedupe,
-    unpack_vector,
     validate_changes,
     validate_events,
 )
-from service.store.history import History
 
 MAX_BLOCK_SECONDS = 5.0  # the longest blocking read; the socket timeout must outlast it
 # Connections beyond one per in-flight request: the refresher's blocking read and its writes.

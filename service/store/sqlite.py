@@ -19,25 +19,27 @@ from typing import TypeVar
 import numpy as np
 
 from service.store import history
-from service.store.base import (
-    ChangeEntry,
-    Delete,
-    Event,
-    Movie,
-    MovieChange,
-    Store,
-    StoreError,
-    Upsert,
-    WriteResult,
+from service.store.base import Store
+from service.store.encoding import (
     events_from_keys,
     pack_dedupe,
     pack_vector,
     unpack_dedupe,
     unpack_vector,
+)
+from service.store.errors import StoreError
+from service.store.history import History
+from service.store.records import (
+    ChangeEntry,
+    Delete,
+    Event,
+    Movie,
+    MovieChange,
+    Upsert,
+    WriteResult,
     validate_changes,
     validate_events,
 )
-from service.store.history import History
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from service.api.deps import AppStateDep
-from service.api.routes.recommendations import ERRORS
+from service.api.errors import ERRORS
 from service.api.schemas import CatalogChange, CatalogStatus
 from service.index.titles import genres_of
 

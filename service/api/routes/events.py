@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, status
+from fastapi import APIRouter, Body, HTTPException, status
 
 from service.api.deps import StoreDep
-from service.api.routes.recommendations import ERRORS
-from service.api.schemas import ID_PATTERN, ErrorBody, EventBatch, EventIn, EventsAccepted
+from service.api.errors import ERRORS, responses
+from service.api.params import IdPath
+from service.api.schemas import EventBatch, EventIn, EventsAccepted
 from service.store import Event
 
 router = APIRouter(tags=["events"])
@@ -17,11 +18,11 @@ router = APIRouter(tags=["events"])
 @router.post(
     "/users/{user_id}/events",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**ERRORS, 404: {"model": ErrorBody, "description": "Unknown or deleted movie."}},
+    responses={**ERRORS, **responses(_404="Unknown or deleted movie.")},
 )
 async def add_events(
     store: StoreDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)],
+    user_id: IdPath,
     body: Annotated[EventIn | EventBatch, Body(examples=[{"movie_id": "1", "kind": "watch"}])],
 ) -> EventsAccepted:
     """One event or a batch. All are checked before any is stored: a bad one stores none."""

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from service.api.deps import RecommenderDep, StoreDep
-from service.api.routes.recommendations import ERRORS
-from service.api.schemas import MAX_K, ErrorBody, MovieOut, SimilarMovies, to_items
+from service.api.errors import ERRORS, responses
+from service.api.params import IdPath
+from service.api.schemas import MAX_K, MovieOut, SimilarMovies, to_items
 
 router = APIRouter(tags=["movies"])
-NOT_FOUND: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"model": ErrorBody}}
-MovieIdPath = Annotated[str, Path(min_length=1, max_length=128, examples=["1"])]
+NOT_FOUND = {**ERRORS, **responses(404)}
 
 
 @router.get("/movies/{movie_id}", responses=NOT_FOUND)
-async def get_movie(
-    store: StoreDep, recommender: RecommenderDep, movie_id: MovieIdPath
-) -> MovieOut:
+async def get_movie(store: StoreDep, recommender: RecommenderDep, movie_id: IdPath) -> MovieOut:
     """The catalog's record (from the store) and whether this replica indexed it yet."""
     movie = (await store.get_movies([movie_id])).get(movie_id)
     if movie is None or movie.deleted:
@@ -39,7 +37,7 @@ async def get_movie(
 @router.get("/movies/{movie_id}/similar", responses=NOT_FOUND)
 async def similar_movies(
     recommender: RecommenderDep,
-    movie_id: MovieIdPath,
+    movie_id: IdPath,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> SimilarMovies:
     """Nearest movies by embedding; `because` is the movie itself."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from service.api.deps import AppStateDep, require_index_version
+from service.api.errors import ERRORS
+from service.api.params import IdPath, YearQuery
 from service.api.schemas import (
     MAX_GENRES,
     MAX_K,
     AnonymousRequest,
-    ErrorBody,
-    MovieId,
     Recommendations,
     response_body,
 )
@@ -21,12 +21,6 @@ from service.store import Event
 from service.store.history import History
 
 router = APIRouter(tags=["recommendations"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody},
-    401: {"model": ErrorBody},
-    413: {"model": ErrorBody},
-    503: {"model": ErrorBody, "description": "This replica is behind min_index_version."},
-}
 
 
 class JSONBody(Response):
@@ -48,15 +42,15 @@ def make_filters(genres: list[str] | None, year_min: int | None, year_max: int |
 @router.get("/users/{user_id}/recommendations", responses=ERRORS, response_model=Recommendations)
 async def user_recommendations(
     app_state: AppStateDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
+    user_id: IdPath,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     exclude_seen: bool = True,
     genres: Annotated[
         list[str] | None,
         Query(max_length=MAX_GENRES, description="Any of these genres (repeat or comma-separate)."),
     ] = None,
-    year_min: Annotated[int | None, Query(ge=0, le=3000)] = None,
-    year_max: Annotated[int | None, Query(ge=0, le=3000)] = None,
+    year_min: YearQuery = None,
+    year_max: YearQuery = None,
     min_index_version: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     """Top-k movies for a user from their recent activity (most popular if they have none)."""
@@ -75,6 +69,3 @@ async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousReque
     history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
     result = app_state.recommender.recommend(history, body.k, filters, body.exclude_seen)
     return JSONBody(response_body(result, None))
-
-
-__all__ = ["MovieId", "router"]

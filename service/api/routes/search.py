@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from service.api.deps import RecommenderDep
-from service.api.routes.recommendations import ERRORS
-from service.api.schemas import ErrorBody, MovieSearch, MovieSummary
+from service.api.errors import ERRORS, responses, unavailable
+from service.api.schemas import MovieSearch, MovieSummary
 from service.index.titles import TitleIndexBuilding, search_titles
 
 router = APIRouter(tags=["movies"])
@@ -18,10 +18,7 @@ BUILD_WAIT_SECONDS = 2.0  # after a compaction the new base's title index is bui
 
 @router.get(
     "/movies",
-    responses={
-        **ERRORS,
-        503: {"model": ErrorBody, "description": "The title index is still being built."},
-    },
+    responses={**ERRORS, **responses(_503="The title index is still being built.")},
     openapi_extra={
         "responses": {
             "200": {
@@ -63,9 +60,7 @@ async def search_movies(
     try:
         hits = await search_titles(live, q, limit, wait=BUILD_WAIT_SECONDS)
     except TitleIndexBuilding as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"{exc}; retry shortly", {"Retry-After": "1"}
-        ) from None
+        raise unavailable(f"{exc}; retry shortly") from None
     return MovieSearch(
         query=q,
         index_version=live.index_version,

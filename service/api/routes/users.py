@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from service.api.deps import RecommenderDep, StoreDep
-from service.api.routes.recommendations import ERRORS
-from service.api.schemas import MAX_HISTORY, SampleUser, SampleUsers, UserEvent, UserEvents
+from service.api.errors import ERRORS
+from service.api.params import IdPath
+from service.api.schemas import (
+    MAX_HISTORY,
+    SampleUser,
+    SampleUsers,
+    UserEvent,
+    UserEvents,
+)
 
 router = APIRouter(tags=["users"])
 MAX_SAMPLE = 50
@@ -30,7 +37,7 @@ async def sample_users(
 async def user_events(
     store: StoreDep,
     recommender: RecommenderDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=128, examples=["1"])],
+    user_id: IdPath,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 20,
 ) -> UserEvents:
     """The user's newest events with titles (from memory; the store for movies not indexed)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from service.api.deps import AppStateDep
-from service.api.schemas import ErrorBody
+from service.api.errors import responses
 from service.ingest.webhook import WebhookAccepted, WebhookRejected, digest, parse_changes, verify
 
 router = APIRouter(tags=["webhooks"])
@@ -16,8 +16,7 @@ router = APIRouter(tags=["webhooks"])
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": WebhookAccepted, "description": "A replayed webhook-id: nothing applied."},
-        **{code: {"model": ErrorBody} for code in (400, 401, 413, 422, 503)},
-        409: {"model": ErrorBody, "description": "The webhook-id was used for another body."},
+        **responses(400, 401, 413, 422, 503, _409="The webhook-id was used for another body."),
     },
     openapi_extra={
         "requestBody": {

@@ -1,0 +1,83 @@
+"""How the API fails: the error bodies in OpenAPI, the exception handlers, and Retry-After.
+
+Every 503 this service sends (store down, replica behind, overload, title index building)
+carries the same `Retry-After`, from here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.api.schemas import ErrorBody
+from service.store import InvalidRecord, StoreError
+
+RETRY_AFTER_SECONDS = 1
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def responses(*codes: int, **described: str) -> Responses:
+    """The OpenAPI error map of a route: `ErrorBody` for each code, with descriptions given as
+    `_404="…"` (keyword names cannot start with a digit)."""
+    out: Responses = {code: {"model": ErrorBody} for code in codes}
+    for key, description in described.items():
+        out[int(key.lstrip("_"))] = {"model": ErrorBody, "description": description}
+    return out
+
+
+# What every authenticated /v1 route can answer besides 200 and 422.
+ERRORS = responses(
+    400,
+    401,
+    413,
+    _503="The store is unreachable, the replica is behind min_index_version, or "
+    "it is overloaded: retry after Retry-After.",
+)
+
+
+def unavailable(detail: str) -> HTTPException:
+    """A 503 the caller should retry shortly."""
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers=RETRY_AFTER)
+
+
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any store failure (refused, reset, timed out, no connection free): 503, retry soon."""
+    request.app.state.metrics.store_unavailable.inc()
+    return JSONResponse(
+        {"detail": f"store unavailable: {exc}"}, status_code=503, headers=RETRY_AFTER
+    )
+
+
+async def _invalid_record(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+def _json_safe(value: Any) -> Any:
+    """Error details echo the input; a non-finite float there would make the 422 itself fail."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _json_safe(jsonable_encoder(exc.errors(), exclude={"url", "ctx"}))
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Store failures → 503 + Retry-After; refused records and bad requests → 422."""
+    app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(InvalidRecord, _invalid_record)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,20 @@
+"""Path and query parameters shared by the routes, by the store's rules (`store/records.py`).
+
+Kept apart from `schemas.py`, which is pydantic alone: lambdafit's handler renders responses
+with it and must not import FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+
+from service.store.records import ID_PATTERN, MAX_ID_LENGTH, MAX_YEAR, MIN_YEAR
+
+# Ids in paths, for users and movies alike.
+IdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, examples=["1"])
+]
+# Year filters: a bound outside the years a movie can have is a mistake, not a filter.
+YearQuery = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)]

@@ -1,0 +1,15 @@
+"""What a store raises: a person-readable failure, a retryable outage (503), a refused record."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """An expected failure with a message meant for a person (bad URL, unreachable server)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store refused, reset, timed out or ran out of connections: retry later (a 503)."""
+
+
+class InvalidRecord(StoreError, ValueError):
+    """A record that must not be written; nothing of the batch it came in was written."""
