@@ -16,14 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.data import DataError, count_ratings, read_links, read_movies, read_rating_blocks
-from service.store.base import (
-    Event,
-    InvalidRecord,
-    Movie,
-    plausible_ratings,
-    validate_event,
-    validate_movie,
-)
+from service.store.errors import InvalidRecord
+from service.store.records import Event, Movie, plausible_ratings, validate_event, validate_movie
 
 DatasetError = DataError
 """The dataset cannot be imported at all (missing file or column)."""

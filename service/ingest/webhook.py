@@ -14,10 +14,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from service.api.schemas import MovieId, catalog_text
 from service.jsonbody import BadJSON, load_json
-from service.store import Delete, Movie, MovieChange, Upsert
-from service.store.base import GENRE_SEPARATOR, MAX_ITEM_LENGTH, MAX_TEXT_LENGTH
+from service.store.fields import Genre, LinkId, MovieId, Tag, Title, Year
+from service.store.records import MAX_LIST_ITEMS, Delete, Movie, MovieChange, Upsert
 
 MAX_WEBHOOK_ID = 256
 
@@ -31,30 +30,14 @@ class WebhookRejected(Exception):
         self.detail = detail
 
 
-Title = Annotated[
-    str, Field(min_length=1, max_length=MAX_TEXT_LENGTH), catalog_text(MAX_TEXT_LENGTH)
-]
-Genre = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_ITEM_LENGTH),
-    catalog_text(MAX_ITEM_LENGTH, "|" + GENRE_SEPARATOR),
-]
-Tag = Annotated[
-    str, Field(min_length=1, max_length=MAX_ITEM_LENGTH), catalog_text(MAX_ITEM_LENGTH, "|")
-]
-
-# The digits of an IMDb "tt" id or a TMDB id: the page links out with them.
-LinkId = Annotated[str, Field(pattern=r"^[0-9]{1,12}$")]
-
-
 class MovieData(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     id: MovieId
     title: Title
-    genres: list[Genre] = Field(default_factory=list, max_length=100)
-    year: int | None = Field(default=None, ge=1800, le=2200)
-    tags: list[Tag] = Field(default_factory=list, max_length=100)
+    genres: list[Genre] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    year: Year | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     imdb_id: LinkId | None = None
     tmdb_id: LinkId | None = None
 
