@@ -3,25 +3,23 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 VENV := .venv/.synced
 
-.PHONY: demo test test-fast lint format serve clean
+.PHONY: demo test test-fast lint format serve clean lambda-fit
 
 demo: $(VENV)  ## import MovieLens into the embedded store, train if needed, serve on :8000
 	.venv/bin/movie-recs demo
 
-test: $(VENV)  ## ruff, mypy, then the whole test suite (starts its own redis-server)
+test: lint  ## lint, then the whole test suite (starts its own redis-server)
 	@command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server (the Redis tests start their own on a free port)"; exit 1; }
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
-	.venv/bin/mypy
 	.venv/bin/pytest
 
 test-fast: $(VENV)  ## the quick loop: every test not marked slow (the tiny model is cached in .pytest_cache/)
 	.venv/bin/pytest -m "not slow" -q
 
-lint: $(VENV)
+lint: $(VENV)  ## ruff, mypy --strict, and the import contracts (pyproject's [tool.importlinter])
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 format: $(VENV)
 	.venv/bin/ruff check --fix .
@@ -37,6 +35,9 @@ $(VENV): pyproject.toml uv.lock | $(UV)
 
 clean:
 	rm -rf .venv .tools var
+
+lambda-fit: $(VENV)  ## measure why this service does not fit AWS Lambda: reports/lambda-fit.md (~6 min)
+	.venv/bin/python -m lambdafit
 
 # --- containers and AWS: see the README's "Local demo with Docker" and "Deploying to AWS" ---
 HADOLINT := .tools/bin/hadolint

@@ -1,4 +1,4 @@
-"""`movie-recs lambda-fit`: measuring, on this machine, why this service is not a Lambda function.
+"""`python -m lambdafit`: measuring, on this machine, why this service is not a Lambda function.
 
 Small modules, one thing each: `limits` (AWS's numbers), `catalog` (synthetic and MovieLens
 stores), `deps` (dependency sizes), `probe` (one simulated Lambda instance in a fresh process),

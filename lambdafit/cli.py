@@ -1,4 +1,8 @@
-"""`movie-recs lambda-fit` (or `python -m lambdafit`): the tool's own command line."""
+"""`python -m lambdafit` (`make lambda-fit`): the tool's own command line.
+
+The tool measures the service from outside and is not part of it: the product's `movie-recs`
+does not know it, and the wheel and the image do not carry it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from service.cli import console, fail
 from service.config import Settings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+
+
+def fail(message: str) -> typer.Exit:
+    """An expected failure as one red line on stderr (exit 2); the caller raises it."""
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(2)
 
 
 @app.command()
@@ -63,7 +74,7 @@ def lambda_fit_command(
         redis_url=redis_url,
         render_only=render_only,
     )
-    command = "movie-recs " + " ".join(sys.argv[1:])
+    command = "python -m lambdafit " + " ".join(sys.argv[1:])
     try:
         run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
     except LambdaFitError as exc:

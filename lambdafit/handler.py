@@ -11,7 +11,7 @@ the same `full_sync` the container runs at startup.
 The state is loaded in the first invocation rather than at import, so one code path measures it
 (`timeline`). On AWS the 10 s init limit applies to module import; an init that overruns it is
 retried inside the first invocation under the function timeout: the first caller waits for all
-of it either way. Nothing here needs AWS: `movie-recs lambda-fit` and the tests call `handler`.
+of it either way. Nothing here needs AWS: `python -m lambdafit` and the tests call `handler`.
 """
 
 from __future__ import annotations

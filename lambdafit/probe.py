@@ -1,6 +1,6 @@
 """One simulated Lambda instance: a fresh process, a cold start, warm invocations, reloads.
 
-`movie-recs lambda-fit` runs `python -m lambdafit.probe SPEC` once per cold start and
+`python -m lambdafit` runs `python -m lambdafit.probe SPEC` once per cold start and
 reads one JSON object from the last line of stdout. A fresh process is what makes it cold: no
 module imported, no model loaded, no vector in memory. Store and model come from MOVIE_RECS_*,
 as for the handler. What a real Lambda adds is not here: fetching the package or image, starting

@@ -1,4 +1,4 @@
-"""The `movie-recs lambda-fit` run: prepare each catalog, measure both designs, write the report.
+"""The `python -m lambdafit` run: prepare each catalog, measure both designs, write the report.
 
 Catalogs are measured one after another, never two processes under test at once. Per catalog:
 cold starts of the Lambda-style handler, each in a fresh process (the first one then also runs

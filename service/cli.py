@@ -274,21 +274,3 @@ def send_webhook_command(
     console.print(f"{response.status_code} {response.text}", highlight=False, soft_wrap=True)
     if response.status_code >= 400:
         raise typer.Exit(1)
-
-
-@app.command(
-    "lambda-fit",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-def lambda_fit_command(ctx: typer.Context) -> None:
-    """Measure why this service does not fit AWS Lambda (a source checkout's tool, lambdafit/).
-
-    The tool measures the service from outside and is not part of it (not in the wheel or the
-    image), so it is imported only when this command runs; its options and --help are its own.
-    """
-    try:
-        from lambdafit.cli import app as tool
-    except ModuleNotFoundError:
-        raise fail("lambda-fit runs from a source checkout (lambdafit/ is not installed)") from None
-    tool(args=ctx.args, prog_name="movie-recs lambda-fit")

@@ -1,4 +1,4 @@
-"""`movie-recs lambda-fit`: the dependency closure, and the whole command at a tiny size."""
+"""`python -m lambdafit`: the dependency closure, and the whole command at a tiny size."""
 
 from __future__ import annotations
 
@@ -37,8 +37,7 @@ def test_the_command_measures_both_designs_and_writes_the_report(
 ) -> None:
     out = tmp_path / "reports"
     command = [
-        str(Path(sys.executable).with_name("movie-recs")),
-        "lambda-fit", "--sizes", "2000", "--no-movielens", "--cold-runs", "1",
+        sys.executable, "-m", "lambdafit", "--sizes", "2000", "--no-movielens", "--cold-runs", "1",
         "--requests", "20", "--webhooks", "1", "--out", str(out), "--work", str(tmp_path / "w"),
     ]  # fmt: skip
     env = {

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from service.store.errors import InvalidRecord
 from service.store.fields import LinkId, MovieId, Rating, Tag, Year
 from service.store.records import (
     MAX_ID_LENGTH,
     MAX_ITEM_LENGTH,
     Event,
-    InvalidRecord,
     Movie,
     validate_events,
     validate_movie,
