@@ -1,9 +1,9 @@
 """The trained towers of one model version, as the service runs them.
 
-The user tower runs on every request, so it runs as NumPy on the exported weights (≈16 µs vs
-≈290 µs for the SavedModel signature, measured here); startup checks that the two agree on
-a probe batch and refuses to serve if they do not. The movie tower runs off the request path
-(refresher), as the SavedModel signature, in batches.
+The user tower runs on every request, so it runs as NumPy on the exported weights (over ten
+times faster than the SavedModel signature: docs/benchmarks.md); startup checks that the two
+agree on a probe batch and refuses to serve if they do not. The movie tower runs off the
+request path (refresher), as the SavedModel signature, in batches.
 
 TensorFlow (~6 s to import) is needed only for the movie tower and that check, so a serving
 replica loads it in a background thread once its index is ready (`defer_tensorflow`): the

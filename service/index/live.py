@@ -35,9 +35,8 @@ class IndexParams:
     `ivf_nprobe` is where the cells searched per query start: each IVF build measures its
     recall@10 against exact search on sample queries and doubles nprobe until it reaches
     `ivf_recall_goal` (0 turns the measurement off). One fixed nprobe cannot hold recall across
-    sizes: 64 gave 0.997 at 100k and 0.973 at 1M (bench/index.py). The threshold is also from
-    bench/index.py: exact costs ~90 µs at 10k, ~240 µs at 30k, 1.2 ms at 100k on one core,
-    while IVF at recall ≥ 0.99 stays under ~150 µs up to 300k."""
+    sizes, and the exact/IVF threshold is where exact search stops being cheaper than IVF at
+    recall 0.99: both measured by bench/index.py (docs/benchmarks.md, docs/decisions/)."""
 
     ann_threshold: int = 20_000
     ivf_nprobe: int = 32
@@ -188,6 +187,25 @@ def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -
     return fresh
 
 
+def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Rows of `vectors` with the top `k` inner products for each query, by exact search."""
+    _, rows = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return np.asarray(rows)
+
+
+def recall_at_k(
+    index: Any, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, rerank: int = 0
+) -> float:
+    """Recall@k of a FAISS `index` over `vectors` (k = `truth`'s columns): the share of each
+    query's exact top k (`exact_neighbours`) its search finds, over all `queries`.
+
+    The IVF build calibrates nprobe with it; bench/index.py and bench/serving.py report it."""
+    k = truth.shape[1]
+    _, found = _search(index, vectors, queries, k, rerank)
+    hits = sum(len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True))
+    return float(hits / truth.size)
+
+
 def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams, rerank: int) -> float:
     """Set the least nprobe (from `ivf_nprobe` up, within an eighth) whose recall@10 vs exact
     reaches the goal on sample queries, and return that recall. Queries are catalog vectors
@@ -202,16 +220,11 @@ def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams, rerank: int
     queries = vectors[rng.choice(n, count, replace=False)] + 0.3 * rng.normal(size=(count, dim))
     queries = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True))
     queries = queries.astype(np.float32)
-    k = min(10, n)
-    _, truth = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = exact_neighbours(vectors, queries, min(10, n))
 
     def recall_at(nprobe: int) -> float:
         index.nprobe = nprobe
-        _, found = _search(index, vectors, queries, k, rerank)
-        hits = sum(
-            len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True)
-        )
-        return float(hits / (k * count))
+        return recall_at_k(index, vectors, queries, truth, rerank)
 
     # Double until the goal is met, then bisect between the last miss and the first hit to
     # within an eighth: 256 -> 192 cuts a quarter of the search at 1M.
