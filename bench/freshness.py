@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from bench import wrk
-from bench.process import Server, server_env
-from bench.redisserver import redis_server
+from bench.harness.redis import RedisServer
+from bench.harness.servers import Server, server_env
+from bench.harness.stats import percentile
 from bench.synthetic_catalog import write_synthetic
 from service.config import Settings
-from service.ingest.webhook_signer import signed_headers
+from service.ingest.webhook_signer import post_webhook
 from service.store import open_store
 from service.towers import load_towers
 
@@ -38,9 +37,7 @@ console = Console(width=200)
 
 
 def deliver(client: httpx.Client, url: str, payload: object, msg_id: str) -> int:
-    body = json.dumps(payload).encode()
-    headers = signed_headers(SECRET, body, msg_id)
-    response = client.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers)
+    response = post_webhook(url, SECRET, payload, msg_id=msg_id, client=client)
     response.raise_for_status()
     return int(response.json()["last_seq"])
 
@@ -64,10 +61,6 @@ def compactions(url: str) -> float:
     text = httpx.get(f"{url}/metrics").text
     lines = [ln for ln in text.splitlines() if ln.startswith("movie_recs_compactions_total")]
     return float(lines[0].split()[-1]) if lines else 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q))
 
 
 def upserts_to_recommendable(replicas: list[Server], upserts: int) -> tuple[list[float], int]:
@@ -137,7 +130,8 @@ def main() -> None:
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
     replicas: list[Server] = []
-    with redis_server() as url:
+    with RedisServer() as redis:
+        url = redis.url
         try:
 
             async def seed() -> None:

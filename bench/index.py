@@ -23,8 +23,16 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.harness.recall import queries_near
 from bench.synthetic_catalog import clustered_vectors
-from service.index.live import BaseIndex, IndexParams, MovieMeta, set_threads
+from service.index.live import (
+    BaseIndex,
+    IndexParams,
+    MovieMeta,
+    exact_neighbours,
+    recall_at_k,
+    set_threads,
+)
 
 NPROBES = (16, 32, 64, 128, 256, 512)
 RECALL_GOAL = 0.99
@@ -47,27 +55,6 @@ def per_call_us(fn: Callable[[], object], seconds: float = 0.5) -> float:
     return float(np.median(samples))
 
 
-def queries_near(vectors: np.ndarray, count: int, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    queries = vectors[rng.integers(0, len(vectors), count)] + 0.3 * rng.normal(
-        size=(count, vectors.shape[1])
-    )
-    return np.asarray(queries / np.linalg.norm(queries, axis=1, keepdims=True), np.float32)
-
-
-def exact_top10(vectors: np.ndarray, queries: np.ndarray) -> list[set[int]]:
-    scores = queries @ vectors.T
-    return [set(np.argpartition(-row, 10)[:10].tolist()) for row in scores]
-
-
-def recall(index: BaseIndex, queries: np.ndarray, truths: list[set[int]]) -> float:
-    hits = sum(
-        len(truth & set(index.search(q, 10)[1].tolist()))
-        for q, truth in zip(queries, truths, strict=True)
-    )
-    return hits / (10 * len(queries))
-
-
 def variant_params(name: str) -> IndexParams:
     """`Flat:4`, `SQ8:8`, `SQ8:4:10`: see the module docstring."""
     codes, cells, *rerank = name.split(":")
@@ -82,7 +69,7 @@ def variant_params(name: str) -> IndexParams:
 def measure(
     vectors: np.ndarray,
     queries: np.ndarray,
-    truths: list[set[int]],
+    truth: np.ndarray,
     nprobes: tuple[int, ...],
     params: IndexParams,
 ) -> dict[str, float]:
@@ -101,7 +88,9 @@ def measure(
             continue
         ivf.faiss_index.nprobe = nprobe
         row[f"{nprobe} µs"] = per_call_us(partial(ivf.search, queries[0], 10))
-        row[f"{nprobe} recall"] = recall(ivf, queries, truths)
+        row[f"{nprobe} recall"] = recall_at_k(
+            ivf.faiss_index, ivf.vectors, queries, truth, ivf.rerank
+        )
     return row
 
 
@@ -118,13 +107,13 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",") if s):
         vectors = clustered_vectors(n)
         queries = queries_near(vectors, 200)
-        truths = exact_top10(vectors, queries)
+        truth = exact_neighbours(vectors, queries, 10)
         ids = [f"s{i}" for i in range(n)]
         exact = BaseIndex.build(ids, vectors, [MovieMeta("t", (), None)] * n, IndexParams(n))
         exact_us = per_call_us(partial(exact.search, queries[0], 10))
         del exact
         for variant in args.variants.split(","):
-            row = measure(vectors, queries, truths, NPROBES, variant_params(variant))
+            row = measure(vectors, queries, truth, NPROBES, variant_params(variant))
             row["exact"] = exact_us
             add_row(table, n, variant, row)
             console.print(f"{n:,} {variant} measured")  # the big sizes take a while

@@ -30,12 +30,20 @@ from rich.table import Table
 from starlette.types import Message, Scope
 
 from bench import wrk
-from bench.process import Server, server_env
-from bench.redisserver import redis_server
+from bench.harness.recall import queries_near
+from bench.harness.redis import RedisServer
+from bench.harness.servers import Server, server_env
 from bench.synthetic_catalog import clustered_vectors, ensure_catalog, write_synthetic
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
-from service.index.live import BaseIndex, IndexParams, MovieMeta, set_threads
+from service.index.live import (
+    BaseIndex,
+    IndexParams,
+    MovieMeta,
+    exact_neighbours,
+    recall_at_k,
+    set_threads,
+)
 from service.store import open_store
 from service.towers import Towers, load_towers
 
@@ -138,8 +146,7 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
         ids = [f"s{i}" for i in range(n)]
         meta = [MovieMeta("t", (), None)] * n
         exact = BaseIndex.build(ids, vectors, meta, IndexParams(ann_threshold=n))
-        queries = vectors[rng.integers(0, n, 200)] + 0.3 * rng.normal(size=(200, 64))
-        queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+        queries = queries_near(vectors, 200)
         query = queries[0]
         parts[f"search {n:,} exact"] = per_call_us(partial(exact.search, query, 10), 300)
         if n > Settings().ann_threshold:
@@ -148,12 +155,9 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
             parts[f"IVF build {n:,}, recall measured (seconds)"] = time.perf_counter() - started
             label = f"{n:,} IVF nprobe={ann.faiss_index.nprobe} (chosen by the build)"
             parts[f"search {label}"] = per_call_us(partial(ann.search, query, 10), 1000)
-            truths = [set(exact.search(q, 10)[1].tolist()) for q in queries]
-            hits = sum(
-                len(t & set(ann.search(q, 10)[1].tolist()))
-                for t, q in zip(truths, queries, strict=True)
-            )
-            parts[f"recall@10 vs exact, {label}"] = hits / (10 * len(queries))
+            truth = exact_neighbours(ann.vectors, queries, 10)
+            recall = recall_at_k(ann.faiss_index, ann.vectors, queries, truth, ann.rerank)
+            parts[f"recall@10 vs exact, {label}"] = recall
         else:
             parts[f"recall@10 vs exact, {n:,} (exact search)"] = 1.0
     return parts
@@ -387,7 +391,8 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
 
     rows: list[Row] = []
-    with redis_server() as redis_url:
+    with RedisServer() as redis:
+        redis_url = redis.url
         catalogs: list[tuple[str, int | None]] = (
             [] if args.no_movielens else [("ml-latest-small", None)]
         )

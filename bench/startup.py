@@ -25,8 +25,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.process import Server, server_env
-from bench.redisserver import redis_server
+from bench.harness.redis import RedisServer
+from bench.harness.servers import Server, server_env
 from bench.serving import fill_redis
 from bench.synthetic_catalog import ensure_catalog
 from service.config import Settings
@@ -136,7 +136,8 @@ def main() -> None:
     shutil.rmtree(snapshots, ignore_errors=True)
     modes = ("snapshot",) if args.no_full_sync else ("snapshot", "full sync")
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-    with redis_server() as redis_url:
+    with RedisServer() as redis:
+        redis_url = redis.url
         if args.store == "redis":
             console.print(f"writing {args.size:,} movies into Redis…")
             fill_redis(redis_url, version, args.size)

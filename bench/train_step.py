@@ -23,7 +23,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.training import cpu_seconds, peak_rss_mb
+from bench.harness.memory import peak_rss_mb
+from bench.training import cpu_seconds
 
 app = typer.Typer(add_completion=False)
 

@@ -37,18 +37,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.redisserver import redis_server
+from bench.harness.memory import peak_rss_mb
+from bench.harness.redis import RedisServer
 
 PHASES = ("import", "train", "fit", "evaluate")
 console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole rows
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def cpu_seconds() -> float:
@@ -282,9 +275,9 @@ def import_ab(data: Path, baseline: Path | None, repeat: int) -> dict[str, Any]:
     for _ in range(repeat):
         trees = [("import_baseline", baseline)] if baseline else []
         for key, tree in [*trees, ("import", None)]:
-            with redis_server() as url:
-                done = child("import", str(data), url, tree=tree)
-                done.update(redis_usage(url))
+            with RedisServer() as redis:
+                done = child("import", str(data), redis.url, tree=tree)
+                done.update(redis_usage(redis.url))
             done.setdefault("cpu_seconds", None)  # an older tree does not measure it
             rounds[key].append(done)
             console.print(f"{key}: {done['seconds']:.1f} s, CPU {done['cpu_seconds']}")

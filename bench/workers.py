@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import wrk
-from bench.process import Server, server_env
-from bench.redisserver import redis_server
+from bench.harness.redis import RedisServer
+from bench.harness.servers import Server, server_env
 from bench.serving import fill_redis
 from bench.startup import publish
 from service.config import Settings
@@ -88,7 +88,8 @@ def main() -> None:
     )
     for column in ("catalog", "1 worker", "2 workers", "2 / 1", "p50 ms 1 → 2", "errors"):
         speed.add_column(column, justify="right")
-    with redis_server() as url:
+    with RedisServer() as redis:
+        url = redis.url
         for size in (int(s) for s in args.sizes.split(",")):
             name = "MovieLens" if size == 0 else f"synthetic {size:,}"
             console.print(f"filling Redis with {name}…")

@@ -11,42 +11,19 @@ sent to the running server until the movie shows as indexed, while it keeps serv
 from __future__ import annotations
 
 import base64
-import json
-import os
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.process import free_port
-from lambdafit.probe import peak_rss_mb
-from service.ingest.webhook_signer import signed_headers
+from bench.harness.memory import peak_rss_mb
+from bench.harness.servers import Server, ServerStopped
+from service.ingest.webhook_signer import post_webhook
 
 POLL_SECONDS = 0.005
 NEW_YEAR = 2199  # no catalog holds it (MovieLens ends in 2018, synthetic ones in 2025)
-
-
-class ServerStopped(RuntimeError):
-    """The server exited before it was ready: it failed, or something outside stopped it."""
-
-
-def cli_command() -> str:
-    beside = Path(sys.executable).with_name("movie-recs")
-    found = str(beside) if beside.is_file() else shutil.which("movie-recs")
-    if found is None:
-        raise RuntimeError("the movie-recs command is not installed next to this Python")
-    return found
-
-
-def _signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload).encode()
-    return body, signed_headers(secret, body)
 
 
 def _wait(what: str, condition: Any, timeout: float) -> None:
@@ -69,9 +46,8 @@ def webhook_to_recommendable(client: httpx.Client, secret: str, trial: int) -> f
     MovieLens model "A New Film 5" scored 0.636 against 0.659 for a catalog drama)."""
     movie_id = f"lambda-fit-webhook-{trial}"
     data = {"id": movie_id, "title": f"A New Film {trial}", "genres": ["Drama"], "year": NEW_YEAR}
-    body, headers = _signed(secret, {"type": "movie.upserted", "data": data})
     started = time.perf_counter()
-    accepted = client.post("/v1/webhooks/catalog", content=body, headers=headers)
+    accepted = post_webhook("", secret, {"type": "movie.upserted", "data": data}, client=client)
     if accepted.status_code != 202:
         raise RuntimeError(f"webhook refused: {accepted.status_code} {accepted.text}")
     _wait(f"{movie_id} to be indexed", lambda: _indexed(client, movie_id), 60)
@@ -87,8 +63,8 @@ def webhook_to_recommendable(client: httpx.Client, secret: str, trial: int) -> f
     ).json()
     if [item["movie_id"] for item in recs["items"]] != [movie_id]:
         raise RuntimeError(f"{movie_id} indexed but not recommended: {recs}")
-    body, headers = _signed(secret, {"type": "movie.deleted", "data": {"id": movie_id}})
-    client.post("/v1/webhooks/catalog", content=body, headers=headers).raise_for_status()
+    deleted = {"type": "movie.deleted", "data": {"id": movie_id}}
+    post_webhook("", secret, deleted, client=client).raise_for_status()
     _wait(f"{movie_id} to leave the index", lambda: not _indexed(client, movie_id), 60)
     return seconds
 
@@ -96,34 +72,24 @@ def webhook_to_recommendable(client: httpx.Client, secret: str, trial: int) -> f
 def publish_snapshot(env: dict[str, str], log: Path, ready_timeout: float) -> float:
     """A first replica (no snapshot yet): full sync, then its snapshot written to the
     directory `env` names; stopped. Returns its spawn → ready seconds (the full-sync start)."""
-    port = free_port()
-    with log.open("wb") as out:
-        spawned = time.perf_counter()
-        process = subprocess.Popen(
-            [cli_command(), "serve", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    server = Server(env, log)
+    try:
+        ready = server.wait_ready(ready_timeout, poll=POLL_SECONDS)
+        written = 'movie_recs_snapshots_published_total{outcome="ok"} 1.0'
+        with httpx.Client(base_url=server.url, timeout=5) as client:
 
-                def up(path: str, text: str = "") -> bool:
-                    if process.poll() is not None:
-                        raise ServerStopped(f"the server exited with code {process.returncode}")
-                    try:
-                        answer = client.get(path, timeout=5)
-                    except httpx.HTTPError:
-                        return False
-                    return answer.status_code == 200 and text in answer.text
+            def published() -> bool:
+                if server.process.poll() is not None:
+                    raise ServerStopped(f"the server exited with code {server.process.returncode}")
+                try:
+                    return written in client.get("/metrics").text
+                except httpx.HTTPError:
+                    return False
 
-                _wait("/readyz", lambda: up("/readyz"), ready_timeout)
-                ready = time.perf_counter() - spawned
-                written = 'movie_recs_snapshots_published_total{outcome="ok"} 1.0'
-                _wait("a snapshot", lambda: up("/metrics", written), ready_timeout)
-                return ready
-        finally:
-            _stop(process)
+            _wait("a snapshot", published, ready_timeout)
+        return ready
+    finally:
+        server.stop()
 
 
 def started_from_snapshot(log: Path) -> bool:
@@ -139,70 +105,43 @@ def measure(
     ready_timeout: float,
 ) -> dict[str, Any]:
     """Start one replica on the catalog `env` names, measure it, stop it (SIGTERM)."""
-    port = free_port()
     api_key = secrets.token_urlsafe(16)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    full_env = {
-        **os.environ,
-        **env,
-        "MOVIE_RECS_API_KEYS": api_key,
-        "MOVIE_RECS_WEBHOOK_SECRETS": secret,
-    }
-    with log.open("wb") as out:
-        spawned = time.perf_counter()
-        process = subprocess.Popen(
-            [cli_command(), "serve", "--port", str(port)],
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            with httpx.Client(
-                base_url=f"http://127.0.0.1:{port}",
-                headers={"authorization": f"Bearer {api_key}"},
-                timeout=60,
-            ) as client:
-                return _measure_running(
-                    client, process, spawned, secret, users, requests, webhooks, ready_timeout
-                )
-        finally:
-            _stop(process)
+    server = Server(
+        {**env, "MOVIE_RECS_API_KEYS": api_key, "MOVIE_RECS_WEBHOOK_SECRETS": secret}, log
+    )
+    try:
+        ready_seconds = server.wait_ready(ready_timeout, poll=POLL_SECONDS)
+        with httpx.Client(
+            base_url=server.url, headers={"authorization": f"Bearer {api_key}"}, timeout=60
+        ) as client:
+            measured = _measure_running(client, server, secret, users, requests, webhooks)
+        return {"ready_seconds": ready_seconds, **measured}
+    finally:
+        server.stop()
 
 
 def _measure_running(
     client: httpx.Client,
-    process: subprocess.Popen[bytes],
-    spawned: float,
+    server: Server,
     secret: str,
     users: list[str],
     requests: int,
     webhooks: int,
-    ready_timeout: float,
 ) -> dict[str, Any]:
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise ServerStopped(f"the server exited with code {process.returncode} before ready")
-        try:
-            return client.get("/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    _wait("/readyz", ready, ready_timeout)
-    ready_seconds = time.perf_counter() - spawned
-
     def recommend(user: str) -> dict[str, Any]:
         response = client.get(f"/v1/users/{user}/recommendations", params={"k": 10})
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
     first = recommend(users[0])
-    first_seconds = time.perf_counter() - spawned
+    first_seconds = time.perf_counter() - server.spawned
     # TensorFlow (the movie tower a webhook's movie needs) loads after ready, in the background,
     # and its import holds the GIL for seconds: requests in that window were measured ~4x slower
     # (11 ms vs 3 ms). Warm latency and the refresh are measured once it is in, as a replica
     # runs for the rest of its life; the first answer above is the one a cold replica gives.
     _wait("TensorFlow", lambda: "movie_recs_model_checked 1.0" in client.get("/metrics").text, 300)
-    tensorflow_seconds = time.perf_counter() - spawned
+    tensorflow_seconds = time.perf_counter() - server.spawned
     warm = []
     for i in range(requests):
         started = time.perf_counter()
@@ -213,23 +152,11 @@ def _measure_running(
     readiness = client.get("/readyz").json()
     freshness = [webhook_to_recommendable(client, secret, i) for i in range(webhooks)]
     return {
-        "ready_seconds": ready_seconds,
         "first_answer_seconds": first_seconds,
         "first_strategy": first["strategy"],
         "tensorflow_loaded_seconds": tensorflow_seconds,
         "movies": readiness["index_size"],
         "warm_seconds": warm,
         "webhook_seconds": freshness,
-        "peak_rss_mb": peak_rss_mb(process.pid),
+        "peak_rss_mb": peak_rss_mb(server.process.pid),
     }
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (a graceful uvicorn shutdown), then SIGKILL after 30 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)

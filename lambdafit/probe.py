@@ -15,22 +15,11 @@ import sys
 import time
 from typing import Any
 
+from bench.harness.memory import peak_rss_mb  # standard library only
+
 STARTED = time.time()  # interpreter start ends here: only the standard library is imported
 
 NEW_MOVIE = "lambda-fit-added-after-cold-start"
-
-
-def peak_rss_mb(pid: int | str = "self") -> float:
-    """A process's high-water mark of resident memory (VmHWM), from /proc.
-
-    Not `ru_maxrss`: Linux carries that over from the parent across fork and exec, so a child
-    of a large process reports the parent's peak.
-    """
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def event(user_id: str, k: int = 10) -> dict[str, Any]:

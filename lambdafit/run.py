@@ -24,6 +24,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench.harness import machine as harness_machine
+from bench.harness.servers import ServerStopped, server_env
 from lambdafit import catalogs, container, deps
 from lambdafit.catalogs import Catalog
 from service.config import PROJECT_ROOT, Settings
@@ -50,30 +52,16 @@ class Options:
     render_only: bool = False  # re-render the report and plots from the last lambda-fit.json
 
 
-def _first_line(path: str, prefix: str) -> str:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(prefix):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def machine() -> dict[str, Any]:
-    mem = _first_line("/proc/meminfo", "MemTotal")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True
-    ).stdout.strip()
     return {
         "date": datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _first_line("/proc/cpuinfo", "model name"),
-        "cores": os.cpu_count(),
-        "ram_gb": round(int(mem.split()[0]) / 1024**2, 1) if mem != "unknown" else None,
+        "cpu": harness_machine.cpu_model(),
+        "cores": harness_machine.cores(),
+        "ram_gb": harness_machine.memory_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "commit": commit or "unknown",
+        "commit": harness_machine.commit(PROJECT_ROOT),
         "versions": {
             name: version(name)
             for name in ("tensorflow-cpu", "faiss-cpu", "numpy", "fastapi", "uvicorn")
@@ -90,15 +78,6 @@ def model_dir(settings: Settings) -> Path:
         return resolve_model_dir(path).resolve()
     except ArtifactError as exc:
         raise LambdaFitError(f"{exc}; train one first: movie-recs train --out {base}") from None
-
-
-def _env(store_url: str, model: Path) -> dict[str, str]:
-    return {
-        "MOVIE_RECS_STORE_URL": store_url,
-        "MOVIE_RECS_ARTIFACTS_DIR": str(model),
-        "MOVIE_RECS_MODEL_VERSION": "latest",  # `model` is a version directory itself
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
 
 
 def probe(env: dict[str, str], spec: dict[str, Any], log: Path, timeout: float) -> dict[str, Any]:
@@ -119,7 +98,7 @@ def probe(env: dict[str, str], spec: dict[str, Any], log: Path, timeout: float) 
 
 
 def measure_catalog(cat: Catalog, options: Options, model: Path, say: Say) -> dict[str, Any]:
-    env = _env(cat.store_url, model)
+    env = server_env(cat.store_url, model)  # a version directory: "latest" takes it as is
     logs = options.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stem = cat.name.replace(" ", "-").replace(",", "")
@@ -167,7 +146,7 @@ def _container(
             measured = container.measure(
                 env, list(cat.users), options.requests, options.webhooks, log, options.timeout
             )
-        except container.ServerStopped as exc:
+        except ServerStopped as exc:
             if attempt == 2:
                 raise
             say(f"{cat.name}: {exc}; starting it again")

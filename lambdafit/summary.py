@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from bench.harness.stats import percentile
 
 MIB = 1024 * 1024
 PHASES = (
@@ -19,10 +18,6 @@ PHASES = (
     "index build",
     "first answer",
 )
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
 @dataclass(frozen=True)
@@ -71,8 +66,8 @@ def summarise(entry: dict[str, Any]) -> CatalogSummary:
         cold_min=min(totals),
         cold_max=max(totals),
         phases=phases,
-        lambda_p50=pct(first["warm_seconds"], 50),
-        lambda_p99=pct(first["warm_seconds"], 99),
+        lambda_p50=percentile(first["warm_seconds"], 50),
+        lambda_p99=percentile(first["warm_seconds"], 99),
         lambda_rss_mb=max(run["peak_rss_mb"] for run in runs),
         lambda_rss_reload_mb=first.get("peak_rss_mb_with_reload"),
         reload_seconds=first.get("reload_seconds"),
@@ -81,8 +76,8 @@ def summarise(entry: dict[str, Any]) -> CatalogSummary:
         container_ready=box["ready_seconds"] if box else None,
         container_full_sync=box.get("full_sync_ready_seconds") if box else None,
         container_first=box["first_answer_seconds"] if box else None,
-        container_p50=pct(box["warm_seconds"], 50) if box else None,
-        container_p99=pct(box["warm_seconds"], 99) if box else None,
+        container_p50=percentile(box["warm_seconds"], 50) if box else None,
+        container_p99=percentile(box["warm_seconds"], 99) if box else None,
         container_rss_mb=box["peak_rss_mb"] if box else None,
         webhook_median=statistics.median(box["webhook_seconds"])
         if box and box["webhook_seconds"]

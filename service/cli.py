@@ -249,7 +249,7 @@ def send_webhook_command(
     """Sign a payload with Standard Webhooks and POST it to /v1/webhooks/catalog."""
     import httpx
 
-    from service.ingest.webhook_signer import signed_headers
+    from service.ingest.webhook_signer import SigningError, post_webhook
 
     if secret is None:
         configured = Settings().webhook_secrets
@@ -261,16 +261,11 @@ def send_webhook_command(
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
     try:
-        headers = signed_headers(secret, body, webhook_id)
-    except UnicodeDecodeError:
-        raise fail(f"{file} is not UTF-8 text") from None
-    except Exception as exc:  # a malformed secret: the library raises several kinds
-        raise fail(f"invalid webhook secret: {exc}") from None
-    target = url.rstrip("/") + "/v1/webhooks/catalog"
-    try:
-        response = httpx.post(target, content=body, headers=headers, timeout=30)
+        response = post_webhook(url, secret, body, msg_id=webhook_id)
+    except SigningError as exc:
+        raise fail(f"cannot sign {file}: {exc}") from None
     except httpx.HTTPError as exc:
-        raise fail(f"cannot reach {target}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
     console.print(f"{response.status_code} {response.text}", highlight=False, soft_wrap=True)
     if response.status_code >= 400:
         raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server on a free port (pytest-redis) and a store per backend."""
+"""Shared fixtures: a real redis-server on a free port (pytest-redis), a store per backend, the
+tiny trained model, the seeded MovieLens store, and apps built on them."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from pytest_redis import factories
 
+from bench.harness.redis import redis_server_path
 from embeddings.data import BUNDLED_DATA
+from service.api.app import create_app
+from service.config import Settings
 from service.store import Store, open_store
+from service.towers import Towers
+from tests.support.service import MakeClient
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 # A throwaway server per test session on a free port; never the machine's own 6379.
-redis_proc = factories.redis_proc(executable=REDIS_SERVER, port=None)  # type: ignore[arg-type]
+redis_proc = factories.redis_proc(executable=redis_server_path(), port=None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -141,3 +147,45 @@ def seeded_sqlite(request: pytest.FixtureRequest, tiny_towers) -> Path:  # type:
 
     key = _fingerprint("service/**/*.py", "embeddings/*.py", "data/ml-latest-small/*.csv")
     return _cached(request, f"seeded-{towers.version}-{key}", build)
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path, seeded_sqlite: Path, tiny_model_dir: Path) -> Settings:
+    db = tmp_path / "store.db"
+    shutil.copy(seeded_sqlite, db)
+    return Settings(
+        store_url=f"sqlite:///{db}",
+        artifacts_dir=tiny_model_dir,
+        model_version="latest",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+MODEL_SETTINGS = {"artifacts_dir", "model_version", "tf_threads"}
+
+
+@pytest.fixture
+def make_client(app_settings: Settings, tiny_towers: Towers) -> Iterator[MakeClient]:
+    """Build a started app (lifespan run) with setting overrides; closed after the test.
+
+    The apps share the session's loaded tiny model (no SavedModel load per test) unless a test
+    overrides where the model comes from.
+    """
+    opened: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        settings = Settings(**{**app_settings.model_dump(), **overrides}, _env_file=None)  # type: ignore[call-arg]
+        towers = None if MODEL_SETTINGS & overrides.keys() else tiny_towers
+        client = TestClient(create_app(settings, towers))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    return make_client()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.support.embeddings import WriteData
 
 MOVIES = [
     ("1", "Toy Story (1995)", "Adventure|Animation|Children|Comedy|Fantasy"),
@@ -17,8 +19,6 @@ MOVIES = [
 ]
 RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
 MOVIES_HEADER = ("movieId", "title", "genres")
-
-WriteData = Callable[..., Path]
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

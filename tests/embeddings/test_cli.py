@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from tests.embeddings.conftest import WriteData
+from tests.support.embeddings import WriteData
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import pytest
 
 from embeddings import data
 from embeddings.data import BUNDLED_DATA, MAX_TAGS_PER_MOVIE, DataError, load_dataset, split_title
-from tests.embeddings.conftest import WriteData
+from tests.support.embeddings import WriteData
 
 
 @pytest.mark.parametrize(

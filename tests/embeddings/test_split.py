@@ -5,7 +5,7 @@ import pytest
 
 from embeddings.data import BUNDLED_DATA, DataError, load_dataset
 from embeddings.split import leave_last_out
-from tests.embeddings.conftest import WriteData
+from tests.support.embeddings import WriteData
 
 
 @pytest.fixture(scope="module")

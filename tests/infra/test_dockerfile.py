@@ -19,7 +19,7 @@ import pytest
 from infra.service import CONTAINER_PORT, LIVENESS
 from service.cli import uvicorn_options
 from service.config import Settings
-from tests.infra import dockerfile as df
+from tests.support import dockerfile as df
 
 
 def test_final_stage_is_the_runtime_the_deploy_builds() -> None:

@@ -23,7 +23,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from tests.infra import dockerfile as df
+from tests.support import dockerfile as df
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_PARTY = {"service", "embeddings"}

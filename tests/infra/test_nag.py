@@ -10,7 +10,7 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from tests.infra.conftest import Synth
+from tests.support.infra import Synth
 
 # Synthesizes the whole CDK app (jsii + node): `make test` runs it, `make test-fast` skips it.
 pytestmark = pytest.mark.slow

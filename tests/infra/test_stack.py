@@ -12,7 +12,7 @@ from infra.cache import PORT as REDIS_PORT
 from infra.service import CONTAINER_PORT
 from infra.snapshots import APP_UID, MOUNT_PATH
 from service.cli import uvicorn_options
-from tests.infra.conftest import Synth, synthesize
+from tests.support.infra import Synth, synthesize
 
 # Synthesizes the whole CDK app (jsii + node): `make test` runs it, `make test-fast` skips it.
 pytestmark = pytest.mark.slow

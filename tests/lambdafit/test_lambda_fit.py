@@ -80,5 +80,5 @@ def test_the_command_measures_both_designs_and_writes_the_report(
     assert "started from snapshot" in (tmp_path / "w/logs/synthetic-2000-serve.log").read_text()
 
     (out / "lambda-fit.md").unlink()  # the report is a function of the measured numbers alone
-    again = subprocess.run([*command[:2], "--render-only", "--out", str(out)], env=env, timeout=60)
+    again = subprocess.run([*command[:3], "--render-only", "--out", str(out)], env=env, timeout=60)
     assert again.returncode == 0 and (out / "lambda-fit.md").read_text("utf-8") == report

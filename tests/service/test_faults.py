@@ -10,7 +10,6 @@ each leaving the server healthy for the next.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import subprocess
@@ -23,15 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.process import Server, server_env
+from bench.harness.redis import RedisServer
+from bench.harness.servers import Server, server_env
 from embeddings.data import BUNDLED_DATA
-from service.ingest.webhook_signer import signed_headers
-from tests.redisproc import RedisProcess
-from tests.service.test_replicas import seed
+from service.ingest.webhook_signer import post_webhook
+from tests.support.service import SECRET, seed
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)  # latencies seen: pytest --log-cli-level=INFO shows them
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STORE_DEADLINE = 1.0
 # The bound for every call under every fault: the store deadline + 0.5 s. Calls that
 # need no store are held to it too (they take milliseconds; the cores are shared with others).
@@ -42,7 +40,7 @@ HEADER_TIMEOUT = 2.0
 
 @dataclass
 class Cluster:
-    redis: RedisProcess
+    redis: RedisServer
     server: Server
 
     @property
@@ -53,7 +51,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("faults")
-    redis = RedisProcess(directory / "redis")
+    redis = RedisServer(directory / "redis")
     redis.start()
     seed(redis.url, BUNDLED_DATA)
     env = server_env(
@@ -81,9 +79,7 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
 
 
 def webhook(url: str, payload: object, msg_id: str) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    headers = signed_headers(SECRET, body, msg_id)
-    return httpx.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers, timeout=30)
+    return post_webhook(url, SECRET, payload, msg_id=msg_id)
 
 
 def store_calls(url: str) -> dict[str, Callable[[], httpx.Response]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -16,35 +15,21 @@ import pytest
 from pytest_redis import factories
 from pytest_redis.executor import RedisExecutor
 
-from bench.process import Server, server_env
+from bench.harness.redis import redis_server_path
+from bench.harness.servers import Server, server_env
 from embeddings.data import BUNDLED_DATA
-from service.ingest.importer import import_movielens
-from service.ingest.movielens import read_movielens
-from service.ingest.webhook_signer import signed_headers
+from service.ingest.webhook_signer import post_webhook
 from service.store import open_store
-from tests.conftest import REDIS_SERVER
+from tests.support.service import SECRET, seed
 
 pytestmark = pytest.mark.slow
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 # A server of its own: these tests kill and restart it.
-replica_redis = factories.redis_proc(executable=REDIS_SERVER, port=None)  # type: ignore[arg-type]
+replica_redis = factories.redis_proc(executable=redis_server_path(), port=None)  # type: ignore[arg-type]
 
 
 def deliver(url: str, payload: object, msg_id: str) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    headers = signed_headers(SECRET, body, msg_id)
-    return httpx.post(f"{url}/v1/webhooks/catalog", content=body, headers=headers, timeout=30)
-
-
-def seed(url: str, data: Path) -> None:
-    async def run() -> None:
-        store = await open_store(url)
-        await store.clear()
-        await import_movielens(store, read_movielens(data))
-        await store.close()
-
-    asyncio.run(run())
+    return post_webhook(url, SECRET, payload, msg_id=msg_id)
 
 
 def indexed(replica: Server, movie_id: str, version: int) -> bool:

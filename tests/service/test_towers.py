@@ -12,7 +12,7 @@ import pytest
 
 from service.store import Movie, open_store
 from service.towers import ModelLoadError, Towers
-from tests.service.conftest import MakeClient
+from tests.support.service import MakeClient
 
 
 def stored_movies(seeded_sqlite: Path) -> list[Movie]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import MakeClient
+from tests.support.service import MakeClient
 
 USER = "1"  # has 232 ratings in ml-latest-small; the store keeps the newest 200
 

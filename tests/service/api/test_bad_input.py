@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.config import Settings
-from service.ingest.webhook_signer import signed_headers
-from tests.service.ingest.test_webhook import SECRET, URL, signed
+from service.ingest.webhook_signer import post_webhook
+from tests.support.service import SECRET, URL, signed
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
 
@@ -60,8 +60,7 @@ def post_json(client: TestClient, url: str, text: str) -> object:
 
 def deliver_raw(client: TestClient, text: str, msg_id: str) -> object:
     """A validly signed delivery of exactly `text` (which need not be valid JSON)."""
-    headers = signed_headers(SECRET, text.encode(), msg_id)
-    return client.post(URL, content=text.encode(), headers=headers)
+    return post_webhook("", SECRET, text.encode(), msg_id=msg_id, client=client)
 
 
 @pytest.mark.parametrize("number", NON_FINITE)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from bench.process import Server, server_env
+from bench.harness.servers import Server, server_env
+from tests.support.service import SECRET
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("MOVIE_RECS_CHROMIUM", "/usr/bin/chromium")
@@ -28,7 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 API_KEY = "page-test-key"
 # Set to docs/ to refresh the README's picture (page.png, the top of the page at 1280 px).
 SCREENSHOT_DIR = os.environ.get("MOVIE_RECS_SCREENSHOT_DIR")

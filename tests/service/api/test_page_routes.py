@@ -8,8 +8,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import MakeClient
-from tests.service.ingest.test_webhook import SECRET, signed
+from tests.support.service import SECRET, MakeClient, signed
 
 
 def test_search_is_case_and_accent_insensitive_exact_titles_first(client: TestClient) -> None:

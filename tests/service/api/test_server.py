@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.process import Server, server_env
+from bench.harness.servers import Server, server_env
 
 pytestmark = pytest.mark.slow
 

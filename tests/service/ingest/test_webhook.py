@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,20 +11,10 @@ from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from service.ingest.webhook_signer import signed_headers
-from tests.service.conftest import MakeClient
+from tests.support.service import SECRET, URL, MakeClient, signed
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NEXT_SECRET = "whsec_" + "c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24="
-URL = "/v1/webhooks/catalog"
 NEW = {"id": "900001", "title": "The Recommender", "genres": ["Sci-Fi"], "year": 2026}
-
-
-def signed(
-    payload: object, *, secret: str = SECRET, msg_id: str = "msg_1", at: float | None = None
-) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload).encode()
-    when = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
-    return body, signed_headers(secret, body, msg_id, when)
 
 
 @pytest.fixture

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness.redis import RedisServer
 from service.store import Movie, StoreUnavailable, Upsert, open_store
-from tests.redisproc import RedisProcess
 
 pytestmark = pytest.mark.anyio
 DEADLINE = 0.5
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path / "redis")
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
     server.start()
     try:
         yield server
@@ -28,7 +28,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 @pytest.mark.parametrize("fault", ["frozen", "killed"])
 async def test_each_call_raises_store_unavailable_within_the_deadline(
-    own_redis: RedisProcess, fault: str
+    own_redis: RedisServer, fault: str
 ) -> None:
     store = await open_store(own_redis.url, timeout=DEADLINE)
     await store.apply_changes([Upsert(Movie("1", "One"))])
@@ -58,7 +58,7 @@ async def test_each_call_raises_store_unavailable_within_the_deadline(
         await store.close()
 
 
-async def test_it_recovers_without_reopening(own_redis: RedisProcess) -> None:
+async def test_it_recovers_without_reopening(own_redis: RedisServer) -> None:
     store = await open_store(own_redis.url, timeout=DEADLINE)
     try:
         await store.apply_changes([Upsert(Movie("1", "One"))])
@@ -77,7 +77,7 @@ async def test_it_recovers_without_reopening(own_redis: RedisProcess) -> None:
 
 
 async def test_more_calls_than_connections_wait_for_one_instead_of_failing(
-    own_redis: RedisProcess,
+    own_redis: RedisServer,
 ) -> None:
     store = await open_store(own_redis.url, timeout=2.0, max_connections=2)
     try:
