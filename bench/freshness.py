@@ -23,6 +23,7 @@ from rich.table import Table
 
 from bench import wrk
 from bench.harness.redis import RedisServer
+from bench.harness.results import NO_WRITE_HELP, Run
 from bench.harness.servers import Server, server_env
 from bench.harness.stats import percentile
 from bench.synthetic_catalog import write_synthetic
@@ -125,7 +126,9 @@ def main() -> None:
     parser.add_argument("--upserts", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--compact-at", type=int, default=500)
+    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
     args = parser.parse_args()
+    run = Run.begin(write=not args.no_write)
     settings = Settings()
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -175,7 +178,9 @@ def main() -> None:
         finally:
             for replica in replicas:
                 replica.stop()
-    console.print(report(args.size, seconds, wrong, idle, quiet, busy, during))
+    table = report(args.size, seconds, wrong, idle, quiet, busy, during)
+    console.print(table)
+    run.record("freshness", table)
 
 
 def report(

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.harness.recall import queries_near
+from bench.harness.results import NO_WRITE_HELP, Run
 from bench.synthetic_catalog import clustered_vectors
 from service.index.live import (
     BaseIndex,
@@ -98,7 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,30000,100000,300000,1000000")
     parser.add_argument("--variants", default="Flat:4,Flat:8,SQ8:4", help="IVF layouts.")
+    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
     args = parser.parse_args()
+    run = Run.begin(write=not args.no_write)
     set_threads(1)
     table = Table(title=f"Index search, one query, µs (recall@10 vs exact); goal ≥ {RECALL_GOAL}")
     columns = ("movies", "exact µs", "IVF", "nlist", "build s", *map(str, NPROBES))
@@ -118,6 +121,7 @@ def main() -> None:
             add_row(table, n, variant, row)
             console.print(f"{n:,} {variant} measured")  # the big sizes take a while
     console.print(table)
+    run.record("index", table)
 
 
 def add_row(table: Table, n: int, variant: str, row: dict[str, float]) -> None:

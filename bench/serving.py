@@ -32,6 +32,7 @@ from starlette.types import Message, Scope
 from bench import wrk
 from bench.harness.recall import queries_near
 from bench.harness.redis import RedisServer
+from bench.harness.results import NO_WRITE_HELP, Run
 from bench.harness.servers import Server, server_env
 from bench.synthetic_catalog import clustered_vectors, ensure_catalog, write_synthetic
 from embeddings.data import BUNDLED_DATA
@@ -336,7 +337,7 @@ def measure(
     return rows
 
 
-def print_rows(rows: list[Row], seconds: int, repeat: int) -> None:
+def rows_table(rows: list[Row], seconds: int, repeat: int) -> Table:
     table = Table(
         title=f"Serving benchmark ({seconds}s per load, wrk -t1 -c16; p50 of -c1; "
         f"medians of {repeat} alternating rounds)"
@@ -367,7 +368,7 @@ def print_rows(rows: list[Row], seconds: int, repeat: int) -> None:
             f"{row.one_trivial_p50:.2f} → {row.one_recs_p50:.2f} (+{row.one_delta:.2f})",
             str(row.errors),
         )
-    console.print(table)
+    return table
 
 
 def main() -> None:
@@ -383,7 +384,9 @@ def main() -> None:
     parser.add_argument(
         "--no-movielens", action="store_true", help="Serve the synthetic sizes only."
     )
+    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
     args = parser.parse_args()
+    run = Run.begin(write=not args.no_write)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     stores = [s for s in args.stores.split(",") if s]
     settings = Settings()
@@ -418,7 +421,9 @@ def main() -> None:
                     f"{name}{kind}, {backend}", prefix, users, args.seconds, codes, args.repeat
                 )
         if rows:  # before the parts: a failure there must not lose minutes of measurements
-            print_rows(rows, args.seconds, args.repeat)
+            served = rows_table(rows, args.seconds, args.repeat)
+            console.print(served)
+            run.record("serving", served)
         fill_redis(redis_url, towers.version, None)
         parts = request_breakdown(
             towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis_url}
@@ -431,6 +436,7 @@ def main() -> None:
     for key, value in parts.items():
         micro.add_row(key, f"{value:.3f}" if value < 2 else f"{value:,.1f}")
     console.print(micro)
+    run.record("serving parts", micro)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from bench.harness.memory import peak_rss_mb
+from bench.harness.results import WRITE_HELP, Run
 from bench.training import cpu_seconds
 
 app = typer.Typer(add_completion=False)
@@ -49,7 +52,9 @@ def main(
     determinism: Annotated[
         bool, typer.Option(help="TensorFlow op determinism, as training runs.")
     ] = True,
+    write: Annotated[bool, typer.Option(help=WRITE_HELP)] = True,
 ) -> None:
+    results = Run.begin(write=write)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
@@ -67,10 +72,11 @@ def main(
         tf.config.experimental.enable_op_determinism()
     prepared = prepare(load_dataset(data), config, seed=0)
     trainer, examples, config = prepared.trainer, prepared.examples, prepared.config
-    print(
+    prepared_line = (
         f"prepared in {time.perf_counter() - started:.0f} s: {len(examples):,} examples, "
         f"{trainer.num_movies:,} movies; batch {config.batch_size}; peak {peak_rss_mb():,.0f} MB"
     )
+    print(prepared_line)
     trainer.compile(optimizer=optimizer_for(config))
     rng = np.random.default_rng(0)
     batches = [
@@ -80,7 +86,10 @@ def main(
     trainer((batches[0][0], batches[0][1]))
     trainer.optimizer.build(trainer.trainable_variables)
     union = [len(np.unique(np.r_[h.numpy().ravel(), t.numpy()])) for h, _, t in batches]
-    print(f"distinct movies a batch (histories + targets, padding included): {np.mean(union):,.0f}")
+    distinct = (
+        f"distinct movies a batch (histories + targets, padding included): {np.mean(union):,.0f}"
+    )
+    print(distinct)
 
     cursor = iter(range(10**9))
 
@@ -132,10 +141,18 @@ def main(
         pieces[f"history cache refresh (every {trainer.history_refresh_steps} steps)"] = compiled(
             trainer.refresh_history_cache
         )
+    table = Table(title=f"A training step's pieces: medians of {steps} calls, one batch each")
+    table.add_column("piece")
+    table.add_column("wall ms", justify="right")
+    table.add_column("CPU ms", justify="right")
     for name, run in pieces.items():
         wall, cpu = clock(run, steps)
-        print(f"{name:<40} {wall * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms CPU")
-    print(f"peak {peak_rss_mb():,.0f} MB")
+        print(f"{name:<40} {wall * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms CPU")  # as it goes
+        table.add_row(name, f"{wall * 1000:.1f}", f"{cpu * 1000:.1f}")
+    peak = f"peak {peak_rss_mb():,.0f} MB"
+    Console().print(table)
+    print(peak)
+    results.record("train_step", table, notes=[prepared_line, distinct, peak])
 
 
 if __name__ == "__main__":

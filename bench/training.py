@@ -39,8 +39,15 @@ from rich.table import Table
 
 from bench.harness.memory import peak_rss_mb
 from bench.harness.redis import RedisServer
+from bench.harness.results import WRITE_HELP, Run
 
 PHASES = ("import", "train", "fit", "evaluate")
+SECTIONS = {  # of docs/benchmarks.md, one a phase
+    "import": "import",
+    "train": "training",
+    "fit": "training fit",
+    "evaluate": "training evaluate",
+}
 console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole rows
 
 
@@ -335,6 +342,7 @@ def run_size(
 
 @dataclass(frozen=True)
 class Measure:
+    phase: str  # of PHASES
     label: str
     seconds: float  # wall
     cpu_seconds: float | None  # this process's CPU (+ redis-server's for the import)
@@ -360,7 +368,7 @@ def measures(row: dict[str, Any]) -> list[Measure]:
         label = "import into Redis" + (", baseline" if key == "import_baseline" else "")
         if key == "import" and "import_baseline" in row:
             rate += f" ({row['import_baseline']['seconds'] / done['seconds']:.2f}x baseline)"
-        out.append(Measure(label, done["seconds"], cpu, rate, done["peak_rss_mb"], note))
+        out.append(Measure("import", label, done["seconds"], cpu, rate, done["peak_rss_mb"], note))
     if "train" in row:
         done = row["train"]
         rate = f"{done['examples_per_second']:,.0f} examples/s"
@@ -371,6 +379,7 @@ def measures(row: dict[str, Any]) -> list[Measure]:
             note += f"; EPOCH ESTIMATED from {done['steps']:,} of {done['steps_per_epoch']:,} steps"
         out.append(
             Measure(
+                "train",
                 "train: one epoch",
                 done["epoch_seconds"],
                 done.get("epoch_cpu_seconds"),
@@ -381,6 +390,7 @@ def measures(row: dict[str, Any]) -> list[Measure]:
         )
         out.append(
             Measure(
+                "train",
                 "export + evaluate",
                 done["evaluate_seconds"],
                 None,
@@ -404,6 +414,7 @@ def measures(row: dict[str, Any]) -> list[Measure]:
         label = "fit: one epoch" + (", baseline" if key == "fit_baseline" else "")
         out.append(
             Measure(
+                "fit",
                 label,
                 done["epoch_seconds"],
                 done["epoch_cpu_seconds"],
@@ -414,11 +425,12 @@ def measures(row: dict[str, Any]) -> list[Measure]:
         )
     if "evaluate" in row:
         done = row["evaluate"]
-        out.append(Measure("evaluate alone", done["seconds"], None, "", done["peak_rss_mb"], ""))
+        peak = done["peak_rss_mb"]
+        out.append(Measure("evaluate", "evaluate alone", done["seconds"], None, "", peak, ""))
     return out
 
 
-def table(rows: list[dict[str, Any]]) -> Table:
+def table(rows: list[dict[str, Any]], phases: tuple[str, ...] = PHASES) -> Table:
     result = Table(title="By size; growth = factor per 5x ratings (wall / CPU / peak memory)")
     columns = ("phase", "ratings", "seconds", "CPU s", "throughput", "peak RSS", "growth", "note")
     for column in columns:
@@ -426,6 +438,8 @@ def table(rows: list[dict[str, Any]]) -> Table:
     previous: dict[str, tuple[int, Measure]] = {}
     for row in rows:
         for now in measures(row):
+            if now.phase not in phases:
+                continue
             growth = ""
             if now.label in previous:
                 ratings, before = previous[now.label]
@@ -483,10 +497,13 @@ def main(
             help="TrainConfig.history_refresh_steps for train and fit (default: by catalog size).",
         ),
     ] = None,
+    write: Annotated[bool, typer.Option(help=WRITE_HELP)] = True,
 ) -> None:
-    """Run the phases at each size and print the table (results also in WORK/results-N.json)."""
+    """Run the phases at each size and print the table (results also in WORK/results-N.json);
+    each phase run is written into docs/benchmarks.md, a section each."""
     if context.invoked_subcommand is not None:
         return
+    run = Run.begin(write=write)
     work.mkdir(parents=True, exist_ok=True)
     chosen = tuple(p for p in phases.split(",") if p in PHASES)
     rows = []
@@ -507,6 +524,10 @@ def main(
         saved.write_text(json.dumps(row, indent=1))
         rows.append(row)
     console.print(table(rows))
+    for phase in chosen:
+        measured = table(rows, (phase,))
+        if measured.row_count:
+            run.record(SECTIONS[phase], measured)
 
 
 @app.command()

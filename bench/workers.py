@@ -24,6 +24,7 @@ from rich.table import Table
 
 from bench import wrk
 from bench.harness.redis import RedisServer
+from bench.harness.results import NO_WRITE_HELP, Run
 from bench.harness.servers import Server, server_env
 from bench.serving import fill_redis
 from bench.startup import publish
@@ -74,7 +75,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,1000000", help="0 is MovieLens.")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
     args = parser.parse_args()
+    run = Run.begin(write=not args.no_write)
     settings = Settings()
     artifacts = settings.artifacts_dir.resolve()
     version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
@@ -155,6 +158,7 @@ def main() -> None:
             )
     console.print(memory)
     console.print(speed)
+    run.record("workers", memory, speed)
 
 
 if __name__ == "__main__":
