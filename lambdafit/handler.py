@@ -26,13 +26,11 @@ from typing import Any, TypeVar
 
 from service.api.schemas import MAX_K, response_body
 from service.config import Settings
-from service.index.refresher import Refresher, full_sync
+from service.index.refresher import full_sync
 from service.metrics import Metrics
-from service.recommender import Recommender
-from service.replica import open_replica
-from service.store import Store, StoreError
+from service.replica import Replica, open_replica
+from service.store import StoreError
 from service.store.records import id_problem
-from service.towers import Towers
 
 T = TypeVar("T")
 Response = dict[str, Any]
@@ -69,13 +67,9 @@ class _TimedExecutor(ThreadPoolExecutor):
 class Instance:
     """Everything one warm instance holds between invocations."""
 
-    settings: Settings
+    replica: Replica  # its refresher only ever adopts full syncs: nothing tails the log here
     loop: asyncio.AbstractEventLoop
     executor: _TimedExecutor
-    store: Store
-    towers: Towers
-    refresher: Refresher  # owns the published index; this instance only ever adopts full syncs
-    recommender: Recommender
     timeline: dict[str, float] = field(default_factory=dict)  # cold-start phases, seconds
     invocations: int = 0
 
@@ -86,8 +80,9 @@ class Instance:
         """Replace the index with a fresh full sync; (state-read seconds, index-build seconds)."""
         started = time.perf_counter()
         busy_before = self.executor.busy_seconds
-        refresher = self.refresher
-        live, epoch = self.run(full_sync(self.store, self.towers, refresher.params))
+        replica = self.replica
+        refresher = replica.refresher
+        live, epoch = self.run(full_sync(replica.store, replica.towers, refresher.params))
         build = self.executor.busy_seconds - busy_before
         refresher.adopt(live, epoch, caught_up=True)
         return time.perf_counter() - started - build, build
@@ -119,16 +114,7 @@ def _cold_start() -> Instance:
     loop.set_default_executor(executor)
     # A function keeps no snapshot directory: every instance starts from a full sync.
     replica = loop.run_until_complete(open_replica(settings, Metrics(), towers, snapshots=False))
-    instance = Instance(
-        settings=settings,
-        loop=loop,
-        executor=executor,
-        store=replica.store,
-        towers=towers,
-        refresher=replica.refresher,
-        recommender=replica.recommender,
-        timeline=timeline,
-    )
+    instance = Instance(replica=replica, loop=loop, executor=executor, timeline=timeline)
     read, build = instance.load_state()
     replica.require_movies()
     timeline["state load"] = read
@@ -174,12 +160,12 @@ def handler(event: dict[str, Any], context: object = None) -> Response:
     instance.invocations += 1
     try:
         user_id, k = parse(event)
-        history = instance.run(instance.store.recent_history(user_id))
+        history = instance.run(instance.replica.store.recent_history(user_id))
     except BadRequest as exc:
         return respond(400, json.dumps({"detail": str(exc)}), cold=cold)
     except StoreError as exc:
         return respond(503, json.dumps({"detail": f"store unavailable: {exc}"}), cold=cold)
-    result = instance.recommender.recommend(history, k)
+    result = instance.replica.recommender.recommend(history, k)
     body = response_body(result, user_id).decode()
     if cold:
         instance.timeline["first answer"] = time.perf_counter() - started
@@ -207,6 +193,6 @@ def discard_instance() -> None:
     if _instance is None:
         return
     instance, _instance = _instance, None
-    instance.run(instance.store.close())
+    instance.run(instance.replica.store.close())
     instance.loop.close()
     instance.executor.shutdown(wait=True)

@@ -35,16 +35,16 @@ def catch_up(handler_module: Any) -> dict[str, float]:
 
     def step() -> float:
         started = time.perf_counter()
-        instance.run(instance.refresher.step())
+        instance.run(instance.replica.refresher.step())
         return time.perf_counter() - started
 
     idle = statistics.median(step() for _ in range(20))
     movie = Movie(NEW_MOVIE, "A Film Added After The Cold Start", ("Drama",), 2026)
-    instance.run(instance.store.apply_changes([Upsert(movie)]))
+    instance.run(instance.replica.store.apply_changes([Upsert(movie)]))
     one = step()
-    if NEW_MOVIE not in (instance.refresher.live or ()):
+    if NEW_MOVIE not in (instance.replica.refresher.live or ()):
         raise RuntimeError("Refresher.step did not index the new movie")
-    instance.run(instance.store.apply_changes([Delete(NEW_MOVIE)]))
+    instance.run(instance.replica.store.apply_changes([Delete(NEW_MOVIE)]))
     step()
     return {"catch_up_idle_seconds": idle, "catch_up_one_movie_seconds": one}
 
@@ -60,7 +60,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     if first["statusCode"] != 200 or first["headers"]["x-cold-start"] != "true":
         raise RuntimeError(f"cold invocation failed: {first}")
     instance = lambda_handler.current_instance()
-    assert instance is not None and instance.refresher.live is not None
+    assert instance is not None and instance.replica.refresher.live is not None
     timeline.update(instance.timeline)
     warm = []
     for i in range(int(spec["requests"])):
@@ -71,8 +71,8 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"warm invocation failed: {answer}")
     out: dict[str, Any] = {
         "timeline": timeline,
-        "movies": len(instance.refresher.live),
-        "index_kind": instance.refresher.live.base.kind,
+        "movies": len(instance.replica.refresher.live),
+        "index_kind": instance.replica.refresher.live.base.kind,
         "warm_seconds": warm,
         "peak_rss_mb": peak_rss_mb(),
     }

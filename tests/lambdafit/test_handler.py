@@ -77,13 +77,13 @@ def test_cold_start_loads_everything_once_then_warm_calls_reuse_it(lambda_store:
         "import tensorflow", "model load", "state load", "index build", "first answer",
     }  # fmt: skip
 
-    loaded, timeline = instance.refresher.live, dict(instance.timeline)
+    loaded, timeline = instance.replica.refresher.live, dict(instance.timeline)
     second = handler(event("1"), None)
     assert second["statusCode"] == 200 and second["headers"]["x-cold-start"] == "false"
     assert json.loads(second["body"]) == body
     assert current_instance() is instance and instance.invocations == 2
     # reused, not reloaded: the same index object, no new cold-start phase
-    assert instance.refresher.live is loaded and instance.timeline == timeline
+    assert instance.replica.refresher.live is loaded and instance.timeline == timeline
 
 
 def test_answers_are_the_apis_own(lambda_store: str, client: TestClient) -> None:
@@ -109,7 +109,7 @@ def test_a_warm_instance_does_not_see_a_catalog_change(lambda_store: str) -> Non
     stale = handler(event("newcomer"), None)
     assert stale["headers"]["x-index-version"] == version
     assert json.loads(stale["body"])["strategy"] == "popular"  # its only movie is unknown here
-    assert NEW.id not in (current_instance().refresher.live or ())  # type: ignore[union-attr]
+    assert NEW.id not in (current_instance().replica.refresher.live or ())  # type: ignore[union-attr]
 
     assert reload_state() > 0  # what the function would have to do, in every instance
     fresh = handler(event("newcomer", "3"), None)
