@@ -23,7 +23,7 @@ from rich.table import Table
 
 from bench import wrk
 from bench.harness.redis import RedisServer
-from bench.harness.results import NO_WRITE_HELP, Run
+from bench.harness.results import begin_run
 from bench.harness.servers import Server, server_env
 from bench.harness.stats import percentile
 from bench.synthetic_catalog import write_synthetic
@@ -126,26 +126,23 @@ def main() -> None:
     parser.add_argument("--upserts", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--compact-at", type=int, default=500)
-    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
-    args = parser.parse_args()
-    run = Run.begin(write=not args.no_write)
+    args, run = begin_run(parser)
     settings = Settings()
     towers = load_towers(settings.artifacts_dir, settings.model_version)
     WORK.mkdir(parents=True, exist_ok=True)
     replicas: list[Server] = []
     with RedisServer() as redis:
-        url = redis.url
         try:
 
             async def seed() -> None:
-                store = await open_store(url)
+                store = await open_store(redis.url)
                 await write_synthetic(store, args.size, towers.version)
                 await store.close()
 
             console.print(f"seeding {args.size:,} synthetic movies into Redis…")
             asyncio.run(seed())
             env = server_env(
-                url,
+                redis.url,
                 settings.artifacts_dir.resolve(),
                 MOVIE_RECS_WEBHOOK_SECRETS=SECRET,
                 MOVIE_RECS_FRESHNESS_WAIT_SECONDS="10",

@@ -23,17 +23,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness.recall import queries_near
-from bench.harness.results import NO_WRITE_HELP, Run
+from bench.harness.recall import queries_near, recall
+from bench.harness.results import begin_run
 from bench.synthetic_catalog import clustered_vectors
-from service.index.live import (
-    BaseIndex,
-    IndexParams,
-    MovieMeta,
-    exact_neighbours,
-    recall_at_k,
-    set_threads,
-)
+from service.index.live import BaseIndex, IndexParams, MovieMeta, exact_neighbours, set_threads
 
 NPROBES = (16, 32, 64, 128, 256, 512)
 RECALL_GOAL = 0.99
@@ -89,9 +82,7 @@ def measure(
             continue
         ivf.faiss_index.nprobe = nprobe
         row[f"{nprobe} µs"] = per_call_us(partial(ivf.search, queries[0], 10))
-        row[f"{nprobe} recall"] = recall_at_k(
-            ivf.faiss_index, ivf.vectors, queries, truth, ivf.rerank
-        )
+        row[f"{nprobe} recall"] = recall(ivf, queries, truth)
     return row
 
 
@@ -99,9 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,30000,100000,300000,1000000")
     parser.add_argument("--variants", default="Flat:4,Flat:8,SQ8:4", help="IVF layouts.")
-    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
-    args = parser.parse_args()
-    run = Run.begin(write=not args.no_write)
+    args, run = begin_run(parser)
     set_threads(1)
     table = Table(title=f"Index search, one query, µs (recall@10 vs exact); goal ≥ {RECALL_GOAL}")
     columns = ("movies", "exact µs", "IVF", "nlist", "build s", *map(str, NPROBES))

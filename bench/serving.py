@@ -30,21 +30,14 @@ from rich.table import Table
 from starlette.types import Message, Scope
 
 from bench import wrk
-from bench.harness.recall import queries_near
+from bench.harness.recall import queries_near, recall
 from bench.harness.redis import RedisServer
-from bench.harness.results import NO_WRITE_HELP, Run
+from bench.harness.results import begin_run
 from bench.harness.servers import Server, server_env
 from bench.synthetic_catalog import clustered_vectors, ensure_catalog, write_synthetic
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
-from service.index.live import (
-    BaseIndex,
-    IndexParams,
-    MovieMeta,
-    exact_neighbours,
-    recall_at_k,
-    set_threads,
-)
+from service.index.live import BaseIndex, IndexParams, MovieMeta, exact_neighbours, set_threads
 from service.store import open_store
 from service.towers import Towers, load_towers
 
@@ -157,8 +150,7 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
             label = f"{n:,} IVF nprobe={ann.faiss_index.nprobe} (chosen by the build)"
             parts[f"search {label}"] = per_call_us(partial(ann.search, query, 10), 1000)
             truth = exact_neighbours(ann.vectors, queries, 10)
-            recall = recall_at_k(ann.faiss_index, ann.vectors, queries, truth, ann.rerank)
-            parts[f"recall@10 vs exact, {label}"] = recall
+            parts[f"recall@10 vs exact, {label}"] = recall(ann, queries, truth)
         else:
             parts[f"recall@10 vs exact, {n:,} (exact search)"] = 1.0
     return parts
@@ -384,9 +376,7 @@ def main() -> None:
     parser.add_argument(
         "--no-movielens", action="store_true", help="Serve the synthetic sizes only."
     )
-    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
-    args = parser.parse_args()
-    run = Run.begin(write=not args.no_write)
+    args, run = begin_run(parser)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     stores = [s for s in args.stores.split(",") if s]
     settings = Settings()
@@ -395,7 +385,6 @@ def main() -> None:
 
     rows: list[Row] = []
     with RedisServer() as redis:
-        redis_url = redis.url
         catalogs: list[tuple[str, int | None]] = (
             [] if args.no_movielens else [("ml-latest-small", None)]
         )
@@ -405,8 +394,8 @@ def main() -> None:
             for backend in stores:
                 if backend == "redis":
                     console.print(f"filling Redis with {name}…")
-                    fill_redis(redis_url, towers.version, n)
-                    url = redis_url
+                    fill_redis(redis.url, towers.version, n)
+                    url = redis.url
                 elif n is None:
                     url = ensure_movielens(towers)
                 else:
@@ -414,7 +403,7 @@ def main() -> None:
                 kind = "" if n is None else " (IVF)" if n > settings.ann_threshold else " (exact)"
                 codes: dict[str, tuple[Path | None, str]] = {"this": (None, url)}
                 if args.baseline:
-                    other = baseline_store(args.baseline, backend, redis_url, towers.version, n)
+                    other = baseline_store(args.baseline, backend, redis.url, towers.version, n)
                     cli = (args.baseline / ".venv/bin/movie-recs").resolve()
                     codes = {"baseline": (cli, other), "this": (None, url)}
                 rows += measure(
@@ -424,9 +413,9 @@ def main() -> None:
             served = rows_table(rows, args.seconds, args.repeat)
             console.print(served)
             run.record("serving", served)
-        fill_redis(redis_url, towers.version, None)
+        fill_redis(redis.url, towers.version, None)
         parts = request_breakdown(
-            towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis_url}
+            towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis.url}
         )
     parts.update(hot_path_parts(towers, sizes))
 

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.harness.redis import RedisServer
-from bench.harness.results import NO_WRITE_HELP, Run
+from bench.harness.results import begin_run
 from bench.harness.servers import Server, server_env
 from bench.serving import fill_redis
 from bench.synthetic_catalog import ensure_catalog
@@ -128,9 +128,7 @@ def main() -> None:
         action="store_true",
         help="only starts from the snapshot (the first replica still full-syncs to write it)",
     )
-    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
-    args = parser.parse_args()
-    run = Run.begin(write=not args.no_write)
+    args, run = begin_run(parser)
     settings = Settings()
     artifacts = settings.artifacts_dir.resolve()
     version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
@@ -140,11 +138,10 @@ def main() -> None:
     modes = ("snapshot",) if args.no_full_sync else ("snapshot", "full sync")
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     with RedisServer() as redis:
-        redis_url = redis.url
         if args.store == "redis":
             console.print(f"writing {args.size:,} movies into Redis…")
-            fill_redis(redis_url, version, args.size)
-            url = redis_url
+            fill_redis(redis.url, version, args.size)
+            url = redis.url
         else:
             url = ensure_catalog(WORK.parent, version, args.size)
         plain = server_env(url, artifacts)

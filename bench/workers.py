@@ -24,7 +24,7 @@ from rich.table import Table
 
 from bench import wrk
 from bench.harness.redis import RedisServer
-from bench.harness.results import NO_WRITE_HELP, Run
+from bench.harness.results import begin_run
 from bench.harness.servers import Server, server_env
 from bench.serving import fill_redis
 from bench.startup import publish
@@ -75,9 +75,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,1000000", help="0 is MovieLens.")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
-    args = parser.parse_args()
-    run = Run.begin(write=not args.no_write)
+    args, run = begin_run(parser)
     settings = Settings()
     artifacts = settings.artifacts_dir.resolve()
     version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
@@ -92,12 +90,11 @@ def main() -> None:
     for column in ("catalog", "1 worker", "2 workers", "2 / 1", "p50 ms 1 → 2", "errors"):
         speed.add_column(column, justify="right")
     with RedisServer() as redis:
-        url = redis.url
         for size in (int(s) for s in args.sizes.split(",")):
             name = "MovieLens" if size == 0 else f"synthetic {size:,}"
             console.print(f"filling Redis with {name}…")
-            fill_redis(url, version, size or None)
-            env = server_env(url, artifacts)
+            fill_redis(redis.url, version, size or None)
+            env = server_env(redis.url, artifacts)
             if size:
                 # Replicas start from a snapshot, as in production (one full sync writes it).
                 snapshots = (WORK / f"snapshots-{size}").resolve()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.index.live import BaseIndex, recall_at_k
+
 
 def queries_near(vectors: np.ndarray, count: int, seed: int = 3) -> np.ndarray:
     """Catalog vectors plus noise in every direction, normalized: a user vector near one taste
@@ -14,3 +16,9 @@ def queries_near(vectors: np.ndarray, count: int, seed: int = 3) -> np.ndarray:
     picked = vectors[rng.integers(0, len(vectors), count)]
     queries = picked + 0.3 * rng.normal(size=(count, vectors.shape[1]))
     return np.asarray(queries / np.linalg.norm(queries, axis=1, keepdims=True), np.float32)
+
+
+def recall(base: BaseIndex, queries: np.ndarray, truth: np.ndarray) -> float:
+    """Recall@k of a built index at its current nprobe against `truth`
+    (`exact_neighbours(base.vectors, queries, k)`)."""
+    return recall_at_k(base.faiss_index, base.vectors, queries, truth, base.rerank)

@@ -1,6 +1,6 @@
 """A benchmark's current tables, written into docs/benchmarks.md by the command that measured
-them: `run = Run.begin()` when the command starts, `run.record(name, table, ...)` once a table
-is measured.
+them: `args, run = begin_run(parser)` (or `Run.begin()`) when the command starts,
+`run.record(name, table, ...)` once a table is measured.
 
 docs/benchmarks.md holds one section per benchmark, in this format (a section written by hand
 follows it too):
@@ -24,6 +24,7 @@ included; a new name goes at the end.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -101,6 +102,13 @@ def replace_section(text: str, name: str, section: str) -> str:
             after = "".join(lines[end:])
             return "".join(lines[:start]) + section + ("\n" + after if after else "")
     return text.rstrip("\n") + "\n\n" + section
+
+
+def begin_run(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Run]:
+    """A bench command's arguments (`--no-write` added to `parser`) and its Run, begun."""
+    parser.add_argument("--no-write", action="store_true", help=NO_WRITE_HELP)
+    args = parser.parse_args()
+    return args, Run.begin(write=not args.no_write)
 
 
 @dataclass(frozen=True)

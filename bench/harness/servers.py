@@ -52,6 +52,8 @@ class Server:
 
     `cli`: another checkout's `movie-recs` (a benchmark's baseline); default: this
     environment's. `spawned` is the `time.perf_counter()` just before the process started.
+    `with Server(...) as server:` kills it on the way out, as a test's own server; `stop()` is
+    the graceful end a benchmark waits for.
     """
 
     def __init__(
@@ -111,3 +113,9 @@ class Server:
             self.process.kill()
             self.process.wait(10)
         self._log_file.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

@@ -44,12 +44,9 @@ def start_server(tmp: Path, seeded_sqlite: Path, model_dir: Path, **extra: str) 
         **extra,
     }
     env = server_env(f"sqlite:///{db}", model_dir, **settings)
-    server = Server(env, tmp / "server.log")
-    try:
+    with Server(env, tmp / "server.log") as server:
         server.wait_ready()
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="module")

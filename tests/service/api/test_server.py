@@ -22,12 +22,9 @@ def server(app_settings, tmp_path: Path) -> Iterator[Server]:  # type: ignore[no
         app_settings.artifacts_dir,
         MOVIE_RECS_FRESHNESS_WAIT_SECONDS="3",
     )
-    replica = Server(env, tmp_path / "server.log")
-    try:
+    with Server(env, tmp_path / "server.log") as replica:
         replica.wait_ready()
         yield replica
-    finally:
-        replica.kill()
 
 
 def test_recommendations_over_real_http(server: Server) -> None:
