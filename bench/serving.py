@@ -30,6 +30,7 @@ from rich.table import Table
 from starlette.types import Message, Scope
 
 from bench import wrk
+from bench.harness import machine
 from bench.harness.recall import queries_near, recall
 from bench.harness.redis import RedisServer
 from bench.harness.results import begin_run
@@ -412,7 +413,13 @@ def main() -> None:
         if rows:  # before the parts: a failure there must not lose minutes of measurements
             served = rows_table(rows, args.seconds, args.repeat)
             console.print(served)
-            run.record("serving", served)
+            notes = (
+                [f"baseline: {args.baseline} at commit {machine.commit(args.baseline.resolve())}"]
+                if args.baseline
+                else []
+            )
+            # An A/B is its own section: it does not replace the current table of this code alone.
+            run.record("serving vs baseline" if args.baseline else "serving", served, notes=notes)
         fill_redis(redis.url, towers.version, None)
         parts = request_breakdown(
             towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis.url}
