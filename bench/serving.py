@@ -279,7 +279,8 @@ def measure(
     repeat: int,
 ) -> list[Row]:
     """One server per code (`codes`: label -> its `movie-recs`, its store URL), started one
-    after the other (so each startup is timed alone), then rounds alternating between them.
+    after the other once the previous one settled (so each startup is timed alone), then rounds
+    alternating between them.
     Returns one row per code, medians."""
     settings = Settings()
     script = wrk.user_script(WORK, prefix, *users)
@@ -296,6 +297,7 @@ def measure(
             ready[label] = time.perf_counter() - started
             # warm-up: first requests pay one-off costs (lazy imports, caches)
             wrk.run(f"{server.url}/", connections=4, seconds=3, script=script)
+            server.wait_settled()  # the next server's startup is timed on quiet cores
         for _ in range(repeat):
             for label, server in servers.items():
                 rounds[label].append(one_round(server, script, seconds))

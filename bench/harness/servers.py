@@ -96,6 +96,23 @@ class Server:
                 time.sleep(poll)
         raise TimeoutError(f"server not ready in {timeout:.0f} s: {self.log_tail()}")
 
+    def wait_settled(self, timeout: float = 120, poll: float = 0.5) -> None:
+        """Wait until the background TensorFlow load after ready is over (the model checked, or
+        its check failed): that load takes seconds of CPU, so a second server started before it
+        ends would have its startup timed against it."""
+        deadline = time.monotonic() + timeout
+        settled = ("movie_recs_model_checked 1.0", "movie_recs_model_check_failed 1.0")
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                try:
+                    text = client.get(f"{self.url}/metrics").text
+                except httpx.HTTPError:
+                    text = ""
+                if any(line in text for line in settled):
+                    return
+                time.sleep(poll)
+        raise TimeoutError(f"the model was not checked in {timeout:.0f} s: {self.log_tail()}")
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM (a graceful uvicorn shutdown), SIGKILL after `timeout` s; the exit code."""
         if self.process.poll() is None:
