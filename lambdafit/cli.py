@@ -74,7 +74,7 @@ def lambda_fit_command(
         redis_url=redis_url,
         render_only=render_only,
     )
-    command = "python -m lambdafit " + " ".join(sys.argv[1:])
+    command = " ".join(["python -m lambdafit", *sys.argv[1:]])
     try:
         run(options, Settings(), command, say=lambda line: console.print(line, highlight=False))
     except LambdaFitError as exc:
