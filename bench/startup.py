@@ -41,7 +41,7 @@ READY = re.compile(
 TENSORFLOW = re.compile(r"SavedModels checked\) in ([\d.]+)s")
 SNAPSHOT_READ = re.compile(r"started from snapshot \S+: .*, ([\d.]+) MB in ([\d.]+)s")
 POLL = 0.01
-GOAL_SECONDS = 12.0  # start to ready from a snapshot at 1M movies (issue 13)
+GOAL_SECONDS = 12.0  # start to ready from a snapshot at 1M movies
 
 
 def start(env: dict[str, str], log: Path) -> tuple[Server, float, float]:
@@ -179,7 +179,7 @@ def main() -> None:
     verdict = "met" if ready <= GOAL_SECONDS else "not met"
     goal = (
         f"from a snapshot: {ready:.2f} s to ready = {ready / GOAL_SECONDS:.2f}x the goal's "
-        f"{GOAL_SECONDS:.0f} s (issue 13, at 1M movies): {verdict}"
+        f"{GOAL_SECONDS:.0f} s at 1M movies: {verdict}"
     )
     console.print(every)
     console.print(goal)
