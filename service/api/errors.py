@@ -7,6 +7,7 @@ carries the same `Retry-After`, from here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -23,12 +24,12 @@ RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 Responses = dict[int | str, dict[str, Any]]
 
 
-def responses(*codes: int, **described: str) -> Responses:
-    """The OpenAPI error map of a route: `ErrorBody` for each code, with descriptions given as
-    `_404="…"` (keyword names cannot start with a digit)."""
+def responses(*codes: int, described: Mapping[int, str] | None = None) -> Responses:
+    """The OpenAPI error map of a route: `ErrorBody` for each code, and for each code of
+    `described` with its description."""
     out: Responses = {code: {"model": ErrorBody} for code in codes}
-    for key, description in described.items():
-        out[int(key.lstrip("_"))] = {"model": ErrorBody, "description": description}
+    for code, description in (described or {}).items():
+        out[code] = {"model": ErrorBody, "description": description}
     return out
 
 
@@ -37,8 +38,10 @@ ERRORS = responses(
     400,
     401,
     413,
-    _503="The store is unreachable, the replica is behind min_index_version, or "
-    "it is overloaded: retry after Retry-After.",
+    described={
+        503: "The store is unreachable, the replica is behind min_index_version, or it is "
+        "overloaded: retry after Retry-After."
+    },
 )
 
 

@@ -18,7 +18,7 @@ router = APIRouter(tags=["events"])
 @router.post(
     "/users/{user_id}/events",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**ERRORS, **responses(_404="Unknown or deleted movie.")},
+    responses={**ERRORS, **responses(described={404: "Unknown or deleted movie."})},
 )
 async def add_events(
     store: StoreDep,

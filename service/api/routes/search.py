@@ -18,7 +18,7 @@ BUILD_WAIT_SECONDS = 2.0  # after a compaction the new base's title index is bui
 
 @router.get(
     "/movies",
-    responses={**ERRORS, **responses(_503="The title index is still being built.")},
+    responses={**ERRORS, **responses(described={503: "The title index is still being built."})},
     openapi_extra={
         "responses": {
             "200": {

@@ -16,7 +16,9 @@ router = APIRouter(tags=["webhooks"])
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": WebhookAccepted, "description": "A replayed webhook-id: nothing applied."},
-        **responses(400, 401, 413, 422, 503, _409="The webhook-id was used for another body."),
+        **responses(
+            400, 401, 413, 422, 503, described={409: "The webhook-id was used for another body."}
+        ),
     },
     openapi_extra={
         "requestBody": {
