@@ -33,6 +33,24 @@ class Settings(BaseSettings):
     data_dir: Path = BUNDLED_DATA
 
     activity_max_events: int = Field(default=200, ge=1, le=10_000)
+    activity_url: str | None = Field(
+        default=None,
+        description="A Redis of its own for user activity (histories), with its own eviction "
+        "policy, so activity can never fill the catalog's memory. Unset: the store_url's Redis. "
+        "Only with a Redis store_url.",
+    )
+    activity_cluster: bool = Field(
+        default=False,
+        description="activity_url is a Redis Cluster (ElastiCache cluster mode): each user's keys "
+        "share one hash slot.",
+    )
+    history_ttl_days: float = Field(
+        default=180,
+        gt=0,
+        le=3650,
+        description="A user's history expires this long after its last write (refreshed on "
+        "every write).",
+    )
     changelog_max_len: int = Field(
         default=100_000, ge=100, description="Change-log entries kept; older readers resync."
     )
@@ -69,7 +87,20 @@ class Settings(BaseSettings):
     webhook_max_movies: int = Field(default=1000, ge=1)
     webhook_dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=72 * 3600)
 
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated 'name:scope+scope:secret' (scopes: read, events, users, "
+        "admin); see SECURITY.md.",
+    )
+    auth_disabled: bool = Field(
+        default=False,
+        description="Serve /v1 without API keys (the local demo only). Without it, `serve` "
+        "refuses to start when no key is configured.",
+    )
+    key_rate_per_second: float = Field(
+        default=100.0, gt=0, description="Requests per second each API key may make, per replica."
+    )
+    key_burst: int = Field(default=200, ge=1, description="Requests a key may make at once.")
     webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
     ann_threshold: int = Field(default=20_000, ge=1, description="Above this size: IVF.")
@@ -81,6 +112,13 @@ class Settings(BaseSettings):
     compact_at: int = Field(default=2000, ge=1, description="Delta + tombstones that compact.")
     freshness_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="How long min_index_version may wait."
+    )
+    max_waiting: int = Field(
+        default=256,
+        ge=0,
+        le=100_000,
+        description="Requests waiting for min_index_version at once; they do not count toward "
+        "max_in_flight. Past it: 503 at once.",
     )
     snapshot_dir: Path | None = Field(
         default=None,
