@@ -200,7 +200,7 @@ async def in_app(towers: Towers, store_url: str, path: str, requests: int = 2000
     in-process: with the store read and recommend() above, what the framework costs."""
     from service.api.app import create_app
 
-    app = create_app(Settings(store_url=store_url), towers)
+    app = create_app(Settings(store_url=store_url, auth_disabled=True), towers)
     sent: list[Message] = []
 
     async def receive() -> Message:

@@ -161,6 +161,12 @@ def serve_command(
 
     import uvicorn
 
+    from service.api.access import load_access
+
+    try:
+        load_access(Settings())  # fail closed, with one line, before any worker starts
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "service.api.app:create_app", factory=True, host=host, port=port, **uvicorn_options(workers)
@@ -213,6 +219,8 @@ def demo_command(
             "generated a webhook secret for this demo run (set MOVIE_RECS_WEBHOOK_SECRETS)"
         )
     os.environ.setdefault("MOVIE_RECS_PAGE", "true")  # the page at /; `serve` keeps it off
+    if not settings.api_keys:  # a local demo: /v1 open on 127.0.0.1 (`serve` refuses this)
+        os.environ.setdefault("MOVIE_RECS_AUTH_DISABLED", "true")
     secret = os.environ.get("MOVIE_RECS_WEBHOOK_SECRETS", "").split(",")[0]
     base = f"http://{DEMO_HOST}:{port}"
     console.print(

@@ -45,6 +45,21 @@ class Metrics:
             "Requests refused with 503 because the in-flight limit was reached",
             registry=r,
         )
+        self.key_requests = Counter(
+            "movie_recs_key_requests", "Requests admitted, by API key name", ["key"], registry=r
+        )
+        self.key_refusals = Counter(
+            "movie_recs_key_refusals",
+            "Requests refused for a known key: 'scope' (403) or 'rate' (429)",
+            ["key", "reason"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "movie_recs_auth_failures",
+            "Requests without a key ('missing') or with an unknown one ('invalid'): 401",
+            ["reason"],
+            registry=r,
+        )
         self.store_unavailable = Counter(
             "movie_recs_store_unavailable",
             "Requests answered 503 because the store failed or missed its deadline",

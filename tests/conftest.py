@@ -157,6 +157,7 @@ def app_settings(tmp_path: Path, seeded_sqlite: Path, tiny_model_dir: Path) -> S
         store_url=f"sqlite:///{db}",
         artifacts_dir=tiny_model_dir,
         model_version="latest",
+        auth_disabled=True,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -33,8 +33,10 @@ def cli_command() -> Path:
 
 
 def server_env(store_url: str, artifacts: Path, **extra: str) -> dict[str, str]:
-    """The settings a server needs: its store, its model (`artifacts`/latest), quiet TensorFlow."""
+    """The settings a server needs: its store, its model (`artifacts`/latest), quiet TensorFlow,
+    and no API keys (a test or benchmark that wants keys passes MOVIE_RECS_API_KEYS)."""
     return {
+        "MOVIE_RECS_AUTH_DISABLED": "true",
         "MOVIE_RECS_STORE_URL": store_url,
         "MOVIE_RECS_ARTIFACTS_DIR": str(artifacts),
         "MOVIE_RECS_MODEL_VERSION": "latest",

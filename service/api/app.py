@@ -12,9 +12,10 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 
-from service.api.deps import require_api_key
+from service.api.access import EVENTS, READ, USERS, Access, load_access
+from service.api.deps import require
 from service.api.errors import install_handlers
 from service.api.middleware import EdgeMiddleware
 from service.api.page import mount_page
@@ -44,10 +45,12 @@ HEALTH_PATHS = ("/healthz", "/readyz")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
-    if not settings.api_keys:
-        log.warning(
-            "!!! NO API KEY CONFIGURED: /v1 IS OPEN TO ANYONE (set MOVIE_RECS_API_KEYS) !!!"
-        )
+    access: Access = app.state.access
+    if access.open:
+        log.warning("auth is disabled (MOVIE_RECS_AUTH_DISABLED): /v1 is open to anyone")
+    for key in access.keys.keys.values():
+        if key.legacy:
+            log.warning("API key %s has no name and scopes: it has full access", key.name)
     began = time.perf_counter()
     replica = await open_replica(settings, metrics, app.state.prebuilt_towers)
     towers, refresher = replica.towers, replica.refresher
@@ -68,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             index=refresher,
             metrics=metrics,
             recommender=replica.recommender,
+            access=access,
         )
         await title_index(live.base)  # search is ready before the first request
         titles_built = time.perf_counter()
@@ -113,8 +117,11 @@ def _model_checked(metrics: Metrics, loaded: Future[Any]) -> None:
 
 def create_app(settings: Settings | None = None, towers: Towers | None = None) -> FastAPI:
     """`towers`: an already loaded model to serve instead of loading `settings`' (tests share
-    one across apps; read-only, so sharing is safe)."""
+    one across apps; read-only, so sharing is safe).
+
+    Raises AccessConfigError / BadWebhookSecret (`load_access`) before anything starts."""
     settings = settings or Settings()
+    access = load_access(settings)
     app = FastAPI(
         title="movie-recs",
         version="1",
@@ -124,11 +131,19 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.access = access
     app.state.prebuilt_towers = towers
     app.state.metrics = Metrics()
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
-    for module in (recommendations, events, movies, search, users, catalog):
-        v1.include_router(module.router)
+    v1 = APIRouter(prefix="/v1")
+    for module, scope in (
+        (recommendations, READ),
+        (movies, READ),
+        (search, READ),
+        (catalog, READ),
+        (events, EVENTS),
+        (users, USERS),
+    ):
+        v1.include_router(module.router, dependencies=[require(scope)])
     app.include_router(v1)
     # Webhooks authenticate by signature, not by API key.
     app.include_router(webhooks.router, prefix="/v1")

@@ -1,9 +1,9 @@
-"""Dependencies the routes declare: the app_state, its parts, and the API-key check."""
+"""Dependencies the routes declare: the app_state, its parts, the key check per scope."""
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated
+import math
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,25 +38,52 @@ StoreDep = Annotated[Store, Depends(get_store)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 
 
-async def require_api_key(
-    app_state: AppStateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Auth is off only when no key is configured (the local demo; startup says so loudly)."""
-    keys = app_state.settings.api_keys
-    if not keys:
-        return
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    given = credentials.credentials.encode()
-    if not any(hmac.compare_digest(given, k.get_secret_value().encode()) for k in keys):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+def require(scope: str) -> Any:
+    """A dependency: a configured key with `scope` (or `admin`), within its rate limit.
+
+    401 without a valid key, 403 when the key lacks the scope, 429 + Retry-After past its rate.
+    The key's name (never the key) goes to the request log and the per-key metrics."""
+
+    async def check(
+        request: Request,
+        app_state: AppStateDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        access, metrics = app_state.access, app_state.metrics
+        if access.open:
+            return
+        if credentials is None:
+            metrics.auth_failures.labels("missing").inc()
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        key = access.keys.find(credentials.credentials)
+        if key is None:
+            metrics.auth_failures.labels("invalid").inc()
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid API key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        request.state.api_key = key.name
+        if not key.allows(scope):
+            metrics.key_refusals.labels(key.name, "scope").inc()
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"API key {key.name!r} lacks the {scope!r} scope"
+            )
+        wait = access.keys.wait(key)
+        if wait > 0:
+            metrics.key_refusals.labels(key.name, "rate").inc()
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"API key {key.name!r} is over its rate limit; retry after the Retry-After seconds",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        metrics.key_requests.labels(key.name).inc()
+
+    return Depends(check)
 
 
 async def require_index_version(app_state: AppState, min_index_version: int | None) -> None:

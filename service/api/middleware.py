@@ -38,6 +38,7 @@ async def _reply(
 
 
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 Labels = tuple[str, str, int]
 
 
@@ -45,7 +46,9 @@ class EdgeMiddleware:
     """Metrics, then the body guard, then the in-flight limit, then the app.
 
     Metrics: latency per route template (not per raw path, which would explode label
-    cardinality), and a structured request log instead of an access log.
+    cardinality), and a structured request log instead of an access log, naming the API key
+    (its name, never the key). An answer to a request the load balancer received over HTTPS
+    (`X-Forwarded-Proto: https`) carries Strict-Transport-Security.
 
     Body guard: the body is read up front, counting bytes as they arrive; over the limit -> 413.
     Content-Length is used only to refuse early, never trusted to be the truth: a chunked or
@@ -95,10 +98,14 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status = 500
 
+        https = (b"x-forwarded-proto", b"https") in scope.get("headers", ())
+
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if https:  # behind the TLS listener: browsers must never fall back to http
+                    message["headers"] = [*message.get("headers", ()), HSTS]
             await send(message)
 
         try:
@@ -183,6 +190,7 @@ class EdgeMiddleware:
                         "route": template,
                         "status": status,
                         "ms": round(seconds * 1e3, 2),
+                        "key": scope.get("state", {}).get("api_key"),  # its name, set by auth
                     }
                 ),
             )

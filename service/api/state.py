@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.api.access import Access
 from service.config import Settings
 from service.index.view import IndexView
 from service.metrics import Metrics
@@ -20,6 +21,7 @@ class AppState:
     index: IndexView  # the refresher's published live index, read-only
     metrics: Metrics
     recommender: Recommender
+    access: Access
 
     async def wait_for_seq(self, seq: int) -> bool:
         """Wait (bounded by settings) until this replica applied `seq`; False if it did not."""

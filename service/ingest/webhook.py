@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 from service.jsonbody import BadJSON, load_json
 from service.store.fields import Genre, LinkId, MovieId, Tag, Title, Year
@@ -77,8 +77,28 @@ class WebhookAccepted(BaseModel):
     last_seq: int | None
 
 
-def verify(raw: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> str:
-    """Return the webhook id when one of `secrets` signed exactly these bytes, recently."""
+class BadWebhookSecret(ValueError):
+    """A configured secret the library cannot use: startup stops with this one line."""
+
+
+def load_secrets(secrets: Sequence[str]) -> list[Webhook]:
+    """The configured secrets as verifiers, parsed once at startup: an empty or malformed one
+    (`whsec_` alone) would otherwise fail every delivery with an error of the library's."""
+    verifiers = []
+    for position, secret in enumerate(secrets, start=1):
+        try:
+            verifiers.append(Webhook(secret))
+        except (EmptyWebhookSecretError, ValueError, binascii.Error, RuntimeError):
+            raise BadWebhookSecret(
+                f"MOVIE_RECS_WEBHOOK_SECRETS: secret #{position} is empty or not base64 "
+                "(want 'whsec_' followed by base64 bytes)"
+            ) from None
+    return verifiers
+
+
+def verify(raw: bytes, headers: Mapping[str, str], verifiers: Sequence[Webhook]) -> str:
+    """Return the webhook id when one of `verifiers` (`load_secrets`) signed exactly these
+    bytes, recently."""
     missing = [
         h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not headers.get(h)
     ]
@@ -88,9 +108,9 @@ def verify(raw: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> st
     if len(webhook_id) > MAX_WEBHOOK_ID:
         raise WebhookRejected(400, f"webhook-id longer than {MAX_WEBHOOK_ID} characters")
     reasons: set[str] = set()
-    for secret in secrets:
+    for verifier in verifiers:
         try:
-            Webhook(secret).verify(raw, dict(headers), json_parse=False)
+            verifier.verify(raw, dict(headers), json_parse=False)
             return webhook_id
         except WebhookVerificationError as exc:
             reasons.add(str(exc))

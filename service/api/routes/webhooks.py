@@ -39,12 +39,12 @@ async def catalog_webhook(
 ) -> WebhookAccepted:
     """Signed with Standard Webhooks. Answers before any model or index work: the refresher
     of every replica picks the change up from the change log."""
-    secrets = [s.get_secret_value() for s in app_state.settings.webhook_secrets]
-    if not secrets:
+    verifiers = app_state.access.webhooks
+    if not verifiers:
         raise HTTPException(503, "webhooks are disabled: MOVIE_RECS_WEBHOOK_SECRETS is not set")
     raw = await request.body()
     try:
-        webhook_id = verify(raw, request.headers, secrets)
+        webhook_id = verify(raw, request.headers, verifiers)
         changes = parse_changes(raw, app_state.settings.webhook_max_movies)
     except WebhookRejected as exc:
         raise HTTPException(exc.status, exc.detail) from None

@@ -137,11 +137,12 @@ def test_year_range_inverted_is_400(client: TestClient) -> None:
 
 
 def test_api_keys_are_enforced_when_configured(make_client: MakeClient) -> None:
-    client = make_client(api_keys=["k-old", "k-new"])
+    client = make_client(api_keys=["old:read:k-old-0123456789abc", "new:read:k-new-0123456789abc"])
     url = f"/v1/users/{USER}/recommendations"
     assert client.get(url).status_code == 401
     assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get(url, headers={"Authorization": "Bearer k-new"}).status_code == 200
+    ok = client.get(url, headers={"Authorization": "Bearer k-new-0123456789abc"})
+    assert ok.status_code == 200
     assert client.get("/healthz").status_code == 200  # probes need no key
 
 

@@ -36,6 +36,7 @@ def client(
         store_url=f"sqlite:///{db}",
         artifacts_dir=tiny_model_dir,
         webhook_secrets=[SECRET],  # type: ignore[list-item]
+        auth_disabled=True,
         _env_file=None,  # type: ignore[call-arg]
     )
     with TestClient(create_app(settings)) as client:

@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-API_KEY = "page-test-key"
+API_KEY = "page-test-key-0123456789"
 # Set to docs/ to refresh the README's picture (page.png, the top of the page at 1280 px).
 SCREENSHOT_DIR = os.environ.get("MOVIE_RECS_SCREENSHOT_DIR")
 
@@ -60,7 +60,7 @@ def keyed_server(tmp_path_factory, seeded_sqlite, tiny_model_dir) -> Iterator[Se
         tmp_path_factory.mktemp("keyed"),
         seeded_sqlite,
         tiny_model_dir,
-        MOVIE_RECS_API_KEYS=f"other-key,{API_KEY}",
+        MOVIE_RECS_API_KEYS=f"other:read:other-key-0123456789,page:read+events+users:{API_KEY}",
     )
 
 

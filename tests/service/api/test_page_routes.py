@@ -95,10 +95,11 @@ def test_catalog_shows_a_webhook_movie_once_indexed(make_client: MakeClient) -> 
 
 
 def test_new_routes_need_the_api_key_when_configured(make_client: MakeClient) -> None:
-    client = make_client(api_keys=["k1"])
+    client = make_client(api_keys=["page:read+users:k1-0123456789abcdef"])
     for path in ("/v1/movies?q=toy", "/v1/users", "/v1/users/1/events", "/v1/catalog"):
         assert client.get(path).status_code == 401, path
-        assert client.get(path, headers={"Authorization": "Bearer k1"}).status_code == 200
+        bearer = {"Authorization": "Bearer k1-0123456789abcdef"}
+        assert client.get(path, headers=bearer).status_code == 200
 
 
 def test_the_page_is_off_unless_turned_on(make_client: MakeClient) -> None:
