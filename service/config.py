@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     freshness_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="How long min_index_version may wait."
     )
+    work_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Deadline of work that runs in a worker thread (filtered and title "
+        "searches); past it: 503.",
+    )
+    work_threads: int = Field(
+        default=2, ge=1, le=64, description="Worker threads such work may use at once."
+    )
     max_waiting: int = Field(
         default=256,
         ge=0,

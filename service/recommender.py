@@ -6,7 +6,7 @@ The Lambda-style handler reuses it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,12 +36,12 @@ class Filters:
     def active(self) -> bool:
         return bool(self.genres) or self.year_min is not None or self.year_max is not None
 
-    def mask(self, table: MetaTable, rows: np.ndarray) -> np.ndarray:
-        """`admits` over many base rows at once: a filter few movies pass would otherwise cost
-        a Python test per row for up to the whole catalog (seconds at 1M)."""
-        keep = np.ones(len(rows), bool)
+    def mask(self, table: MetaTable, rows: np.ndarray | None = None) -> np.ndarray:
+        """`admits` over many base rows (default: all) at once, from the columns: a few ms at
+        1M rows, where a Python test per row would take seconds."""
+        keep = np.ones(len(table) if rows is None else len(rows), bool)
         if self.genres:
-            keep &= table.with_any_genre(rows, self.genres)
+            keep &= table.with_any_genre(self.genres, rows)
         if self.year_min is not None or self.year_max is not None:
             years = table.years_of(rows)
             keep &= years != NO_YEAR
@@ -50,6 +50,17 @@ class Filters:
             if self.year_max is not None:
                 keep &= years <= self.year_max
         return keep
+
+
+class UnknownGenres(ValueError):
+    """A genre filter naming genres no movie has: a typo, answered with the known ones."""
+
+    def __init__(self, unknown: Iterable[str], known: Iterable[str]) -> None:
+        self.unknown = sorted(unknown)
+        self.known = sorted(known)
+        super().__init__(
+            f"unknown genre(s) {', '.join(map(repr, self.unknown))}; known: {', '.join(self.known)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +100,10 @@ class Recommender:
         exclude_seen: bool = True,
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
-        event counts as seen, not only the ones the tower reads."""
+        event counts as seen, not only the ones the tower reads. Raises UnknownGenres."""
         live = self.live()
+        if unknown := filters.genres - live.genres:
+            raise UnknownGenres(unknown, live.genres)
         seen = set(history.movie_ids)
         used: list[int] = []  # positions in `history` of the events the tower reads
         used_ids: list[str] = []
@@ -122,7 +135,7 @@ class Recommender:
             user,
             k,
             (lambda _, meta: filters.admits(meta)) if filters.active else None,
-            filters.mask if filters.active else None,
+            live.base.selection(filters, filters.mask) if filters.active else None,
             seen.__contains__ if exclude_seen else None,
         )
         items: list[Item] = []

@@ -15,9 +15,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from service.api.access import EVENTS, READ, USERS, Access, load_access
+from service.api.admission import Admission
 from service.api.deps import require
 from service.api.errors import install_handlers
 from service.api.middleware import EdgeMiddleware
+from service.api.offload import Offload
 from service.api.page import mount_page
 from service.api.routes import (
     catalog,
@@ -72,6 +74,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics=metrics,
             recommender=replica.recommender,
             access=access,
+            admission=app.state.admission,
+            offload=Offload(settings.work_threads, settings.work_timeout_seconds),
         )
         await title_index(live.base)  # search is ready before the first request
         titles_built = time.perf_counter()
@@ -132,6 +136,7 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
     )
     app.state.settings = settings
     app.state.access = access
+    app.state.admission = Admission(settings.max_in_flight, settings.max_waiting)
     app.state.prebuilt_towers = towers
     app.state.metrics = Metrics()
     v1 = APIRouter(prefix="/v1")
@@ -154,7 +159,7 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
     app.add_middleware(
         EdgeMiddleware,
         metrics=app.state.metrics,
-        max_in_flight=settings.max_in_flight,
+        admission=app.state.admission,
         exempt=HEALTH_PATHS,
         default_body_limit=settings.max_body_bytes,
         body_limits={WEBHOOK_PATH: settings.webhook_max_body_bytes},

@@ -87,11 +87,32 @@ def require(scope: str) -> Any:
 
 
 async def require_index_version(app_state: AppState, min_index_version: int | None) -> None:
-    """Read-your-writes across replicas: 503 (retry) when this replica is still behind."""
-    if min_index_version is None or app_state.index.index_version >= min_index_version:
+    """Read-your-writes across replicas: wait (bounded) until this replica has applied
+    `min_index_version`, else 503 (retry). A version the store itself has not reached can only
+    come from a write not made yet: 409 at once, with the versions, rather than a wait."""
+    index = app_state.index
+    if min_index_version is None or index.index_version >= min_index_version:
         return
-    if not await app_state.wait_for_seq(min_index_version):
+    # Everything from here only waits (on the store, then on the refresher): outside the
+    # in-flight count, so clients asking far ahead cannot take ordinary requests' slots.
+    with app_state.admission.parked() as admitted:
+        if not admitted:
+            raise unavailable(
+                f"{app_state.admission.max_waiting} requests already wait for an index "
+                "version; retry shortly"
+            )
+        if min_index_version > index.head:  # the refresher's last look may be stale
+            head = await app_state.store.head_seq()
+            if min_index_version > head:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"min_index_version {min_index_version} is beyond the newest index version "
+                    f"{head}: pass a version a write returned (this replica has applied "
+                    f"{index.index_version})",
+                )
+        reached = await index.wait_for(min_index_version, app_state.settings.freshness_wait_seconds)
+    if not reached:
         raise unavailable(
-            f"this replica has applied index version {app_state.index.index_version}, behind the "
+            f"this replica has applied index version {index.index_version}, behind the "
             f"requested {min_index_version}; retry shortly"
         )

@@ -39,10 +39,19 @@ ERRORS = responses(
     401,
     413,
     described={
+        403: "The API key lacks the scope this route needs.",
+        429: "The API key is over its rate limit: retry after Retry-After.",
         503: "The store is unreachable, the replica is behind min_index_version, or it is "
-        "overloaded: retry after Retry-After."
+        "overloaded: retry after Retry-After.",
     },
 )
+# The recommendation routes, which take min_index_version.
+VERSIONED_ERRORS = {
+    **ERRORS,
+    **responses(
+        described={409: "min_index_version is beyond any version the store has handed out."}
+    ),
+}
 
 
 def unavailable(detail: str) -> HTTPException:

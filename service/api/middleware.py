@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.admission import Admission
 from service.api.errors import RETRY_AFTER_SECONDS
 from service.jsonbody import BadJSON, load_json
 from service.metrics import Metrics
@@ -59,12 +60,12 @@ class EdgeMiddleware:
     hold an in-flight slot for good. The body is read before a request takes a slot, so a
     client trickling its body costs a connection, never a slot.
 
-    In-flight limit: at most `max_in_flight` requests in progress; the next one gets a 503 with
-    Retry-After at once. Requests, not connections, are counted (uvicorn's `limit_concurrency`
-    counts open connections too, so idle keep-alive clients could refuse everything). Paths in
+    In-flight limit (`Admission`): at most `max_in_flight` requests in progress; the next one
+    gets a 503 with Retry-After at once. Requests, not connections, are counted (uvicorn's
+    `limit_concurrency` counts open connections too, so idle keep-alive clients could refuse
+    everything); a request waiting for an index version gives its slot back meanwhile. Paths in
     `exempt` (the health checks, which touch nothing) are never counted nor refused: an
-    overloaded replica stays alive and visibly overloaded rather than being replaced. One event
-    loop, so a plain counter is exact.
+    overloaded replica stays alive and visibly overloaded rather than being replaced.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class EdgeMiddleware:
         app: ASGIApp,
         *,
         metrics: Metrics,
-        max_in_flight: int,
+        admission: Admission,
         exempt: Collection[str],
         default_body_limit: int,
         body_limits: Mapping[str, int],
@@ -81,14 +82,15 @@ class EdgeMiddleware:
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.limit = max_in_flight
+        self.admission = admission
         self.exempt = frozenset(exempt)
         self.default_body_limit = default_body_limit
         self.body_limits = dict(body_limits)
         self.raw_paths = frozenset(raw_paths)
         self.read_timeout = read_timeout
-        self.in_flight = 0
-        self._shed_detail = f"overloaded: {max_in_flight} requests in progress; retry shortly"
+        self._shed_detail = (
+            f"overloaded: {admission.max_in_flight} requests in progress; retry shortly"
+        )
         self._observers: dict[Labels, Callable[[float], None]] = {}  # one child per label set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,7 +118,7 @@ class EdgeMiddleware:
                 receive = _replay(body, receive)
             if scope["path"] in self.exempt:
                 await self.app(scope, receive, send_status)
-            elif self.in_flight >= self.limit:
+            elif not self.admission.enter():
                 self.metrics.shed.inc()
                 await _reply(
                     send_status,
@@ -126,11 +128,10 @@ class EdgeMiddleware:
                     retry_after=RETRY_AFTER_SECONDS,
                 )
             else:
-                self.in_flight += 1
                 try:
                     await self.app(scope, receive, send_status)
                 finally:
-                    self.in_flight -= 1
+                    self.admission.leave()
         finally:
             self._observe(scope, status, time.perf_counter() - started)
 

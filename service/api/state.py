@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.api.access import Access
+from service.api.admission import Admission
+from service.api.offload import Offload
 from service.config import Settings
 from service.index.view import IndexView
 from service.metrics import Metrics
@@ -22,7 +24,5 @@ class AppState:
     metrics: Metrics
     recommender: Recommender
     access: Access
-
-    async def wait_for_seq(self, seq: int) -> bool:
-        """Wait (bounded by settings) until this replica applied `seq`; False if it did not."""
-        return await self.index.wait_for(seq, self.settings.freshness_wait_seconds)
+    admission: Admission
+    offload: Offload

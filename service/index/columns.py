@@ -175,20 +175,21 @@ class MetaTable(Sequence[MovieMeta]):
     def all_titles(self) -> list[str]:
         return self.titles.decode().split("\n")[:-1] if len(self) else []
 
-    def years_of(self, rows: np.ndarray) -> np.ndarray:
-        """The years of these rows (NO_YEAR where unknown)."""
-        years: np.ndarray = self._rows[rows, 3]
+    def years_of(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The years of these rows, or of every row (NO_YEAR where unknown)."""
+        years: np.ndarray = self._rows[:, 3] if rows is None else self._rows[rows, 3]
         return years
 
-    def with_any_genre(self, rows: np.ndarray, genres: frozenset[str]) -> np.ndarray:
-        """Which of these rows have at least one of `genres` (one test per distinct set)."""
+    def with_any_genre(self, genres: frozenset[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """Which of these rows, or of every row, have at least one of `genres` (one test per
+        distinct set)."""
         sets = np.array([not genres.isdisjoint(s) for s in self.genre_sets], bool)
-        found: np.ndarray = sets[self._rows[rows, 2]]
+        found: np.ndarray = sets[self._rows[:, 2] if rows is None else self._rows[rows, 2]]
         return found
 
     def distinct_genres(self) -> set[str]:
-        used = np.unique(self._rows[:, 2]).tolist()
-        return {g for code in used for g in self.genre_sets[code]}
+        counts = np.bincount(self._rows[:, 2], minlength=len(self.genre_sets))
+        return {g for code in np.flatnonzero(counts).tolist() for g in self.genre_sets[code]}
 
     @overload
     def __getitem__(self, row: int) -> MovieMeta: ...

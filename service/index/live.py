@@ -8,7 +8,9 @@ Compaction folds the delta into a new base off the request path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,7 +25,28 @@ if TYPE_CHECKING:
 
 IndexKind = Literal["flat", "ivf"]
 Accept = Callable[[str, "MovieMeta"], bool]
-RowFilter = Callable[["MetaTable", np.ndarray], np.ndarray]  # base rows -> mask of admitted
+# At most this many admitted base rows are scored exactly, all of them, instead of searched:
+# ~1 ms at 64 dimensions, and the answer is exact. Past it the filter passes a large enough
+# share of the catalog that an ANN search a little wider than usual finds enough.
+EXACT_ROWS = 50_000
+# ANN rounds (each 4x wider) before a filtered search scores every admitted row instead.
+MAX_ROUNDS = 3
+SELECTIONS_KEPT = 32
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The base rows a filter admits, known from the columns before any search: how selective
+    it is decides how to search (nothing, every admitted row, or a wider ANN search)."""
+
+    mask: np.ndarray  # bool per base row
+    count: int
+    rows: np.ndarray | None  # the admitted rows, when there are at most EXACT_ROWS
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> Selection:
+        count = int(np.count_nonzero(mask))
+        return cls(mask, count, np.flatnonzero(mask) if count <= EXACT_ROWS else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +98,8 @@ class BaseIndex:
     kind: IndexKind
     recall: float = 1.0  # recall@10 vs exact measured at build (IVF); exact search is 1.0
     rerank: int = 0  # candidates per result re-scored exactly (IVF with PQ codes); 0: none
+    _selections: dict[Hashable, Selection] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -117,6 +142,27 @@ class BaseIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @functools.cached_property
+    def genres(self) -> frozenset[str]:
+        """Every genre some row has (~1 ms at 1M rows: a count per distinct genre set)."""
+        return frozenset(self.meta.distinct_genres())
+
+    def selection(self, key: Hashable, mask_of: Callable[[MetaTable], np.ndarray]) -> Selection:
+        """The rows a filter admits, `mask_of(meta)`, kept for the SELECTIONS_KEPT filters
+        asked for last: a popular filter is found from the columns once per base, not per
+        request (1 MB a filter at 1M rows)."""
+        with self._lock:
+            found = self._selections.pop(key, None)
+            if found is not None:
+                self._selections[key] = found  # the newest at the end
+                return found
+        found = Selection.of(mask_of(self.meta))
+        with self._lock:
+            self._selections[key] = found
+            while len(self._selections) > SELECTIONS_KEPT:
+                self._selections.pop(next(iter(self._selections)))
+        return found
 
     def exhausted(self, fetch: int, widen: int) -> bool:
         """True when a search this wide already saw every movie."""
@@ -308,6 +354,12 @@ class LiveIndex:
             return None
         return self.base.vectors[row], self.base.meta[row]
 
+    @functools.cached_property
+    def genres(self) -> frozenset[str]:
+        """Every genre of the base and the delta (a filter naming another matches nothing).
+        A deleted base row's genres still count: harmless, and no scan per change."""
+        return self.base.genres.union(g for e in self.delta.values() for g in e.meta.genres)
+
     def ids(self) -> list[str]:
         """Every live id (for checks and resync tests, not the request path)."""
         live = [i for i in self.base.ids if i not in self.tombstones]
@@ -318,16 +370,18 @@ class LiveIndex:
         query: np.ndarray,
         k: int,
         accept: Accept | None = None,
-        admit_rows: RowFilter | None = None,
+        within: Selection | None = None,
         skip: Callable[[str], bool] | None = None,
     ) -> list[tuple[str, float, MovieMeta]]:
         """Top-k live movies by inner product, best first, that `accept` admits (by id and
-        metadata), `admit_rows` admits (the same kind of filter on the base's columns, tested on
-        each fetch at once) and `skip` does not drop (by id alone: no metadata is built for a
-        base row until it is among the k returned, ~0.6 µs each).
+        metadata), that are among the base rows `within` selects (the same filter, on the
+        base's columns), and that `skip` does not drop (by id alone: no metadata is built for a
+        base row until it is among the k returned, ~0.6 us each).
 
-        Fetches more than k from the base to make room for tombstones and filters, and asks
-        again with a larger fetch when too few survive.
+        The work is bounded by the filter's selectivity: a filter no base row passes searches
+        only the delta; one few rows pass scores exactly those rows; a broad one asks the ANN
+        index for more than k (more the fewer pass) and widens at most MAX_ROUNDS times before
+        scoring every admitted row.
         """
         query = np.asarray(query, dtype=np.float32)
         found: dict[str, tuple[float, MovieMeta | int]] = {}  # a base row's meta: its row
@@ -339,35 +393,92 @@ class LiveIndex:
                     continue
                 if accept is None or accept(mid, meta):
                     found[mid] = (score, meta)
-        # Tombstones and filters are rare among the best matches: ask a little more than k and
-        # widen only when too few survive (sizing by len(tombstones) cost 2.6x req/s at 5k).
-        filtered = accept is not None or admit_rows is not None or skip is not None
-        fetch = (k * 4 if filtered else k) + 8
-        n = len(self.base)
-        widen = 1
-        table = self.base.meta
-        while True:
-            scores, rows = self.base.search(query, fetch, widen)
-            if admit_rows is not None and len(rows):
-                admitted = admit_rows(table, rows)
-                scores, rows = scores[admitted], rows[admitted]
-            from_base = 0
-            for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
-                mid = self.base.ids[row]
-                if mid in self.tombstones or (skip is not None and skip(mid)):
-                    continue
-                if accept is None or accept(mid, table[row]):
-                    found.setdefault(mid, (score, row))
-                    from_base += 1
-            if from_base >= k or self.base.exhausted(fetch, widen):
-                break
-            fetch = min(n, fetch * 4)
-            widen *= 4
+        if within is None or within.count > 0:
+            rows = within.rows if within is not None else None
+            if rows is None:
+                rows = self._search_base(query, k, found, accept, within, skip)
+            if rows is not None:
+                self._score_rows(query, k, rows, found, accept, skip)
         best = sorted(found.items(), key=lambda item: -item[1][0])[:k]
+        table = self.base.meta
         return [
             (mid, score, table[meta] if isinstance(meta, int) else meta)
             for mid, (score, meta) in best
         ]
+
+    def _keep(
+        self,
+        scores: np.ndarray,
+        rows: np.ndarray,
+        found: dict[str, tuple[float, MovieMeta | int]],
+        accept: Accept | None,
+        skip: Callable[[str], bool] | None,
+    ) -> int:
+        """Add the admitted base rows among `rows` to `found`; how many were added."""
+        added = 0
+        table = self.base.meta
+        for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
+            mid = self.base.ids[row]
+            if mid in self.tombstones or (skip is not None and skip(mid)):
+                continue
+            if accept is None or accept(mid, table[row]):
+                found.setdefault(mid, (score, row))
+                added += 1
+        return added
+
+    def _search_base(
+        self,
+        query: np.ndarray,
+        k: int,
+        found: dict[str, tuple[float, MovieMeta | int]],
+        accept: Accept | None,
+        within: Selection | None,
+        skip: Callable[[str], bool] | None,
+    ) -> np.ndarray | None:
+        """The ANN search; the admitted rows to score exactly when it did not find k."""
+        # Tombstones and filters are rare among the best matches: ask a little more than k and
+        # widen only when too few survive (sizing by len(tombstones) cost 2.6x req/s at 5k).
+        n = len(self.base)
+        filtered = accept is not None or within is not None or skip is not None
+        fetch = (k * 4 if filtered else k) + 8
+        widen = 1
+        if within is not None:  # expect one admitted row in every n / count fetched
+            share = within.count / max(n, 1)
+            fetch = min(n, int(fetch / share) + 1)
+            widen = max(1, int(1 / share))
+        for _ in range(MAX_ROUNDS):
+            scores, rows = self.base.search(query, fetch, widen)
+            if within is not None and len(rows):
+                admitted = within.mask[rows]
+                scores, rows = scores[admitted], rows[admitted]
+            if self._keep(scores, rows, found, accept, skip) >= k:
+                return None
+            if self.base.exhausted(fetch, widen):
+                return None
+            fetch = min(n, fetch * 4)
+            widen *= 4
+        return within.mask.nonzero()[0] if within is not None else np.arange(n)
+
+    def _score_rows(
+        self,
+        query: np.ndarray,
+        k: int,
+        rows: np.ndarray,
+        found: dict[str, tuple[float, MovieMeta | int]],
+        accept: Accept | None,
+        skip: Callable[[str], bool] | None,
+    ) -> None:
+        """Score every row of `rows` exactly and keep the best k admitted ones: the best
+        `take` first, more only when tombstones and skips dropped too many."""
+        scores = self.base.vectors[rows] @ query
+        take = k + 8 + len(self.tombstones)
+        while True:
+            take = min(take, len(rows))
+            top = np.argpartition(-scores, take - 1)[:take] if take < len(rows) else None
+            order = np.arange(len(rows)) if top is None else top
+            if self._keep(scores[order], rows[order], found, accept, skip) >= k or top is None:
+                return
+            take *= 4
 
     # --- writes (refresher) -----------------------------------------------------------------
     def with_changes(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from service.api.deps import AppStateDep, require_index_version
-from service.api.errors import ERRORS
+from service.api.errors import VERSIONED_ERRORS
 from service.api.params import IdPath, YearQuery
 from service.api.schemas import (
     MAX_GENRES,
@@ -16,7 +16,8 @@ from service.api.schemas import (
     Recommendations,
     response_body,
 )
-from service.recommender import Filters
+from service.api.state import AppState
+from service.recommender import Filters, Result, UnknownGenres
 from service.store import Event
 from service.store.history import History
 
@@ -39,7 +40,23 @@ def make_filters(genres: list[str] | None, year_min: int | None, year_max: int |
     return Filters(wanted, year_min, year_max)
 
 
-@router.get("/users/{user_id}/recommendations", responses=ERRORS, response_model=Recommendations)
+async def recommend(
+    app_state: AppState, history: History, k: int, filters: Filters, exclude_seen: bool
+) -> Result:
+    """On the loop when unfiltered (~1 ms at 1M); a filter's work depends on how many movies
+    pass it, so it runs in a worker thread under a deadline. Unknown genres: 422."""
+    recommender = app_state.recommender
+    try:
+        if not filters.active:
+            return recommender.recommend(history, k, filters, exclude_seen)
+        return await app_state.offload.run(recommender.recommend, history, k, filters, exclude_seen)
+    except UnknownGenres as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+@router.get(
+    "/users/{user_id}/recommendations", responses=VERSIONED_ERRORS, response_model=Recommendations
+)
 async def user_recommendations(
     app_state: AppStateDep,
     user_id: IdPath,
@@ -57,15 +74,15 @@ async def user_recommendations(
     filters = make_filters(genres, year_min, year_max)
     await require_index_version(app_state, min_index_version)
     history = await app_state.store.recent_history(user_id)
-    result = app_state.recommender.recommend(history, k, filters, exclude_seen)
+    result = await recommend(app_state, history, k, filters, exclude_seen)
     return JSONBody(response_body(result, user_id))
 
 
-@router.post("/recommendations", responses=ERRORS, response_model=Recommendations)
+@router.post("/recommendations", responses=VERSIONED_ERRORS, response_model=Recommendations)
 async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousRequest) -> Response:
     """Top-k movies for a session whose recent history (newest first) is in the body."""
     filters = make_filters(body.genres, body.year_min, body.year_max)
     await require_index_version(app_state, body.min_index_version)
     history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
-    result = app_state.recommender.recommend(history, body.k, filters, body.exclude_seen)
+    result = await recommend(app_state, history, body.k, filters, body.exclude_seen)
     return JSONBody(response_body(result, None))

@@ -92,7 +92,7 @@ def test_a_filter_no_base_movie_passes_is_tested_on_columns_not_per_movie(catalo
         calls.append(mid)
         return future.admits(m)
 
-    got = live.search(vectors[0], 5, accept, future.mask)
+    got = live.search(vectors[0], 5, accept, live.base.selection(future, future.mask))
 
     assert [mid for mid, _, _ in got] == ["new"]
     assert len(calls) == 1  # the delta's movie; every base row was refused by the columns
@@ -176,3 +176,46 @@ def test_an_ivf_rebuild_reuses_the_trained_cells(catalog) -> None:  # type: igno
     cells = first.faiss_index.quantizer.reconstruct_n(0, 89)
     np.testing.assert_array_equal(cells, again.faiss_index.quantizer.reconstruct_n(0, 89))
     assert again.faiss_index.ntotal == 400
+
+
+def test_a_selective_filter_scores_exactly_the_rows_it_admits() -> None:
+    """A filter few movies pass gets the true best of those movies, even where the ANN index
+    (one cell probed, calibration off) would miss them; a broad one still fills k."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    vectors = unit(rng.normal(size=(n, 16)))
+    ids = [f"m{i}" for i in range(n)]
+    meta = [MovieMeta(f"T{i}", ("Western",) if i % 50 == 0 else ("Drama",), 1990) for i in range(n)]
+    params = IndexParams(
+        ann_threshold=100, ivf_nprobe=1, ivf_recall_goal=0, train_points_per_cell=5
+    )
+    live = build_live_index(ids, vectors, meta, 0, params)
+    westerns = Filters(frozenset({"Western"}))
+    selection = live.base.selection(westerns, westerns.mask)
+    assert selection.count == n // 50 and selection.rows is not None
+    for q in vectors[:20]:
+        top = [m for m, _, _ in live.search(q, 10, within=selection)]
+        admitted = [i for i in range(n) if i % 50 == 0]
+        assert top == exact(vectors[admitted], [ids[i] for i in admitted], q, 10)
+    dramas = Filters(frozenset({"Drama"}))
+    got = live.search(vectors[0], 10, within=live.base.selection(dramas, dramas.mask))
+    assert len(got) == 10 and all(m.genres == ("Drama",) for _, _, m in got)
+    nothing = Filters(year_min=2100)
+    assert live.search(vectors[0], 10, within=live.base.selection(nothing, nothing.mask)) == []
+
+
+def test_a_filters_selection_is_found_once_per_base() -> None:
+    ids = [f"m{i}" for i in range(10)]
+    vectors = unit(np.random.default_rng(2).normal(size=(10, 4)))
+    live = build_live_index(ids, vectors, [MovieMeta(f"T{i}", ("Drama",), 2000) for i in ids], 0)
+    calls: list[int] = []
+
+    def mask_of(table):  # type: ignore[no-untyped-def]
+        calls.append(len(table))
+        return np.ones(len(table), bool)
+
+    first = live.base.selection("drama", mask_of)
+    assert live.base.selection("drama", mask_of) is first and calls == [10]
+    for i in range(40):  # older filters make room for newer ones
+        live.base.selection(i, mask_of)
+    assert live.base.selection("drama", mask_of) is not first
