@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
@@ -26,7 +28,15 @@ def build(app: App, environ: dict[str, str] | None = None) -> MovieRecsStack:
     return stack
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """A setting that would deploy but not work stops synth with its one-line reason."""
     app = App()
-    build(app)
+    try:
+        build(app)
+    except ValueError as exc:
+        sys.exit(f"movie-recs infra: {exc}")
     app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 ENV_PREFIX = "MOVIE_RECS_INFRA_"
+DEV_STAGE = "dev"  # the one stage that may serve plain HTTP (no certificate)
+MAX_NODE_GROUPS = 45
 RETENTION = {
     7: logs.RetentionDays.ONE_WEEK,
     14: logs.RetentionDays.TWO_WEEKS,
@@ -28,7 +30,7 @@ RETENTION = {
 
 @dataclass(frozen=True)
 class StageConfig:
-    stage: str = "dev"
+    stage: str = DEV_STAGE
     # ALB access logging needs a concrete region; the account may stay open (offline synth).
     region: str = ""  # default: CDK_DEFAULT_REGION (set by the cdk CLI), else us-east-1
     account: str = ""  # default: CDK_DEFAULT_ACCOUNT, else an account-agnostic template
@@ -45,10 +47,20 @@ class StageConfig:
     redis_engine_version: str = "7.1"
     nat_gateways: int = 2
     log_retention_days: int = 30
-    certificate_arn: str | None = None  # HTTPS when set; plain HTTP (demo only) otherwise
+    # HTTPS when set (port 80 then only redirects). Required by every stage but dev: bearer keys
+    # and signed webhooks must not travel in clear. Without it a dev stack serves plain HTTP.
+    certificate_arn: str | None = None
     public_docs: bool = False  # the ALB forwards /docs and /openapi.json too (else /v1/* only)
     retain_data: bool = True  # Redis snapshot, secrets and logs survive `cdk destroy`
     model_version: str = "latest"  # which version under artifacts/ the image bakes in
+    alarm_email: str | None = None  # subscribed to the alarm topic (AWS mails a confirmation)
+    # User histories in a Redis of their own, which may evict them (volatile-lru: every history
+    # key has a TTL) so activity can never fill the catalog's memory (decision 19). Off: they
+    # share the catalog's Redis, which never evicts.
+    activity_cache: bool = False
+    activity_cluster_mode: bool = False  # that Redis as a Redis Cluster (ElastiCache cluster mode)
+    activity_node_groups: int = 1  # its shards in cluster mode, each a primary and a replica
+    activity_node_type: str = "cache.t4g.small"
 
     @property
     def stack_name(self) -> str:
@@ -91,6 +103,43 @@ class StageConfig:
             raise ValueError("natGateways must be 1 (cheaper) or 2 (one per AZ)")
         if self.log_retention_days not in RETENTION:
             raise ValueError(f"logRetentionDays must be one of {sorted(RETENTION)}")
+        self._check_https()
+        if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
+            raise ValueError(f"alarmEmail {self.alarm_email!r} is not an e-mail address")
+        self._check_activity()
+
+    def _check_https(self) -> None:
+        if not self.certificate_arn:
+            if self.stage != DEV_STAGE:
+                raise ValueError(
+                    f"stage {self.stage!r} has no certificateArn: every stage but {DEV_STAGE!r} "
+                    "serves HTTPS only, so that API keys and webhooks never travel in clear. "
+                    "Pass -c certificateArn=arn:aws:acm:<region>:<account>:certificate/<id> "
+                    f"(an ACM certificate in {self.region or 'the stack region'})"
+                )
+            return
+        arn = r"arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[\w-]+"
+        match = re.fullmatch(arn, self.certificate_arn)
+        if not match:
+            raise ValueError(
+                f"certificateArn {self.certificate_arn!r} is not an ACM certificate ARN"
+            )
+        if self.region and match.group(1) != self.region:
+            raise ValueError(
+                f"certificateArn is in {match.group(1)}, the stack in {self.region}: "
+                "a load balancer takes a certificate from its own region only"
+            )
+
+    def _check_activity(self) -> None:
+        if self.activity_cluster_mode and not self.activity_cache:
+            raise ValueError("activityClusterMode needs activityCache=true")
+        if self.activity_node_groups != 1 and not self.activity_cluster_mode:
+            raise ValueError("activityNodeGroups needs activityClusterMode=true")
+        if not 1 <= self.activity_node_groups <= MAX_NODE_GROUPS:
+            raise ValueError(
+                f"activityNodeGroups must be 1..{MAX_NODE_GROUPS} (each shard is two nodes; "
+                "ElastiCache allows 90 nodes a cluster by default)"
+            )
 
 
 def _camel(name: str) -> str:

@@ -1,7 +1,9 @@
 """The public entry: an internet-facing ALB in the public subnets, with access logs.
 
-HTTPS when a certificate ARN is configured (HTTP then only redirects); plain HTTP otherwise,
-which is for a first look at a dev stack, never for real API keys.
+HTTPS when a certificate ARN is configured, which every stage but dev must (infra/config.py):
+port 80 then only answers 301 to HTTPS and forwards nothing, so every request reaches the tasks
+over HTTPS, with the `X-Forwarded-Proto: https` the app answers with Strict-Transport-Security.
+Plain HTTP is for a first look at a dev stack, never for real API keys.
 
 Only the API is public: the listener forwards `/v1/*` (and the docs when `publicDocs` is set)
 and answers anything else 404 itself. `/metrics`, `/healthz` and `/readyz` stay inside the
@@ -85,7 +87,8 @@ class PublicLoadBalancer(Construct):
                 open=True,
                 default_action=NOT_FOUND,
             )
-            self.alb.add_redirect()  # :80 -> :443
+            # :80 -> 301 https://…:443, its only action: no rule is ever added to it.
+            self.alb.add_redirect(source_port=80, target_port=443)
         else:
             Annotations.of(self).add_warning_v2(
                 "movie-recs:no-https",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 from aws_cdk import App
 
 from infra.config import StageConfig
+
+CERT_EU = "arn:aws:acm:eu-central-1:123456789012:certificate/1b2c3d4e-0000-0000-0000-000000000000"
 
 
 def config(context: Mapping[str, object] | None = None, **environ: str) -> StageConfig:
@@ -25,7 +30,7 @@ def test_defaults_are_a_small_highly_available_stage() -> None:
 
 def test_context_wins_over_environment_and_strings_are_typed() -> None:
     chosen = config(
-        {"stage": "prod", "maxTasks": "9", "retainData": "false"},
+        {"stage": "prod", "maxTasks": "9", "retainData": "false", "certificateArn": CERT_EU},
         MOVIE_RECS_INFRA_STAGE="staging",
         MOVIE_RECS_INFRA_MIN_TASKS="3",
         CDK_DEFAULT_REGION="eu-central-1",
@@ -51,6 +56,15 @@ def test_json_context_values_keep_their_types() -> None:
         ({"natGateways": "3"}, "natGateways"),
         ({"retainData": "maybe"}, "retainData"),
         ({"healthCheckGraceSeconds": "30"}, "healthCheckGraceSeconds"),
+        ({"certificateArn": "arn:aws:iam::123456789012:server-certificate/x"}, "certificateArn"),
+        ({"region": "us-east-1", "certificateArn": CERT_EU}, "own region"),
+        ({"alarmEmail": "oncall"}, "alarmEmail"),
+        ({"activityClusterMode": "true"}, "activityCache"),
+        ({"activityCache": "true", "activityNodeGroups": "2"}, "activityClusterMode"),
+        (
+            {"activityCache": "true", "activityClusterMode": "true", "activityNodeGroups": "0"},
+            "activityNodeGroups",
+        ),
     ],
 )
 def test_settings_that_would_not_work_fail_synth(context: dict[str, str], message: str) -> None:
@@ -64,3 +78,50 @@ def test_cdk_json_runs_this_app_and_writes_to_the_repository_cdk_out() -> None:
     assert cdk_json["output"] == "../cdk.out"
     assert "cd " not in cdk_json["app"]
     assert cdk_json["app"].endswith("PYTHONPATH=.. ../.venv/bin/python -m infra.app")
+
+
+@pytest.mark.parametrize("stage", ["prod", "staging", "Dev"])
+def test_every_stage_but_dev_needs_a_certificate(stage: str) -> None:
+    """One message saying what is missing, why, and how to give it: without a certificate the
+    listener is plain HTTP, and bearer keys and signed webhooks would travel in clear."""
+    with pytest.raises(ValueError) as refused:
+        config({"stage": stage, "region": "eu-central-1"})
+    message = str(refused.value)
+    assert f"stage {stage!r} has no certificateArn" in message
+    assert "-c certificateArn=arn:aws:acm:" in message and "eu-central-1" in message
+    assert config({"stage": stage, "region": "eu-central-1", "certificateArn": CERT_EU})
+    assert config({"stage": "dev"}).certificate_arn is None  # dev alone may stay plain HTTP
+
+
+@pytest.mark.slow  # starts jsii (node)
+def test_synth_stops_with_that_one_line(tmp_path: Path) -> None:
+    """`make synth` / `cdk synth` for prod without a certificate: no traceback, one line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.app"],
+        cwd=Path(__file__).parents[2],
+        env={
+            "PATH": os.environ["PATH"],
+            "CDK_OUTDIR": str(tmp_path),
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "MOVIE_RECS_INFRA_STAGE": "prod",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "movie-recs infra: stage 'prod' has no certificateArn: every stage but 'dev' serves "
+        "HTTPS only, so that API keys and webhooks never travel in clear. Pass "
+        "-c certificateArn=arn:aws:acm:<region>:<account>:certificate/<id> (an ACM certificate "
+        "in us-east-1)"
+    ]
+
+
+def test_activity_cache_settings() -> None:
+    assert not config().activity_cache  # one Redis for everything unless asked
+    chosen = config(
+        {"activityCache": "true", "activityClusterMode": "true", "activityNodeGroups": "4"}
+    )
+    assert (chosen.activity_cache, chosen.activity_cluster_mode) == (True, True)
+    assert chosen.activity_node_groups == 4
