@@ -1,13 +1,15 @@
-"""ElastiCache Redis: the catalog, the change log and the activity every replica shares.
+"""ElastiCache Redis: the catalog and change log every replica shares, and user activity.
 
-A primary and a replica in two AZs with automatic failover, TLS in transit, encryption at
-rest, an AUTH token from Secrets Manager, and a security group that admits nobody until
-`allow_from` names the service.
+Each cache is a replication group in two AZs with automatic failover, TLS in transit,
+encryption at rest, an AUTH token from Secrets Manager, and a security group that admits
+nobody until `allow_from` names the service. The catalog's never evicts; a separate activity
+cache (`activityCache`) evicts the least recently used histories, and may be a Redis Cluster
+(decision 19).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Fn, RemovalPolicy, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_secretsmanager as sm
@@ -16,6 +18,14 @@ from constructs import Construct
 from infra.config import StageConfig
 
 PORT = 6379
+NODES_PER_GROUP = 2  # a primary and one replica, in two AZs
+# noeviction: a full Redis must fail writes loudly; evicting webhook dedupe keys or change-log
+# entries would break the guarantees the replicas rely on.
+NEVER_EVICT = "noeviction"
+# volatile-lru: every history key carries a TTL (refreshed on each write), so under memory
+# pressure the histories read or written least recently go first; a key without a TTL is never
+# dropped (decision 19).
+EVICT_OLD_HISTORIES = "volatile-lru"
 
 
 class RedisCache(Construct):
@@ -27,8 +37,15 @@ class RedisCache(Construct):
         config: StageConfig,
         vpc: ec2.IVpc,
         auth_token: sm.ISecret,
+        holds: str = "catalog and change log",
+        eviction: str = NEVER_EVICT,
+        node_type: str | None = None,
+        cluster_node_groups: int | None = None,
     ) -> None:
+        """`cluster_node_groups`: a Redis Cluster of that many shards; None, one primary."""
         super().__init__(scope, id)
+        self.cluster_mode = cluster_node_groups is not None
+        self.eviction = eviction
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -42,23 +59,36 @@ class RedisCache(Construct):
             description="Isolated subnets (no route to the internet) for Redis",
             subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
         )
-        # noeviction: a full Redis must fail writes loudly; evicting webhook dedupe keys or
-        # change-log entries would break the guarantees the replicas rely on.
+        properties = {"maxmemory-policy": eviction}
+        if self.cluster_mode:
+            properties["cluster-enabled"] = "yes"
         parameters = elasticache.CfnParameterGroup(
             self,
             "Parameters",
             cache_parameter_group_family="redis7",
-            description="movie-recs: never evict",
-            properties={"maxmemory-policy": "noeviction"},
+            description="movie-recs: never evict"
+            if eviction == NEVER_EVICT
+            else f"movie-recs: {eviction}",
+            properties=properties,
         )
+        nodes = range(1, NODES_PER_GROUP + 1)
+        if cluster_node_groups is None:
+            self.node_ids = [f"{node:03d}" for node in nodes]
+        else:
+            groups = range(1, cluster_node_groups + 1)
+            self.node_ids = [f"{group:04d}-{node:03d}" for group in groups for node in nodes]
         self.replication_group = elasticache.CfnReplicationGroup(
             self,
             "ReplicationGroup",
-            replication_group_description=f"movie-recs {config.stage}: catalog and change log",
+            replication_group_description=f"movie-recs {config.stage}: {holds}",
             engine="redis",
             engine_version=config.redis_engine_version,
-            cache_node_type=config.redis_node_type,
-            num_cache_clusters=2,
+            cache_node_type=node_type or config.redis_node_type,
+            # One shard of NODES_PER_GROUP nodes, or that many in each of the cluster's shards.
+            num_cache_clusters=None if self.cluster_mode else NODES_PER_GROUP,
+            cluster_mode="enabled" if self.cluster_mode else None,
+            num_node_groups=cluster_node_groups,
+            replicas_per_node_group=NODES_PER_GROUP - 1 if self.cluster_mode else None,
             automatic_failover_enabled=True,
             multi_az_enabled=True,
             transit_encryption_enabled=True,
@@ -82,19 +112,33 @@ class RedisCache(Construct):
                 "and an AUTH token.",
             )
         )
-        # Deleting the stack keeps a final snapshot of the catalog, unless retainData=false.
+        # Deleting the stack keeps a final snapshot, unless retainData=false.
         self.replication_group.apply_removal_policy(
             RemovalPolicy.SNAPSHOT if config.retain_data else RemovalPolicy.DESTROY
         )
 
     @property
     def url(self) -> str:
-        """rediss:// (TLS) to the primary; the AUTH token is not in it, it comes as a secret."""
-        host = self.replication_group.attr_primary_end_point_address
-        port = self.replication_group.attr_primary_end_point_port
+        """rediss:// (TLS) to the primary, or to a cluster's configuration endpoint (no
+        database number: a cluster has only 0); the AUTH token is not in it, it comes as a
+        secret."""
+        group = self.replication_group
+        if self.cluster_mode:
+            host = group.attr_configuration_end_point_address
+            port = group.attr_configuration_end_point_port
+            return f"rediss://{host}:{port}"
+        host = group.attr_primary_end_point_address
+        port = group.attr_primary_end_point_port
         return f"rediss://{host}:{port}/0"
 
+    @property
+    def member_ids(self) -> list[str]:
+        """The nodes' CacheClusterId, the dimension of ElastiCache's per-node metrics:
+        `<group>-001` and `-002`, or `<group>-0001-001`… in cluster mode."""
+        return [Fn.join("-", [self.replication_group.ref, node]) for node in self.node_ids]
+
     def allow_from(self, peer: ec2.IConnectable) -> None:
+        """Redis's port from `peer` only (and, as `peer` allows no other egress, to Redis)."""
         self.security_group.connections.allow_from(
             peer, ec2.Port.tcp(PORT), "API tasks to Redis (TLS + AUTH)"
         )

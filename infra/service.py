@@ -17,6 +17,7 @@ from infra.config import StageConfig
 from infra.secrets import AppSecrets
 
 CONTAINER_PORT = 8000
+HTTPS_PORT = 443
 STOP_TIMEOUT_SECONDS = 30  # ECS's SIGTERM -> SIGKILL; above uvicorn's graceful shutdown (20 s)
 LIVENESS = (
     "import urllib.request; "
@@ -95,10 +96,10 @@ class ApiService(Construct):
         Validations.of(self.task_definition).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-ECS2",
-                reason="The plain variables are MOVIE_RECS_STORE_URL, Redis's host and port "
-                "without credentials, and MOVIE_RECS_SNAPSHOT_DIR, a mount path; the API keys, "
-                "webhook secrets and AUTH token are ECS secrets from Secrets Manager "
-                "(tests/infra checks both).",
+                reason="The plain variables are MOVIE_RECS_STORE_URL and MOVIE_RECS_ACTIVITY_URL, "
+                "Redis hosts and ports without credentials, MOVIE_RECS_ACTIVITY_CLUSTER, a flag, "
+                "and MOVIE_RECS_SNAPSHOT_DIR, a mount path; the API keys, webhook secrets and "
+                "AUTH token are ECS secrets from Secrets Manager (tests/infra checks both).",
             ),
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
@@ -110,11 +111,24 @@ class ApiService(Construct):
         self.container.add_mount_points(
             ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)
         )
+        # No egress but what the task needs. Redis (6379) and EFS (2049) are added to their
+        # own security groups by `allow_from`, which opens this side too. (The description
+        # stays as it was: changing it would replace the group.)
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
             vpc=vpc,
             description="API tasks: HTTP from the load balancer; out to Redis and AWS APIs",
+            allow_all_outbound=False,
+        )
+        # On Fargate the image pull (ECR and its S3 layers), the secrets (Secrets Manager) and
+        # the logs (CloudWatch Logs) leave through the task's own interface. The VPC has no
+        # interface endpoints, so these reach AWS's public endpoints through the NAT gateways,
+        # whose addresses AWS changes at will: 443 to anywhere, and nothing else.
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(),
+            ec2.Port.tcp(HTTPS_PORT),
+            "HTTPS to AWS APIs via NAT: ECR, Secrets Manager, CloudWatch Logs",
         )
         self.service = ecs.FargateService(
             self,

@@ -7,7 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.cache import RedisCache
+from infra.alarms import Alarms
+from infra.cache import EVICT_OLD_HISTORIES, RedisCache
 from infra.config import StageConfig
 from infra.image import api_image
 from infra.load_balancer import PublicLoadBalancer
@@ -36,6 +37,26 @@ class MovieRecsStack(Stack):
             store_url=self.cache.url,
         )
         self.cache.allow_from(self.api.service)
+        self.activity_cache: RedisCache | None = None
+        if config.activity_cache:
+            self.activity_cache = RedisCache(
+                self,
+                "ActivityRedis",
+                config=config,
+                vpc=network.vpc,
+                auth_token=secrets.redis_auth,  # the service authenticates to both with it
+                holds="user activity",
+                eviction=EVICT_OLD_HISTORIES,
+                node_type=config.activity_node_type,
+                cluster_node_groups=(
+                    config.activity_node_groups if config.activity_cluster_mode else None
+                ),
+            )
+            self.activity_cache.allow_from(self.api.service)
+            self.api.container.add_environment("MOVIE_RECS_ACTIVITY_URL", self.activity_cache.url)
+            self.api.container.add_environment(
+                "MOVIE_RECS_ACTIVITY_CLUSTER", "true" if config.activity_cluster_mode else "false"
+            )
         self.snapshots = SnapshotStorage(self, "Snapshots", vpc=network.vpc)
         self.api.container.add_environment(
             "MOVIE_RECS_SNAPSHOT_DIR",
@@ -46,8 +67,17 @@ class MovieRecsStack(Stack):
         )
         target_group = self.load_balancer.route_to(self.api.service, CONTAINER_PORT)
         add_autoscaling(self.api.service, target_group, config)
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            config=config,
+            target_group=target_group,
+            cache=self.cache,
+            log_group=self.api.log_group,
+        )
 
         CfnOutput(self, "Url", value=self.load_balancer.url)
         CfnOutput(self, "ApiKeysSecret", value=secrets.api_keys.secret_name)
         CfnOutput(self, "WebhookSecretsSecret", value=secrets.webhook_secrets.secret_name)
         CfnOutput(self, "LogGroup", value=self.api.log_group.log_group_name)
+        CfnOutput(self, "AlarmTopic", value=self.alarms.topic.topic_arn)

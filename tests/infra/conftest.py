@@ -1,9 +1,10 @@
-"""One synth per session (jsii start-up and synth take seconds), shared by the infra tests."""
+"""Synths shared by the infra tests (jsii start-up and synth take seconds): one per session each."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.infra.stages import PROD
 from tests.support.infra import Synth, synthesize
 
 
@@ -11,3 +12,10 @@ from tests.support.infra import Synth, synthesize
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The default stage, as `make synth` makes it with no overrides."""
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Another environment from context alone (tests/infra/stages.py): HTTPS, an alarm e-mail,
+    a clustered activity Redis."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out"), context=PROD)

@@ -12,7 +12,8 @@ from infra.cache import PORT as REDIS_PORT
 from infra.service import CONTAINER_PORT
 from infra.snapshots import APP_UID, MOUNT_PATH
 from service.cli import uvicorn_options
-from tests.support.infra import Synth, synthesize
+from tests.infra.stages import CERTIFICATE
+from tests.support.infra import Synth
 
 # Synthesizes the whole CDK app (jsii + node): `make test` runs it, `make test-fast` skips it.
 pytestmark = pytest.mark.slow
@@ -230,35 +231,77 @@ def test_image_asset_stages_only_what_the_image_needs(synth: Synth) -> None:
     assert not list(context.rglob("__pycache__"))
 
 
-def test_context_selects_the_stage_and_https(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A second synth: the settings of another environment come from context alone."""
-
-    certificate = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-0"
-    other = synthesize(
-        tmp_path_factory.mktemp("cdk.out"),
-        context={
-            "stage": "prod",
-            "region": "eu-west-1",
-            "certificateArn": certificate,
-            "maxTasks": "12",
-            "retainData": "false",
-            "publicDocs": "true",
-        },
-    )
-    assert forwarded_paths(other) == ["/v1/*", "/docs*", "/openapi.json", "/redoc"]
-    assert other.stack.stack_name == "MovieRecs-prod"
-    assert other.stack.region == "eu-west-1"
-    listeners = {
+def listeners(synth: Synth) -> dict[tuple[int, str], dict[str, Any]]:
+    return {
         (p["Properties"]["Port"], p["Properties"]["Protocol"]): p["Properties"]
-        for p in other.resources("AWS::ElasticLoadBalancingV2::Listener").values()
+        for p in synth.resources("AWS::ElasticLoadBalancingV2::Listener").values()
     }
-    assert set(listeners) == {(443, "HTTPS"), (80, "HTTP")}
-    assert listeners[(443, "HTTPS")]["Certificates"] == [{"CertificateArn": certificate}]
-    assert listeners[(80, "HTTP")]["DefaultActions"][0]["Type"] == "redirect"
-    target = other.one("AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+
+
+def test_context_selects_the_stage_and_https(prod: Synth) -> None:
+    """A second synth: the settings of another environment come from context alone."""
+    assert forwarded_paths(prod) == ["/v1/*", "/docs*", "/openapi.json", "/redoc"]
+    assert prod.stack.stack_name == "MovieRecs-prod"
+    assert prod.stack.region == "eu-west-1"
+    assert set(listeners(prod)) == {(443, "HTTPS"), (80, "HTTP")}
+    assert listeners(prod)[(443, "HTTPS")]["Certificates"] == [{"CertificateArn": CERTIFICATE}]
+    target = prod.one("AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
     assert target["MaxCapacity"] == 12
-    group = other.template.find_resources("AWS::ElastiCache::ReplicationGroup")
-    assert next(iter(group.values()))["DeletionPolicy"] == "Delete"
+    for group in prod.resources("AWS::ElastiCache::ReplicationGroup").values():
+        assert group["DeletionPolicy"] == "Delete"
+
+
+def test_with_https_port_80_only_redirects(prod: Synth) -> None:
+    """Bearer keys and signed webhooks never cross plain HTTP: port 80 answers every request
+    with a 301 to HTTPS and forwards nothing, so only HTTPS requests reach the tasks, with the
+    X-Forwarded-Proto: https the app answers with Strict-Transport-Security."""
+    plain = listeners(prod)[(80, "HTTP")]
+    assert plain["DefaultActions"] == [
+        {
+            "Type": "redirect",
+            "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+        }
+    ]
+    (plain_id,) = [
+        logical
+        for logical, listener in prod.resources("AWS::ElasticLoadBalancingV2::Listener").items()
+        if listener["Properties"]["Port"] == 80
+    ]
+    rules = prod.resources("AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    assert rules
+    assert all(rule["Properties"]["ListenerArn"] != {"Ref": plain_id} for rule in rules)
+    https = listeners(prod)[(443, "HTTPS")]
+    assert https["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+
+
+def test_task_egress_is_redis_efs_and_https_only(synth: Synth, prod: Synth) -> None:
+    """No all-traffic egress: Redis's port to each Redis's group, NFS to the snapshot file
+    system's, and 443 (AWS APIs through NAT: the VPC has no interface endpoints)."""
+    for stack in (synth, prod):
+        api_sg = stack.logical_id(stack.stack.api.security_group)
+        group = stack.resources("AWS::EC2::SecurityGroup")[api_sg]["Properties"]
+        assert [
+            (rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIp"])
+            for rule in group["SecurityGroupEgress"]
+        ] == [("tcp", 443, 443, "0.0.0.0/0")]
+        egress = {
+            (
+                rule["Properties"]["DestinationSecurityGroupId"]["Fn::GetAtt"][0],
+                rule["Properties"]["IpProtocol"],
+                rule["Properties"]["FromPort"],
+                rule["Properties"]["ToPort"],
+            )
+            for rule in stack.resources("AWS::EC2::SecurityGroupEgress").values()
+            if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [api_sg, "GroupId"]}
+        }
+        caches = [stack.stack.cache] + ([stack.stack.activity_cache] if stack is prod else [])
+        expected = {
+            (stack.logical_id(cache.security_group), "tcp", REDIS_PORT, REDIS_PORT)
+            for cache in caches
+            if cache is not None
+        }
+        expected.add((stack.logical_id(stack.stack.snapshots.security_group), "tcp", 2049, 2049))
+        assert egress == expected
 
 
 def test_snapshots_live_on_encrypted_efs_that_only_the_tasks_reach(synth: Synth) -> None:

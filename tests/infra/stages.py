@@ -1,0 +1,19 @@
+"""The CDK context of the non-default stage the infra tests synthesize (conftest's `prod`)."""
+
+from __future__ import annotations
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-0"
+ALARM_EMAIL = "oncall@example.com"
+ACTIVITY_NODE_GROUPS = 3
+PROD = {
+    "stage": "prod",
+    "region": "eu-west-1",
+    "certificateArn": CERTIFICATE,
+    "maxTasks": "12",
+    "retainData": "false",
+    "publicDocs": "true",
+    "alarmEmail": ALARM_EMAIL,
+    "activityCache": "true",
+    "activityClusterMode": "true",
+    "activityNodeGroups": str(ACTIVITY_NODE_GROUPS),
+}
