@@ -92,6 +92,14 @@ class Recommender:
             raise RuntimeError("the index is not built yet")
         return live
 
+    def check(self, filters: Filters) -> LiveIndex:
+        """The live index, once `filters` name only genres some movie has (else UnknownGenres):
+        callers check before reading a history, so a typo costs nothing more."""
+        live = self.live()
+        if unknown := filters.genres - live.genres:
+            raise UnknownGenres(unknown, live.genres)
+        return live
+
     def recommend(
         self,
         history: History,
@@ -101,9 +109,7 @@ class Recommender:
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
         event counts as seen, not only the ones the tower reads. Raises UnknownGenres."""
-        live = self.live()
-        if unknown := filters.genres - live.genres:
-            raise UnknownGenres(unknown, live.genres)
+        live = self.check(filters)
         seen = set(history.movie_ids)
         used: list[int] = []  # positions in `history` of the events the tower reads
         used_ids: list[str] = []

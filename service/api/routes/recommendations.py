@@ -31,27 +31,33 @@ class JSONBody(Response):
 NO_FILTERS = Filters()
 
 
-def make_filters(genres: list[str] | None, year_min: int | None, year_max: int | None) -> Filters:
+def make_filters(
+    app_state: AppState, genres: list[str] | None, year_min: int | None, year_max: int | None
+) -> Filters:
+    """The query's filters; 400 for an empty year range, 422 naming the known genres for an
+    unknown one (before any store read)."""
     if not genres and year_min is None and year_max is None:
         return NO_FILTERS  # the common case, built once
     wanted = frozenset(g.strip() for part in genres or [] for g in part.split(",") if g.strip())
     if year_min is not None and year_max is not None and year_min > year_max:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "year_min is greater than year_max")
-    return Filters(wanted, year_min, year_max)
+    filters = Filters(wanted, year_min, year_max)
+    try:
+        app_state.recommender.check(filters)
+    except UnknownGenres as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return filters
 
 
 async def recommend(
     app_state: AppState, history: History, k: int, filters: Filters, exclude_seen: bool
 ) -> Result:
     """On the loop when unfiltered (~1 ms at 1M); a filter's work depends on how many movies
-    pass it, so it runs in a worker thread under a deadline. Unknown genres: 422."""
+    pass it, so it runs in a worker thread under a deadline."""
     recommender = app_state.recommender
-    try:
-        if not filters.active:
-            return recommender.recommend(history, k, filters, exclude_seen)
-        return await app_state.offload.run(recommender.recommend, history, k, filters, exclude_seen)
-    except UnknownGenres as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if not filters.active:
+        return recommender.recommend(history, k, filters, exclude_seen)
+    return await app_state.offload.run(recommender.recommend, history, k, filters, exclude_seen)
 
 
 @router.get(
@@ -71,7 +77,7 @@ async def user_recommendations(
     min_index_version: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     """Top-k movies for a user from their recent activity (most popular if they have none)."""
-    filters = make_filters(genres, year_min, year_max)
+    filters = make_filters(app_state, genres, year_min, year_max)
     await require_index_version(app_state, min_index_version)
     history = await app_state.store.recent_history(user_id)
     result = await recommend(app_state, history, k, filters, exclude_seen)
@@ -81,7 +87,7 @@ async def user_recommendations(
 @router.post("/recommendations", responses=VERSIONED_ERRORS, response_model=Recommendations)
 async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousRequest) -> Response:
     """Top-k movies for a session whose recent history (newest first) is in the body."""
-    filters = make_filters(body.genres, body.year_min, body.year_max)
+    filters = make_filters(app_state, body.genres, body.year_min, body.year_max)
     await require_index_version(app_state, body.min_index_version)
     history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
     result = await recommend(app_state, history, body.k, filters, body.exclude_seen)
