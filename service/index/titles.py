@@ -5,19 +5,37 @@ and maps normalised title tokens (and the year) to rows; the live index's small 
 upserts is scanned per query and its tombstones mask base rows. So a movie a webhook just added
 is searchable as soon as the refresher published the live index that holds it, on every replica,
 and a deleted one disappears at the same moment, without rebuilding anything.
+
+The work of one query is bounded, whatever it asks (`plan`, then `TitleSearch.run`):
+
+- Repeated words count once, and a word that starts another word of the query is dropped
+  (a title word starting with "story" starts with "st" too).
+- Titles starting with the whole query come from a tree of minimums over the titles in
+  alphabetical order: the best few of a million are found without sorting the million.
+- The other matches start from the query's rarest word (the fewest postings); the other words
+  only filter its candidates, in rank order, until enough are found. At most `MAX_CANDIDATES`
+  of its postings are read, the best-ranked ones: past that cap the answer is the best of what
+  was examined (`Work.capped`), which is exact whenever `limit` matches were found among them.
+- A word shorter than `MIN_PREFIX` is a prefix like any other while few title words start with
+  it (at most `SHORT_PREFIX_TOKENS`, `MAX_CANDIDATES` postings). Past that (one or two letters
+  start hundreds of title words in MovieLens' 9,742 titles, thousands in a large catalog) it
+  never supplies candidates: beside another word it filters that word's candidates as a prefix
+  ("the lord of the r" finds the film); in a query of such words only ("t", "19", "s t") they
+  are whole words, so it matches titles starting with it, then titles having those words.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import heapq
 import re
 import unicodedata
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import overload
 
 import numpy as np
@@ -25,8 +43,28 @@ import numpy as np
 from service.index.columns import NO_YEAR, Texts
 from service.index.live import BaseIndex, LiveIndex, MovieMeta
 
-MAX_QUERY_TOKENS = 8
+MAX_QUERY_TOKENS = 8  # distinct words of a query that count
+MIN_PREFIX = 3  # shorter words are prefixes only while cheap (see the module docstring)
+SHORT_PREFIX_TOKENS = 64
+# What a search costs, in steps of ~10 ns (measured here: `python -m bench.search`).
+_CALL = 100  # a NumPy call on one posting list (~1 µs)
+_LOOKUP = 3  # one candidate searched for in one posting list
+_MERGE = 10  # one posting entry merged by sorting
+_TEXT = 60  # one title read and searched for a word (~0.6 µs)
+_TREE = 100  # one title taken from the tree of minimums
+MAX_WORK = 2_000_000  # ~20 ms: fewer candidates are read when each costs more
+LOOP_WORK = 100_000  # ~1 ms: a search estimated above it runs in a worker thread
+MAX_CANDIDATES = 100_000  # postings of the rarest word read per query, at most
+_MIN_CANDIDATES = 4096  # ... and at least, however many words filter them
+_MAX_UNION = 10_000  # postings of a filter word merged into one list, at most
+_SKIPPED = 1000  # tombstoned titles starting with the query passed over, at most
+_SMALL_RANGE = 2048  # titles starting with the query sorted outright; more: the tree
+_FIRST_CHUNK = 256  # candidates filtered at once, doubling up to _LAST_CHUNK
+_LAST_CHUNK = 4096
+_NONE = np.iinfo(np.int32).max
 _NON_WORD = re.compile(r"[^\w]+")
+
+Skip = Callable[[int], bool]  # base row -> True when it must not be answered (a tombstone)
 
 
 def normalize(text: str) -> str:
@@ -42,10 +80,31 @@ def tokens_of(normalized_title: str, year: int | None) -> list[str]:
     return [*words, str(year)] if year is not None else words
 
 
+def distinct_words(words: Iterable[str]) -> list[str]:
+    """The words of a query that count: the first `MAX_QUERY_TOKENS` distinct ones."""
+    return list(dict.fromkeys(words))[:MAX_QUERY_TOKENS]
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     movie_id: str
     meta: MovieMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What one search examined: posting entries read (the rarest word's, and those of the
+    words filtered by membership), candidate titles checked, and whether a cap cut it short."""
+
+    postings: int
+    candidates: int
+    capped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    ranks: list[int]  # best first
+    work: Work
 
 
 def _rank(query: str, title: str) -> tuple[int, int, str]:
@@ -75,12 +134,72 @@ class _InOrder(Sequence[str]):
         return self._texts[int(self._order[index])]
 
 
+class _Minimums:
+    """The values of any range of an array in ascending order, without sorting the range: a
+    tree of minimums (two int32 a value), read ~2 log2(n) nodes per value taken."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        size = 1 << max(0, len(values) - 1).bit_length()
+        tree = np.full(2 * size, _NONE, np.int32)
+        tree[size : size + len(values)] = values
+        level = size
+        while level > 1:
+            half = level // 2
+            tree[half:level] = np.minimum(
+                tree[level : 2 * level : 2], tree[level + 1 : 2 * level : 2]
+            )
+            level = half
+        self._tree = tree
+        self._size = size
+
+    def ascending(self, lo: int, hi: int) -> Iterator[int]:
+        tree, size = self._tree, self._size
+        heap: list[tuple[int, int]] = []
+        lo, hi = lo + size, hi + size
+        while lo < hi:  # the nodes that exactly cover [lo, hi)
+            if lo & 1:
+                heap.append((int(tree[lo]), lo))
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                heap.append((int(tree[hi]), hi))
+            lo, hi = lo >> 1, hi >> 1
+        heapq.heapify(heap)
+        while heap:
+            value, node = heapq.heappop(heap)
+            if node >= size:
+                yield value
+                continue
+            for child in (2 * node, 2 * node + 1):
+                if (low := int(tree[child])) != _NONE:
+                    heapq.heappush(heap, (low, child))
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    """A query word and its tokens, `TitleIndex._tokens[start:end]` (one, or none, when the
+    word must be `whole`); `source`: whether it may supply the candidates."""
+
+    word: str
+    whole: bool
+    start: int
+    end: int
+    postings: int
+    source: bool = True
+
+    @property
+    def tokens(self) -> int:
+        return self.end - self.start
+
+
 class TitleIndex:
     """Postings of title tokens over one base, in NumPy so a common word costs milliseconds.
 
     Rows are numbered by rank (shorter normalised title first, then alphabetical): a posting is
     a sorted array of ranks, so the best matches of a query are its smallest ranks.
     """
+
+    _years: np.ndarray | None  # by rank, for words that may be a year (after `know_years`)
 
     def __init__(self, base: BaseIndex) -> None:
         titles = [normalize(title) for title in base.meta.all_titles()]
@@ -99,6 +218,7 @@ class TitleIndex:
             {t: np.asarray(r, dtype=np.int64) for t, r in postings.items()},
             base.meta.distinct_genres(),
         )
+        self._years = np.asarray(base.meta.years, np.int32)[self.row_at]
 
     def _set(
         self,
@@ -112,8 +232,13 @@ class TitleIndex:
         self.row_at = row_at  # rank -> row of the base
         self._postings = postings
         self._tokens = sorted(postings)
+        self._lists = [postings[t] for t in self._tokens]  # in token order
+        sizes = np.array([len(p) for p in self._lists], np.int64)
+        self._offsets = np.concatenate([[0], np.cumsum(sizes)])  # postings of tokens [a, b)
         self._alphabetical = alphabetical  # ranks in title order
         self._alpha_titles = _InOrder(titles, alphabetical)
+        self._starting = _Minimums(alphabetical)
+        self._years = None
         self.genres = frozenset(genres)
 
     def parts(self) -> dict[str, np.ndarray | list[str] | Texts]:
@@ -161,30 +286,255 @@ class TitleIndex:
         )
         return index
 
-    def _prefixed(self, word: str, head: int | None = None) -> np.ndarray:
-        """Ranks of titles with a token starting with `word`, sorted and unique (the `head`
-        smallest of each token's, enough when no other word has to intersect)."""
+    def know_years(self, base: BaseIndex) -> None:
+        """Read the years of `base` (an index loaded from a snapshot file has none)."""
+        if self._years is None:
+            self._years = np.asarray(base.meta.years, np.int32)[self.row_at]
+
+    def _term(self, word: str, whole: bool = False, source: bool = True) -> _Term:
         start = bisect.bisect_left(self._tokens, word)
-        end = bisect.bisect_left(self._tokens, word + "\U0010ffff", start)
-        parts = [self._postings[t][:head] for t in self._tokens[start:end]]
-        if not parts:
-            return np.empty(0, np.int64)
-        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+        if whole:
+            end = start + (start < len(self._tokens) and self._tokens[start] == word)
+        else:
+            end = bisect.bisect_left(self._tokens, word + "\U0010ffff", start)
+        postings = int(self._offsets[end] - self._offsets[start])
+        return _Term(word, whole, start, end, postings, source)
+
+    def _terms(self, words: Sequence[str], cap: int) -> list[_Term]:
+        """What each word must match (see the module docstring). A prefix that starts another
+        word of the query adds nothing (a title word starting with "story" starts with "st"),
+        so it is dropped; a whole word is kept ("to" does not imply the word "t")."""
+        terms = [self._term(word) for word in distinct_words(words)]
+        costly = [
+            len(t.word) < MIN_PREFIX and (t.tokens > SHORT_PREFIX_TOKENS or t.postings > cap)
+            for t in terms
+        ]
+        if all(costly):
+            terms = [self._term(t.word, whole=True) for t in terms]
+        else:
+            terms = [
+                replace(t, source=False) if c else t for t, c in zip(terms, costly, strict=True)
+            ]
+        return [
+            t
+            for t in terms
+            if t.whole or not any(o.word != t.word and o.word.startswith(t.word) for o in terms)
+        ]
+
+    def plan(
+        self, query: str, words: Sequence[str], limit: int, cap: int | None = None
+    ) -> TitleQuery:
+        """How `query` (normalised; `words`, its words) will be answered, and at what cost,
+        before any posting is read: a few bisections. `cap`: `MAX_CANDIDATES` unless given."""
+        cap = MAX_CANDIDATES if cap is None else cap
+        return TitleQuery(self, query, self._terms(words, cap), limit, cap)
 
     def ranks(self, query: str, words: Sequence[str], limit: int) -> list[int]:
         """Up to `limit` ranks, best first: exact title, title starting with the query, others."""
-        found = self._prefixed(words[0], limit if len(words) == 1 else None)
-        for word in words[1:]:
-            if not len(found):
-                return []
-            found = np.intersect1d(found, self._prefixed(word), assume_unique=True)
-        start = bisect.bisect_left(self._alpha_titles, query)
-        end = bisect.bisect_left(self._alpha_titles, query + "\U0010ffff", start)
-        starting = np.sort(self._alphabetical[start:end])
-        # Both arrays are in rank order, which agrees with `_rank` inside each tier, so the
-        # first `limit` of each hold the overall best `limit`.
-        best = dict.fromkeys([*starting[:limit].tolist(), *found[:limit].tolist()])
-        return sorted(best, key=lambda rank: _rank(query, self.titles[rank]))[:limit]
+        return self.plan(query, words, limit).run().ranks
+
+
+class TitleQuery:
+    """One query planned over a `TitleIndex`: `cost` (estimated steps) is known at once, before
+    any posting is read; `run()` does the work."""
+
+    def __init__(
+        self, index: TitleIndex, query: str, terms: list[_Term], limit: int, cap: int
+    ) -> None:
+        self.index = index
+        self.query = query
+        self.words = [(t.word, t.whole) for t in terms]
+        self.limit = limit
+        starts = index._alpha_titles
+        self._first = self._end = 0  # titles starting with the query: [first, end) of `starts`
+        if terms:
+            self._first = bisect.bisect_left(starts, query)
+            self._end = bisect.bisect_left(starts, query + "\U0010ffff", self._first)
+        span = self._end - self._first
+        self.cost = 3 * span if span <= _SMALL_RANGE else _TREE * limit
+        self._take = 0  # candidates read from the source, at most
+        self._source: _Term | None = None
+        self._filters: list[tuple[_Term, str]] = []
+        if not terms or any(t.postings == 0 for t in terms):
+            return  # no title has every word
+        source = min((t for t in terms if t.source), key=lambda t: (t.postings, t.tokens))
+        wanted = min(source.postings, cap)
+        ways = [self._way(t, wanted) for t in sorted(terms, key=lambda t: t.postings)]
+        ways = [way for way in ways if way[0] is not source]
+        setup = sum(way[2] for way in ways)
+        per_candidate = max(1, sum(way[3] for way in ways))
+        # Fewer candidates when each costs more: the whole search stays within MAX_WORK.
+        self._take = max(
+            min(wanted, _MIN_CANDIDATES), min(wanted, (MAX_WORK - setup) // per_candidate)
+        )
+        self._source = source
+        self._filters = [(term, name) for term, name, _, _ in ways]
+        read = self._take if source.tokens > 1 else 0
+        self.cost += source.tokens * _CALL + _merge_cost(read, len(index.titles))
+        # Without a filter the first chunk holds the answer (tombstones aside).
+        examined = self._take if ways else min(self._take, _FIRST_CHUNK)
+        self.cost += setup + per_candidate * examined
+
+    def _way(self, term: _Term, candidates: int) -> tuple[_Term, str, int, int]:
+        """The cheapest way to keep the candidates having `term`: (term, name, steps before,
+        steps per candidate)."""
+        ways = [("lookup", term.tokens * _CALL, term.tokens * _LOOKUP)]
+        if term.postings <= _MAX_UNION:
+            merge = term.tokens * _CALL + _merge_cost(term.postings, len(self.index.titles))
+            ways.append(("union", merge, _LOOKUP))
+        if self.index._years is not None or not _may_be_year(term.word):
+            ways.append(("text", 0, _TEXT))
+        name, before, each = min(ways, key=lambda way: way[1] + way[2] * candidates)
+        return term, name, before, each
+
+    def run(self, skip: Skip | None = None) -> Found:
+        """Up to `limit` ranks, best first: exact title, title starting with the query, others.
+        `skip(row)`: rows not to answer (tombstones), passed over before the limit counts."""
+        starting, examined, capped = self._starting(skip)
+        matched, postings, candidates, cut = self._matched(skip)
+        titles = self.index.titles
+        best = sorted(
+            dict.fromkeys([*starting, *matched]), key=lambda rank: _rank(self.query, titles[rank])
+        )
+        return Found(best[: self.limit], Work(postings, examined + candidates, capped or cut))
+
+    def _kept(self, ranks: Iterable[int], skip: Skip | None, most: int) -> tuple[list[int], int]:
+        """The first `limit` of `ranks` not skipped, and how many were looked at (`most`)."""
+        kept: list[int] = []
+        seen = 0
+        row_at = self.index.row_at
+        for rank in ranks:
+            if seen == most or len(kept) == self.limit:
+                break
+            seen += 1
+            if skip is None or not skip(int(row_at[rank])):
+                kept.append(rank)
+        return kept, seen
+
+    def _starting(self, skip: Skip | None) -> tuple[list[int], int, bool]:
+        """The best titles starting with the whole query (the exact title first)."""
+        first, end = self._first, self._end
+        if end - first <= _SMALL_RANGE:
+            ordered: Iterable[int] = np.sort(self.index._alphabetical[first:end]).tolist()
+        else:
+            ordered = self.index._starting.ascending(first, end)
+        most = self.limit + _SKIPPED
+        kept, seen = self._kept(ordered, skip, most)
+        return kept, seen, len(kept) < self.limit and seen == most < end - first
+
+    def _matched(self, skip: Skip | None) -> tuple[list[int], int, int, bool]:
+        """The best titles having every word: (ranks, postings read, candidates, capped)."""
+        source = self._source
+        if source is None or self.limit == 0:
+            return [], 0, 0, False
+        candidates, postings, complete = self._source_ranks(source)
+        filters = [self._filter(term, name) for term, name in self._filters]
+        postings += sum(read for _, read in filters)
+        kept: list[int] = []
+        done = 0
+        chunk = _FIRST_CHUNK
+        while done < len(candidates) and len(kept) < self.limit:
+            passing = candidates[done : done + chunk]
+            done += len(passing)
+            chunk = min(2 * chunk, _LAST_CHUNK)
+            for keep, _ in filters:  # the rarest word first: the fewest pass it
+                passing = passing[keep(passing)]
+            found, _ = self._kept(passing.tolist(), skip, len(passing))
+            kept += found[: self.limit - len(kept)]
+        return kept, postings, done, len(kept) < self.limit and not complete
+
+    def _source_ranks(self, source: _Term) -> tuple[np.ndarray, int, bool]:
+        """The best ranks having `source` (sorted, at most `_take`), the postings read for
+        them, and whether they are all of them."""
+        lists = self.index._lists[source.start : source.end]
+        take, titles = self._take, len(self.index.titles)
+        if source.postings <= take:
+            return _union(lists, titles), source.postings, True
+        if len(lists) == 1:
+            return lists[0][:take], take, False
+        sizes = np.array([len(p) for p in lists], np.int64)
+        head = _water_level(sizes, take)
+        ranks = _union([p[:head] for p in lists], titles)
+        # Every rank up to the smallest last rank read of a list cut short is there.
+        complete_to = min(int(p[head - 1]) for p in lists if len(p) > head)
+        ranks = ranks[: np.searchsorted(ranks, complete_to, side="right")]
+        return ranks, int(np.minimum(sizes, head).sum()), False
+
+    def _filter(self, term: _Term, way: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+        """A mask of the candidates (a chunk) having `term`, and the postings it reads first."""
+        lists = self.index._lists[term.start : term.end]
+        if way == "union":
+            union = _union(lists, len(self.index.titles))
+            return (lambda ranks: _member(ranks, union)), term.postings
+        if way == "lookup":
+
+            def lookup(ranks: np.ndarray) -> np.ndarray:
+                mask = np.zeros(len(ranks), bool)
+                for postings in lists:
+                    mask |= _member(ranks, postings)
+                return mask
+
+            return lookup, 0
+        return functools.partial(self._having, term), 0
+
+    def _having(self, term: _Term, ranks: np.ndarray) -> np.ndarray:
+        """Which titles of `ranks` have a word starting with `word` (or equal to it, whole), or
+        a year that does: the titles themselves are read, not the word's postings."""
+        titles, word = self.index.titles, term.word
+        if term.whole:
+            padded = f" {word} "
+            mask = np.array([padded in f" {titles[r]} " for r in ranks.tolist()], bool)
+        else:
+            inside = f" {word}"
+            mask = np.array(
+                [(t := titles[r]).startswith(word) or inside in t for r in ranks.tolist()], bool
+            )
+        if _may_be_year(word) and self.index._years is not None:
+            years = self.index._years[ranks]
+            digits = len(word)
+            if term.whole:
+                mask |= (years == int(word)) & (digits == 4)
+            else:
+                mask |= (years != NO_YEAR) & (years // 10 ** (4 - digits) == int(word))
+        return mask
+
+
+def _may_be_year(word: str) -> bool:
+    return word.isascii() and word.isdigit() and len(word) <= 4
+
+
+def _union(lists: Sequence[np.ndarray], titles: int) -> np.ndarray:
+    """The ranks of any of `lists`, sorted: merged by sorting, or by marking when they cover
+    a large share of the `titles`."""
+    if not lists:
+        return np.empty(0, np.int64)
+    if len(lists) == 1:
+        return lists[0]
+    if sum(len(p) for p in lists) * 16 < titles:
+        return np.unique(np.concatenate(lists))
+    marked = np.zeros(titles, bool)
+    for postings in lists:
+        marked[postings] = True
+    return np.flatnonzero(marked)
+
+
+def _merge_cost(postings: int, titles: int) -> int:
+    return min(postings * _MERGE, titles // 2 + postings * 2)
+
+
+def _member(ranks: np.ndarray, postings: np.ndarray) -> np.ndarray:
+    """Which of `ranks` are in `postings` (sorted): a binary search each, nothing else read."""
+    at = np.searchsorted(postings, ranks)
+    found: np.ndarray = postings[np.minimum(at, len(postings) - 1)] == ranks
+    return found
+
+
+def _water_level(sizes: np.ndarray, budget: int) -> int:
+    """The largest h (at least 1) with sum(min(size, h)) <= budget, for sizes summing past it."""
+    ordered = np.sort(sizes)
+    before = np.concatenate([[0], np.cumsum(ordered)[:-1]])
+    levels = (budget - before) // (len(ordered) - np.arange(len(ordered)))
+    return max(1, int(levels[int(np.argmax(levels < ordered))]))
 
 
 _built: weakref.WeakKeyDictionary[BaseIndex, TitleIndex] = weakref.WeakKeyDictionary()
@@ -232,35 +582,67 @@ async def title_index(base: BaseIndex, wait: float | None = None) -> TitleIndex:
         raise TitleIndexBuilding(f"the title index of {len(base):,} movies is building") from None
 
 
-def _matches(words: Sequence[str], meta: MovieMeta) -> bool:
-    tokens = tokens_of(normalize(meta.title), meta.year)
-    return all(any(t.startswith(w) for t in tokens) for w in words)
+@functools.lru_cache(maxsize=8192)  # the delta's titles, normalised once (compaction at ~2,000)
+def _delta_tokens(title: str, year: int | None) -> tuple[str, tuple[str, ...]]:
+    normalized = normalize(title)
+    return normalized, tuple(tokens_of(normalized, year))
+
+
+class TitleSearch:
+    """A search of one live index, planned: `cheap` when it may run on the event loop (its
+    estimated work is under `LOOP_WORK`), else the caller runs `run` in a worker thread."""
+
+    def __init__(self, live: LiveIndex, query: TitleQuery) -> None:
+        self.live = live
+        self.query = query
+        passed_over = _TREE * min(len(live.tombstones), _SKIPPED)
+        self.cheap = query.cost + _TEXT * len(live.delta) + passed_over <= LOOP_WORK
+
+    def run(self) -> list[Hit]:
+        live, query = self.live, self.query
+        if not query.words:
+            return []
+        base, tombstones = live.base, live.tombstones
+        ids = base.ids
+        skip = (lambda row: ids[row] in tombstones) if tombstones else None
+        ranked = []
+        for rank in query.run(skip).ranks:
+            row = int(query.index.row_at[rank])
+            ranked.append((_rank(query.query, query.index.titles[rank]), ids[row], base.meta[row]))
+        for mid, entry in live.delta.items():
+            title, tokens = _delta_tokens(entry.meta.title, entry.meta.year)
+            if title.startswith(query.query) or _has_all(query.words, tokens):
+                ranked.append((_rank(query.query, title), mid, entry.meta))
+        best = heapq.nsmallest(query.limit, ranked, key=lambda item: (item[0], item[1]))
+        return [Hit(mid, meta) for _, mid, meta in best]
+
+
+def _has_all(words: Sequence[tuple[str, bool]], tokens: Sequence[str]) -> bool:
+    """Whether `tokens` (a delta title's) have every (word, whole) of a query."""
+    return all(
+        word in tokens if whole else any(t.startswith(word) for t in tokens)
+        for word, whole in words
+    )
+
+
+async def title_search(
+    live: LiveIndex, query: str, limit: int, wait: float | None = None
+) -> TitleSearch:
+    """Plan a search of `live` for `query` (waiting up to `wait` for the title index)."""
+    normalized = normalize(query)
+    index = await title_index(live.base, wait)
+    index.know_years(live.base)  # once per base loaded from a snapshot file
+    return TitleSearch(live, index.plan(normalized, normalized.split(), limit))
 
 
 async def search_titles(
     live: LiveIndex, query: str, limit: int, wait: float | None = None
 ) -> list[Hit]:
-    """Live movies whose title words (or year) start with every word of `query`, best first."""
-    normalized = normalize(query)
-    words = normalized.split()[:MAX_QUERY_TOKENS]
-    if not words:
+    """Live movies whose title words (or year) start with every word of `query`, best first
+    (run here, on the caller's loop: the API runs expensive ones in a thread)."""
+    if not normalize(query):
         return []
-    index = await title_index(live.base, wait)
-    base = live.base
-    # Ask for more than `limit`: tombstoned rows (deleted or replaced by the delta) drop out.
-    wanted = limit + min(len(live.tombstones), 1000)
-    ranked = [
-        (_rank(normalized, index.titles[rank]), base.ids[row], base.meta[row])
-        for rank in index.ranks(normalized, words, wanted)
-        if base.ids[row := int(index.row_at[rank])] not in live.tombstones
-    ]
-    ranked += [
-        (_rank(normalized, normalize(e.meta.title)), mid, e.meta)
-        for mid, e in live.delta.items()
-        if _matches(words, e.meta)
-    ]
-    best = heapq.nsmallest(limit, ranked, key=lambda item: (item[0], item[1]))
-    return [Hit(mid, meta) for _, mid, meta in best]
+    return (await title_search(live, query, limit, wait)).run()
 
 
 async def genres_of(live: LiveIndex) -> list[str]:

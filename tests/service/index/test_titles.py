@@ -1,12 +1,24 @@
-"""Title search over a live: normalisation, ranking, and the delta and tombstones."""
+"""Title search over a live: normalisation, ranking, the delta and tombstones, and the bounded
+work of one query (repeated words, one letter, many common words)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from service.index import titles
 from service.index.live import LiveIndex, MovieMeta, build_live_index
-from service.index.titles import TitleIndexBuilding, genres_of, normalize, search_titles
+from service.index.titles import (
+    TitleIndexBuilding,
+    genres_of,
+    normalize,
+    search_titles,
+    title_index,
+    title_search,
+    tokens_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -24,6 +36,41 @@ def live_index() -> LiveIndex:
     ids = list(METAS)
     vectors = np.eye(len(ids), dtype=np.float32)
     return build_live_index(ids, vectors, [METAS[i] for i in ids], index_version=len(ids))
+
+
+def catalog(size: int, meta: Callable[[int], MovieMeta]) -> LiveIndex:
+    """`size` movies "0", "1", ... with `meta(i)` (one-dimensional vectors: titles only)."""
+    metas = [meta(i) for i in range(size)]
+    vectors = np.zeros((size, 1), np.float32)
+    return build_live_index([str(i) for i in range(size)], vectors, metas, index_version=1)
+
+
+WORDS = ("silent", "river", "night", "storm", "secret", "red", "glass", "moon", "station", "sea")
+
+
+def common_words(i: int) -> MovieMeta:
+    """Every title has "the" and "of", like the synthetic catalog's ("The Silent Red of the
+    Moon"); a few have the whole word "t" (from "Don't")."""
+    a, b, c = WORDS[i % 10], WORDS[i // 10 % 10], WORDS[i // 100 % 10]
+    title = f"Don't {a}" if i % 1000 == 7 else f"The {a} {b} of the {c}"
+    return MovieMeta(title, ("Drama",), 1930 + i % 90)
+
+
+def expected(live: LiveIndex, query: str, limit: int) -> list[str]:
+    """The answer by its definition: every live movie whose title starts with the query or
+    whose words (or year) start with each word of it, ranked, read one by one."""
+    normalized = normalize(query)
+    words = normalized.split()
+    ranked = []
+    for movie_id in live.base.ids:
+        if movie_id in live.tombstones:
+            continue
+        meta = live.base.meta[live.base.row_of[movie_id]]
+        title = normalize(meta.title)
+        tokens = tokens_of(title, meta.year)
+        if title.startswith(normalized) or all(any(t.startswith(w) for t in tokens) for w in words):
+            ranked.append((titles._rank(normalized, title), movie_id))
+    return [movie_id for _, movie_id in sorted(ranked)[:limit]]
 
 
 async def found(live, query: str, limit: int = 10) -> list[str]:  # type: ignore[no-untyped-def]
@@ -72,3 +119,83 @@ async def test_a_request_does_not_wait_for_a_title_index_being_built() -> None:
     assert await genres_of(live) == []  # the status poll answers without it
     assert await found(live, "toy") == ["1", "2"]  # the build went on and finishes
     assert await genres_of(live) == ["Action", "Animation", "Drama", "Horror", "Romance"]
+
+
+async def test_repeated_words_and_words_starting_another_count_once() -> None:
+    live = live_index()
+    assert await found(live, "toy toy toy") == await found(live, "toy") == ["1", "2"]
+    assert await found(live, "t t t t t t t t") == await found(live, "t") == ["1", "2", "3"]
+    assert await found(live, "st story sto story") == await found(live, "story")
+    index = await title_index(live.base)
+    assert index.plan("t t t t t t t t", ["t"] * 8, 10).words == [("t", False)]
+    assert index.plan("st story s", ["st", "story", "s"], 10).words == [("story", False)]
+
+
+async def test_answers_are_the_best_titles_having_every_word() -> None:
+    """Against the definition, on a catalog where years and title numbers share prefixes, with
+    tombstones; the rarest word's postings are read whole (none is past the cap)."""
+    live = catalog(12_000, lambda i: MovieMeta(f"Title {i} {WORDS[i % 10]}", (), 1900 + i % 100))
+    live = live.with_changes([], [str(i) for i in range(0, 12_000, 3)], index_version=2)
+    queries = ["title 19", "19 title", "title 195", "title 1", "moon 1999", "title 11 se", "sea"]
+    for query in [*queries, "ti 19 st", "title 11 12", "title 1100", "19 moon ti"]:
+        assert await found(live, query) == expected(live, query, 10), query
+
+
+async def test_a_one_letter_query_does_bounded_work() -> None:
+    """A lone "t" starts "the", in every title: as a prefix it would read every posting. Past
+    the cap (1,000 of 20,000 titles here, as 100,000 of 1M) it is a whole word: titles starting
+    with "t" come first, then those having the word."""
+    live = catalog(20_000, common_words)
+    index = await title_index(live.base)
+    cap = 1000
+    for query in ("t", "t t t t t t t t"):
+        result = index.plan(query, query.split(), 10, cap).run()
+        assert result.work.postings <= cap and result.work.candidates <= cap + 10
+        hits = [index.titles[rank] for rank in result.ranks]
+        if query == "t":
+            assert len(hits) == 10 and all(title.startswith("t") for title in hits)
+        else:
+            assert hits and all(" t " in f" {title} " for title in hits)  # Don't ...
+
+
+async def test_many_common_words_stop_at_the_cap_with_the_best_of_what_was_examined() -> None:
+    live = catalog(20_000, common_words)
+    index = await title_index(live.base)
+    cap = 1000
+    exact = index.plan("the silent", ["the", "silent"], 10, cap=10**9).run()
+    capped = index.plan("the silent", ["the", "silent"], 10, cap).run()
+    assert capped.ranks == exact.ranks and not capped.work.capped  # enough among the first
+    assert capped.work.postings <= cap < exact.work.postings
+
+    words = ["the", "of", "silent", "river", "night", "storm", "secret"]
+    none = index.plan(" ".join(words), words, 10, cap).run()
+    assert none.ranks == [] and none.work.capped  # no title has 5 of these words
+    assert none.work.candidates <= cap
+    assert none.work.postings <= cap + len(words) * titles._MAX_UNION
+
+
+async def test_the_cost_is_known_before_any_posting_is_read() -> None:
+    """What decides whether a search may run on the event loop: a rare word costs little, many
+    common words cost more (at 20k titles every one of these is cheap enough)."""
+    live = catalog(20_000, common_words)
+    await title_index(live.base)
+    rare = await title_search(live, "silent river 1931", 10)
+    letters = await title_search(live, "t t t t t t t t", 10)
+    common = await title_search(live, "the of silent river night storm", 10)
+    assert rare.cheap and letters.cheap and common.cheap
+    assert rare.query.cost < common.query.cost <= titles.MAX_WORK
+
+
+async def test_a_movie_just_added_is_found_by_its_first_letter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Also when the letter is a whole word (past the cap): the delta is ranked as the base."""
+    live = catalog(20_000, common_words)
+    await title_index(live.base)
+    added = live.with_changes(
+        [("new", np.zeros(1, np.float32), MovieMeta("Tango", (), 2020))], [], index_version=2
+    )
+    for cap in (titles.MAX_CANDIDATES, 1000):
+        monkeypatch.setattr(titles, "MAX_CANDIDATES", cap)
+        assert (await found(added, "t"))[0] == "new"  # the shortest title starting with "t"
+        assert await found(added, "tango") == ["new"]
