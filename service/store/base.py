@@ -19,6 +19,7 @@ class Store(abc.ABC):
     """Async interface shared by both backends; see the contract tests for its promises."""
 
     activity_max_events: int
+    history_ttl_seconds: float  # a history expires this long after its last write
 
     # --- catalog and change log -------------------------------------------------------------
     @abc.abstractmethod
@@ -76,11 +77,13 @@ class Store(abc.ABC):
     # --- activity ---------------------------------------------------------------------------
     @abc.abstractmethod
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
-        """Record events, keeping only the `activity_max_events` newest by timestamp."""
+        """Record events, keeping only the `activity_max_events` newest by timestamp; the
+        history then expires `history_ttl_seconds` from now (every write starts it again)."""
 
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
         """`add_events` for many users at once (an import): backends write it in one round trip
-        and one transaction; this default is one call per user."""
+        and one transaction (on a Redis Cluster: one a hash slot); this default is one call per
+        user."""
         for user_id, user_events in events.items():
             await self.add_events(user_id, user_events)
 
@@ -92,6 +95,10 @@ class Store(abc.ABC):
     async def recent_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         """Newest first, as `Event`s (for showing a history)."""
         return (await self.recent_history(user_id, limit)).events()
+
+    @abc.abstractmethod
+    async def erase_user(self, user_id: str) -> None:
+        """Remove everything kept about the user (their history); a user without any is fine."""
 
     @abc.abstractmethod
     async def count_users(self) -> int: ...
@@ -119,8 +126,14 @@ class Store(abc.ABC):
     # --- lifecycle --------------------------------------------------------------------------
     @abc.abstractmethod
     async def upgrade(self) -> None:
-        """Convert data written in an older format (format-1 histories) once; `open_store` runs
-        it, so a new release reads what an old one wrote."""
+        """Convert data written in an older format (histories of formats 1 and 2) once;
+        `open_store` runs it, so a new release reads what an old one wrote."""
+
+    @abc.abstractmethod
+    async def memory_bytes(self) -> dict[str, int]:
+        """What the store's servers use, by part: "catalog" (the store_url's Redis: INFO
+        used_memory; SQLite: the file), and "activity" when activity has a Redis of its own
+        (summed over a cluster's primaries). For a gauge, off the request path."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

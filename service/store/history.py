@@ -24,7 +24,10 @@ from embeddings.weights import WATCH, rating_weights
 from service.store.errors import InvalidRecord
 from service.store.records import Event, EventKind
 
-FORMAT = 2  # 1 was a sorted set of "movie|kind|rating|ts" strings per user
+# What Redis holds (service/store/keys.py): 1 was a sorted set of "movie|kind|rating|ts" strings
+# per user; 2 this record under `history:<id>`, without a TTL, and a set of every user id; 3 the
+# same record under a hash-tagged key with a TTL, and no set.
+FORMAT = 3
 HEADER = 4
 FIXED = np.dtype([("ts", ">f8"), ("rating", ">f8"), ("kind", "u1")])
 KINDS: tuple[EventKind, EventKind] = ("watch", "rate")

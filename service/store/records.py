@@ -224,9 +224,13 @@ def validate_event(user_id: str, event: Event) -> None:
     validate_events(user_id, [event])
 
 
+def validate_user_id(user_id: str) -> None:
+    _check_id(user_id, "user id")
+
+
 def validate_events(user_id: str, events: Sequence[Event]) -> None:
     """`validate_event` for each event, the movie ids all at once (an import checks 25M)."""
-    _check_id(user_id, "user id")
+    validate_user_id(user_id)
     _check_ids({event.movie_id for event in events}, "movie id")
     for event in events:
         if event.kind not in ("watch", "rate"):

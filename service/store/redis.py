@@ -19,17 +19,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisClusterException, RedisError
 
-from service.store import history, keys
+from service.store import history, keys, redis_client
 from service.store.base import Store
 from service.store.encoding import events_from_keys, pack_vector, unpack_dedupe, unpack_vector
-from service.store.errors import StoreUnavailable
 from service.store.history import History
 from service.store.records import (
     ChangeEntry,
@@ -41,11 +35,10 @@ from service.store.records import (
     WriteResult,
     validate_changes,
     validate_events,
+    validate_user_id,
 )
-
-MAX_BLOCK_SECONDS = 5.0  # the longest blocking read; the socket timeout must outlast it
-# Connections beyond one per in-flight request: the refresher's blocking read and its writes.
-SPARE_CONNECTIONS = 4
+from service.store.redis_activity import RedisActivity
+from service.store.redis_client import MAX_BLOCK_SECONDS, deadline
 
 # KEYS: movies, live count, sequence, changes stream, epoch, dedupe key ("" for none)
 # ARGV: now, new epoch, dedupe ttl, max stream length, body digest ("" for none),
@@ -118,122 +111,71 @@ return {0, result, versions}
 """
 
 
-# KEYS: the users set, then each user's history key
-# ARGV: how many entries to keep, then per user: its id, the record of its new events
-# (service/store/history.py). For each user, the same merge as history.merge: the union of the
-# stored and the new entries, identical ones once, descending by their bytes, the newest
-# `keep`. Bytes compare one by one (Lua's `<` on strings follows the locale).
-_ADD_EVENTS = """
-local keep, width = tonumber(ARGV[1]), 17
-local function entries(record, seen, items)
-  local n = struct.unpack('>I4', record)
-  local pos = 5 + n * width
-  for i = 1, n do
-    local bar = string.find(record, '|', pos, true)
-    local stop = bar and bar - 1 or #record
-    local fixed = string.sub(record, 5 + (i - 1) * width, 4 + i * width)
-    local e = fixed .. string.sub(record, pos, stop)
-    if not seen[e] then
-      seen[e] = true
-      items[#items + 1] = {e, struct.unpack('>d', e)}
-    end
-    pos = stop + 2
-  end
-end
-local function newer(x, y)
-  if x[2] ~= y[2] then return x[2] > y[2] end
-  local a, b = x[1], y[1]
-  for i = 9, math.min(#a, #b) do
-    local p, q = string.byte(a, i), string.byte(b, i)
-    if p ~= q then return p > q end
-  end
-  return #a > #b
-end
-for u = 2, #KEYS do
-  local seen, items = {}, {}
-  local stored = redis.call('GET', KEYS[u])
-  if stored then entries(stored, seen, items) end
-  entries(ARGV[2 * u - 1], seen, items)
-  table.sort(items, newer)
-  local fixed, ids = {}, {}
-  for i = 1, math.min(keep, #items) do
-    fixed[i] = string.sub(items[i][1], 1, width)
-    ids[i] = string.sub(items[i][1], width + 1)
-  end
-  local packed = struct.pack('>I4', #fixed) .. table.concat(fixed) .. table.concat(ids, '|')
-  redis.call('SET', KEYS[u], packed)
-  redis.call('SADD', KEYS[1], ARGV[2 * u - 2])
-end
-return #KEYS - 1
-"""
-
-
 def _seq_of(stream_id: bytes | str) -> int:
     text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     return int(text.split("-", 1)[0])
 
 
 class RedisStore(Store):
+    """The catalog on `url`; user activity on `activity_url` (a Redis, or a Redis Cluster with
+    `activity_cluster`) when given, else on `url` too."""
+
     def __init__(
         self,
         url: str,
         *,
         activity_max_events: int,
         changelog_max_len: int,
+        history_ttl_seconds: float,
+        activity_url: str | None = None,
+        activity_cluster: bool = False,
         password: str | None = None,
         timeout: float = 1.0,
         max_connections: int = 64,
     ) -> None:
         self.url = url
+        self.activity_url = activity_url
         self.activity_max_events = activity_max_events
         self.changelog_max_len = changelog_max_len
+        self.history_ttl_seconds = history_ttl_seconds
         self.timeout = timeout
-        # A blocking pool: past `max_connections` a call waits for a free connection (within
-        # its deadline) instead of failing at once. Servers close idle connections (Redis
-        # `timeout`, failovers): retrying is safe because every write here is idempotent
-        # (unchanged upserts, repeated deletes and identical events are no-ops); the retries
-        # fit inside the call's deadline, which cuts them short.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections + SPARE_CONNECTIONS,
-            timeout=timeout,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout + MAX_BLOCK_SECONDS,
-            socket_keepalive=True,
-            health_check_interval=15,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            password=password,
-        )
-        # Any: redis-py types every reply as a union of all it could be.
-        self._redis: Any = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+        bounds = redis_client.Bounds(password, timeout, max_connections)
+        activity_client: Any = None  # the catalog's
+        if activity_url is not None and activity_cluster:
+            activity_client = redis_client.cluster(activity_url, bounds)
+        elif activity_url is not None:
+            activity_client = redis_client.single_node(activity_url, bounds)
+        self._redis: Any = redis_client.single_node(url, bounds, block=MAX_BLOCK_SECONDS)
         self._apply = self._redis.register_script(_APPLY)
-        self._add_events = self._redis.register_script(_ADD_EVENTS)
+        self._activity = RedisActivity(
+            self._redis if activity_client is None else activity_client,
+            is_cluster=activity_cluster,
+            keep=activity_max_events,
+            ttl_seconds=history_ttl_seconds,
+            timeout=timeout,
+        )
 
-    @contextlib.asynccontextmanager
-    async def _deadline(self, what: str, extra: float = 0.0) -> AsyncIterator[None]:
-        """Run a call within the deadline; any failure of Redis becomes StoreUnavailable."""
-        seconds = self.timeout + extra
-        try:
-            async with asyncio.timeout(seconds):
-                yield
-        except TimeoutError:
-            raise StoreUnavailable(f"Redis did not answer {what} within {seconds:g}s") from None
-        except (RedisError, OSError) as exc:
-            # The kind, not the text: clients see this message, and the text names hosts.
-            raise StoreUnavailable(f"Redis {what} failed ({type(exc).__name__})") from exc
+    @property
+    def _separate_activity(self) -> bool:
+        return self._activity.client is not self._redis
+
+    def _deadline(
+        self, what: str, extra: float = 0.0
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Run a catalog call within the deadline; any failure becomes StoreUnavailable."""
+        return deadline(what, self.timeout + extra)
 
     async def ping(self) -> None:
         """At startup: the operator reads this message, so it says where and why."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self._redis.ping()
-        except TimeoutError:
-            raise StoreUnavailable(
-                f"Redis at {self.url} did not answer within {self.timeout:g}s"
-            ) from None
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
+        await redis_client.ping(self._redis, self.url, self.timeout)
+        if self._separate_activity:
+            assert self.activity_url is not None
+            await redis_client.ping(
+                self._activity.client,
+                self.activity_url,
+                self.timeout,
+                is_cluster=self._activity.is_cluster,
+            )
 
     async def apply_changes(
         self,
@@ -354,90 +296,104 @@ class RedisStore(Store):
         return f"{value.decode() if value else ''}:{run_id}"
 
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
-        async with self._deadline("event write"):
-            await self._merge(self._redis, {user_id: events})
+        await self._activity.write(self._records({user_id: events}))
 
     async def add_events_bulk(self, events: Mapping[str, Sequence[Event]]) -> None:
-        """One script call per chunk: every user's merge, atomically. A user's new events
-        travel as one record of the history format, so redis-py encodes one argument per user,
-        not one per event."""
-        # An import chunk (20,000 events) is far bigger than a request's write: more time.
-        async with self._deadline("bulk event write", extra=30.0):
-            await self._merge(self._redis, events)
+        """One script call per chunk on one Redis (every user's merge, atomically), one per hash
+        slot on a cluster. A user's new events travel as one record of the history format, so
+        redis-py encodes one argument per user, not one per event."""
+        await self._activity.write(self._records(events), bulk=True)
 
-    async def _merge(self, client: Any, events: Mapping[str, Sequence[Event]]) -> None:
-        """Check every event, then merge them into their users' records (on `client`: the
-        connection, or a pipeline that queues the call)."""
+    @staticmethod
+    def _records(events: Mapping[str, Sequence[Event]]) -> dict[str, bytes]:
+        """Check every event, then each user's new events as one record (empty ones dropped)."""
         for user_id, user_events in events.items():
             validate_events(user_id, user_events)
-        users = [user for user, user_events in events.items() if user_events]
-        if not users:
-            return
-        argv: list[str | int | bytes] = [self.activity_max_events]
-        for user_id in users:
-            new = {history.entry(event) for event in events[user_id]}
-            argv += [user_id, history.pack(sorted(new, reverse=True))]
-        script_keys = [keys.USERS, *(keys.history(user) for user in users)]
-        await self._add_events(keys=script_keys, args=argv, client=client)
+        return {
+            user_id: history.pack(sorted({history.entry(e) for e in user_events}, reverse=True))
+            for user_id, user_events in events.items()
+            if user_events
+        }
 
     async def recent_history(self, user_id: str, limit: int | None = None) -> History:
-        async with self._deadline("GET history"):
-            record = await self._redis.get(keys.history(user_id))
-        return history.decode(record, limit)
+        return history.decode(await self._activity.read(user_id), limit)
+
+    async def erase_user(self, user_id: str) -> None:
+        validate_user_id(user_id)
+        await self._activity.erase(user_id)
+        # An older release, still running during a rolling upgrade, may write the user under
+        # the names of format 2 and 1 on the catalog's Redis: those go too.
+        async with self._deadline("erase user (older formats)"):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(keys.history_v2(user_id), keys.activity(user_id))
+            pipe.srem(keys.USERS, user_id)
+            await pipe.execute()
 
     async def upgrade(self) -> None:
-        """Convert format-1 histories (sorted sets) to records, once; re-running is harmless
-        (the merge is idempotent), so replicas starting together may all run it."""
+        """Bring histories of older formats to the current one, once; re-running is harmless
+        (the merge is idempotent), so replicas starting together may all run it.
+
+        Format 1 (a sorted set a user) and format 2 (a record without a hash tag or a TTL, and
+        the set of every user id) are read from the catalog's Redis, merged into the current
+        keys (on the activity Redis when it has its own) with the TTL from now, and deleted.
+        """
         async with self._deadline("format check"):
             if await self._redis.get(keys.FORMAT) == str(history.FORMAT).encode():
                 return
+        legacy = keys.history_v2("").encode()
+        format_1 = keys.activity("").encode()
         cursor = 0
         while True:
-            async with self._deadline("format-1 history upgrade", extra=5.0):
-                cursor, found = await self._redis.scan(
-                    cursor, match=keys.ACTIVITY_PATTERN, count=1000
-                )
-                for key in found:
-                    user_id = key.decode().removeprefix(keys.activity(""))
-                    events = events_from_keys(await self._redis.zrange(key, 0, -1))
-                    pipe = self._redis.pipeline(transaction=True)
-                    await self._merge(pipe, {user_id: events})
-                    pipe.delete(key)
-                    await pipe.execute()
+            async with self._deadline("history upgrade", extra=5.0):
+                cursor, found = await self._redis.scan(cursor, match=f"{keys.PREFIX}*", count=1000)
+                old = [key for key in found if key.startswith((legacy, format_1))]
+                pipe = self._redis.pipeline(transaction=False)
+                for key in old:
+                    if key.startswith(legacy):
+                        pipe.get(key)
+                    else:
+                        pipe.zrange(key, 0, -1)
+                stored = await pipe.execute() if old else []
+            merged: dict[str, set[bytes]] = {}
+            for key, value in zip(old, stored, strict=True):
+                if key.startswith(legacy):
+                    user_id, entries = key[len(legacy) :].decode(), history.entries(value)
+                else:
+                    user_id = key[len(format_1) :].decode()
+                    entries = [history.entry(e) for e in events_from_keys(value)]
+                if entries:
+                    merged.setdefault(user_id, set()).update(entries)
+            records = {user: history.pack(sorted(e, reverse=True)) for user, e in merged.items()}
+            if records:
+                await self._activity.write(records, bulk=True)
+            if old:
+                async with self._deadline("history upgrade"):
+                    await self._redis.delete(*old)
             if cursor == 0:
                 break
         async with self._deadline("format mark"):
+            await self._redis.delete(keys.USERS)
             await self._redis.set(keys.FORMAT, history.FORMAT)
 
     async def count_users(self) -> int:
-        async with self._deadline("SCARD users"):
-            return int(await self._redis.scard(keys.USERS))
+        """A scan over every history: for the CLI's stats, off the request path."""
+        return sum([len(users) async for users in self._activity.users(1000)])
 
     async def sample_users(self, limit: int) -> list[tuple[str, int]]:
-        users: list[str] = []
-        async for user in self._redis.sscan_iter(keys.USERS, count=max(limit, 10)):
-            users.append(user.decode())
-            if len(users) >= limit:
+        found: list[str] = []
+        async for users in self._activity.users(max(limit, 100)):
+            found += users[: limit - len(found)]
+            if len(found) >= limit:
                 break
-        pipe = self._redis.pipeline(transaction=False)
-        for user in users:
-            pipe.getrange(keys.history(user), 0, history.HEADER - 1)
-        counts = await pipe.execute() if users else []
-        return [(user, history.count(n)) for user, n in zip(users, counts, strict=True)]
+        counts = await self._activity.counts(found)
+        return [(user, n) for user, n in zip(found, counts, strict=True) if n]
 
     async def count_events(self) -> int:
-        """A scan over every user: for the CLI's stats, off the request path."""
+        """A scan over every history: for the CLI's stats, off the request path."""
         total = 0
-        cursor = 0
-        while True:
-            async with self._deadline("count events"):
-                cursor, users = await self._redis.sscan(keys.USERS, cursor, count=1000)
-                pipe = self._redis.pipeline(transaction=False)
-                for user in users:
-                    pipe.getrange(keys.history(user.decode()), 0, history.HEADER - 1)
-                total += sum(history.count(n) for n in await pipe.execute())
-            if cursor == 0:
-                return total
+        async for users in self._activity.users(1000):
+            total += sum(await self._activity.counts(users))
+        return total
 
     async def get_embeddings(
         self, model_version: str, versions: Mapping[str, int]
@@ -465,7 +421,7 @@ class RedisStore(Store):
 
     async def clear(self) -> None:
         """Delete everything; the empty store is in the current history format, and says so
-        (without the mark, every replica's open scans the whole keyspace for format-1 keys:
+        (without the mark, every replica's open scans the whole keyspace for older keys:
         ~2,000 SCAN round trips at 1M movies)."""
         cursor = 0
         while True:
@@ -475,13 +431,26 @@ class RedisStore(Store):
                     await self._redis.delete(*found)
             if cursor == 0:
                 break
+        if self._separate_activity:
+            await self._activity.clear()
         async with self._deadline("format mark"):
             await self._redis.set(keys.FORMAT, history.FORMAT)
 
+    async def memory_bytes(self) -> dict[str, int]:
+        """INFO memory's used_memory of the catalog's Redis, and of the activity's (summed over
+        a cluster's primaries) when it has its own."""
+        async with self._deadline("INFO memory"):
+            parts = {"catalog": int((await self._redis.info("memory"))["used_memory"])}
+        if self._separate_activity:
+            parts["activity"] = await self._activity.used_memory()
+        return parts
+
     async def close(self) -> None:
-        with contextlib.suppress(TimeoutError, RedisError, OSError):
-            async with asyncio.timeout(self.timeout):
-                await self._redis.aclose()
+        clients = [self._redis, self._activity.client] if self._separate_activity else [self._redis]
+        for client in clients:
+            with contextlib.suppress(TimeoutError, RedisError, RedisClusterException, OSError):
+                async with asyncio.timeout(self.timeout):
+                    await client.aclose()
 
 
 def _decode_movie(movie_id: str, row: bytes) -> Movie:

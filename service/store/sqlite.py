@@ -3,6 +3,11 @@
 All calls run on one dedicated thread per store (sqlite3 connections are not thread-safe and
 must not block the event loop); writes take `BEGIN IMMEDIATE` so concurrent processes queue on
 the file lock instead of failing half-way.
+
+A history row keeps its write time: reads take a row older than `history_ttl_seconds` for no
+history at all, and each activity write deletes a bounded number of expired rows (through an
+index on the write time) in the same transaction. So a store that is written keeps draining what
+expired at a bounded cost per write, and no open pays for a purge of unknown size.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from service.store.records import (
     WriteResult,
     validate_changes,
     validate_events,
+    validate_user_id,
 )
 
 T = TypeVar("T")
@@ -54,7 +60,8 @@ CREATE TABLE IF NOT EXISTS changes (
     version INTEGER NOT NULL, accepted_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS history (
-    user_id TEXT PRIMARY KEY, events INTEGER NOT NULL, record BLOB NOT NULL
+    user_id TEXT PRIMARY KEY, events INTEGER NOT NULL, record BLOB NOT NULL,
+    written REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, result TEXT NOT NULL, expires REAL);
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -64,6 +71,9 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 _POLL_SECONDS = 0.05
+# Expired history rows a write deletes: a constant, plus two per user it writes, so deletes
+# outpace what expires as long as writes go on.
+_PURGE_ROWS = 100
 
 
 def sqlite_path(url: str) -> Path:
@@ -75,11 +85,19 @@ def sqlite_path(url: str) -> Path:
 
 
 class SQLiteStore(Store):
-    def __init__(self, url: str, *, activity_max_events: int, changelog_max_len: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        activity_max_events: int,
+        changelog_max_len: int,
+        history_ttl_seconds: float,
+    ) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self.activity_max_events = activity_max_events
         self.changelog_max_len = changelog_max_len
+        self.history_ttl_seconds = history_ttl_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -307,6 +325,10 @@ class SQLiteStore(Store):
         return await self._run(query)
 
     # --- activity ---------------------------------------------------------------------------
+    def _cutoff(self) -> float:
+        """Rows written before this have expired."""
+        return time.time() - self.history_ttl_seconds
+
     async def add_events(self, user_id: str, events: Sequence[Event]) -> None:
         await self.add_events_bulk({user_id: events})
 
@@ -319,41 +341,66 @@ class SQLiteStore(Store):
             await self._run(lambda conn: self._transaction(conn, lambda: self._merge(conn, new)))
 
     def _merge(self, conn: sqlite3.Connection, new: Mapping[str, Sequence[bytes]]) -> None:
+        """Merge into each user's history (an expired one counts as none), written now; then
+        delete a bounded number of expired rows."""
+        now = time.time()
+        cutoff = now - self.history_ttl_seconds
         rows = []
         for user_id, entries in new.items():
             found = conn.execute(
-                "SELECT record FROM history WHERE user_id = ?", (user_id,)
+                "SELECT record FROM history WHERE user_id = ? AND written >= ?", (user_id, cutoff)
             ).fetchone()
             record = history.merge(found[0] if found else None, entries, self.activity_max_events)
-            rows.append((user_id, history.count(record), record))
+            rows.append((user_id, history.count(record), record, now))
         conn.executemany(
-            "INSERT INTO history (user_id, events, record) VALUES (?, ?, ?) ON CONFLICT (user_id) "
-            "DO UPDATE SET events = excluded.events, record = excluded.record",
+            "INSERT INTO history (user_id, events, record, written) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET events = excluded.events, "
+            "record = excluded.record, written = excluded.written",
             rows,
+        )
+        conn.execute(
+            "DELETE FROM history WHERE rowid IN "
+            "(SELECT rowid FROM history WHERE written < ? LIMIT ?)",
+            (cutoff, _PURGE_ROWS + 2 * len(rows)),
         )
 
     async def recent_history(self, user_id: str, limit: int | None = None) -> History:
         def query(conn: sqlite3.Connection) -> History:
             found = conn.execute(
-                "SELECT record FROM history WHERE user_id = ?", (user_id,)
+                "SELECT record FROM history WHERE user_id = ? AND written >= ?",
+                (user_id, self._cutoff()),
             ).fetchone()
             return history.decode(found[0] if found else None, limit)
 
         return await self._run(query)
 
-    async def upgrade(self) -> None:
-        """Convert a format-1 `activity` table (one row per event) to records and drop it, in
-        one transaction; a store without that table pays one lookup."""
+    async def erase_user(self, user_id: str) -> None:
+        validate_user_id(user_id)
 
-        def has_old(conn: sqlite3.Connection) -> bool:
-            return bool(
-                conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'activity'"
-                ).fetchone()
-            )
+        def erase(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM history WHERE user_id = ?", (user_id,))
+
+        await self._run(lambda conn: self._transaction(conn, lambda: erase(conn)))
+
+    async def upgrade(self) -> None:
+        """Once: give histories of a store from before the TTL their write time (now) and an
+        index on it; convert a format-1 `activity` table (one row per event) to records and drop
+        it. Each in one transaction; a current store pays two lookups."""
+
+        def missing(conn: sqlite3.Connection) -> tuple[bool, bool]:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(history)")}
+            old_table = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'activity'"
+            ).fetchone()
+            return "written" not in columns, bool(old_table)
+
+        def add_write_times(conn: sqlite3.Connection) -> None:
+            if missing(conn)[0]:  # else another process added them meanwhile
+                conn.execute("ALTER TABLE history ADD COLUMN written REAL NOT NULL DEFAULT 0")
+                conn.execute("UPDATE history SET written = ?", (time.time(),))
 
         def convert(conn: sqlite3.Connection) -> None:
-            if not has_old(conn):  # another process converted it meanwhile
+            if not missing(conn)[1]:  # another process converted it meanwhile
                 return
             grouped: dict[str, list[bytes]] = {}
             for user_id, payload in conn.execute("SELECT user_id, payload FROM activity"):
@@ -363,21 +410,32 @@ class SQLiteStore(Store):
             self._merge(conn, grouped)
             conn.execute("DROP TABLE activity")
 
-        if await self._run(has_old):
+        no_write_times, old_table = await self._run(missing)
+        if no_write_times:
+            await self._run(lambda conn: self._transaction(conn, lambda: add_write_times(conn)))
+        await self._run(
+            lambda conn: conn.execute(
+                "CREATE INDEX IF NOT EXISTS history_written ON history (written)"
+            )
+        )
+        if old_table:
             await self._run(lambda conn: self._transaction(conn, lambda: convert(conn)))
 
     async def count_users(self) -> int:
-        return await self._scalar("SELECT COUNT(*) FROM history")
+        return await self._scalar("SELECT COUNT(*) FROM history WHERE written >= ?")
 
     async def sample_users(self, limit: int) -> list[tuple[str, int]]:
         def query(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            rows = conn.execute("SELECT user_id, events FROM history LIMIT ?", (limit,)).fetchall()
+            rows = conn.execute(
+                "SELECT user_id, events FROM history WHERE written >= ? LIMIT ?",
+                (self._cutoff(), limit),
+            ).fetchall()
             return [(str(user), int(count)) for user, count in rows]
 
         return await self._run(query)
 
     async def count_events(self) -> int:
-        return await self._scalar("SELECT COALESCE(SUM(events), 0) FROM history")
+        return await self._scalar("SELECT COALESCE(SUM(events), 0) FROM history WHERE written >= ?")
 
     # --- embedding cache --------------------------------------------------------------------
     async def get_embeddings(
@@ -435,9 +493,20 @@ class SQLiteStore(Store):
             await self._run(shut)
         self._executor.shutdown(wait=True)
 
+    async def memory_bytes(self) -> dict[str, int]:
+        """The database file and its write-ahead log, on disk."""
+
+        def size(_: sqlite3.Connection) -> int:
+            files = (self.path, self.path.with_name(self.path.name + "-wal"))
+            return sum(file.stat().st_size for file in files if file.exists())
+
+        return {"catalog": await self._run(size)}
+
     async def _scalar(self, sql: str) -> int:
+        """One number; a `?` in `sql` is the history cutoff (rows written before it expired)."""
+
         def query(conn: sqlite3.Connection) -> int:
-            row = conn.execute(sql).fetchone()
+            row = conn.execute(sql, (self._cutoff(),) if "?" in sql else ()).fetchone()
             return int(row[0]) if row and row[0] is not None else 0
 
         return await self._run(query)

@@ -1,4 +1,5 @@
-"""One contract, run against both backends (SQLite file and a real redis-server)."""
+"""One contract, run against both backends (SQLite file and a real redis-server); its activity
+half also with the activity on a Redis Cluster beside the catalog's Redis (`activity_store`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,19 @@ import time
 import numpy as np
 import pytest
 
-from service.store import Delete, Event, InvalidRecord, Movie, Store, StoreError, Upsert, open_store
+from service.config import Settings
+from service.store import (
+    Delete,
+    Event,
+    InvalidRecord,
+    Movie,
+    Store,
+    StoreError,
+    Upsert,
+    open_store,
+    store_from_settings,
+)
+from tests.support.store import OpenActivity
 
 pytestmark = pytest.mark.anyio
 
@@ -163,7 +176,8 @@ async def test_epoch_is_stable_and_changes_after_a_clear(store: Store) -> None:
     assert await store.count_movies() == 0
 
 
-async def test_activity_is_bounded_and_newest_first(store: Store) -> None:
+async def test_activity_is_bounded_and_newest_first(activity_store: Store) -> None:
+    store = activity_store
     # the fixture bounds activity to 5 events per user
     events = [Event(movie_id=str(i), kind="watch", timestamp=1000.0 + i) for i in range(8)]
     await store.add_events("u1", events[::2])
@@ -175,7 +189,8 @@ async def test_activity_is_bounded_and_newest_first(store: Store) -> None:
     assert await store.recent_events("nobody") == []
 
 
-async def test_identical_events_collapse_so_imports_are_idempotent(store: Store) -> None:
+async def test_identical_events_collapse_so_imports_are_idempotent(activity_store: Store) -> None:
+    store = activity_store
     rate = Event(movie_id="1", kind="rate", rating=4.5, timestamp=5.0)
     await store.add_events("u1", [rate])
     await store.add_events("u1", [rate])
@@ -185,7 +200,8 @@ async def test_identical_events_collapse_so_imports_are_idempotent(store: Store)
     assert (await store.recent_events("u1"))[0] == rate
 
 
-async def test_sample_users_counts_each_users_kept_events(store: Store) -> None:
+async def test_sample_users_counts_each_users_kept_events(activity_store: Store) -> None:
+    store = activity_store
     for user, n in (("u1", 1), ("u2", 3), ("u3", 9)):
         await store.add_events(user, [Event("1", "watch", float(t)) for t in range(n)])
     assert sorted(await store.sample_users(10)) == [("u1", 1), ("u2", 3), ("u3", 5)]  # max 5
@@ -202,7 +218,8 @@ async def test_link_ids_roundtrip_and_leave_linkless_movies_as_they_were(store: 
         await store.apply_changes([Upsert(movie("2", imdb_id="tt0114709"))])
 
 
-async def test_invalid_event_is_rejected_whole(store: Store) -> None:
+async def test_invalid_event_is_rejected_whole(activity_store: Store) -> None:
+    store = activity_store
     good = Event(movie_id="1", kind="watch", timestamp=1.0)
     bad = Event(movie_id="2", kind="rate", rating=9.0, timestamp=2.0)
     with pytest.raises(InvalidRecord, match="rating"):
@@ -210,7 +227,8 @@ async def test_invalid_event_is_rejected_whole(store: Store) -> None:
     assert await store.recent_events("u1") == []
 
 
-async def test_bulk_events_are_bounded_idempotent_and_all_or_nothing(store: Store) -> None:
+async def test_bulk_events_are_bounded_idempotent_and_all_or_nothing(activity_store: Store) -> None:
+    store = activity_store
     # the fixture bounds activity to 5 events per user
     events = [Event(movie_id=str(i), kind="watch", timestamp=1000.0 + i) for i in range(8)]
     await store.add_events_bulk({"u1": events[::2], "u2": events[:2]})
@@ -224,6 +242,93 @@ async def test_bulk_events_are_bounded_idempotent_and_all_or_nothing(store: Stor
     with pytest.raises(InvalidRecord, match="rating"):
         await store.add_events_bulk({"u4": events[:1], "u5": [bad]})
     assert await store.recent_events("u4") == [] and await store.count_users() == 2
+
+
+async def test_a_history_expires_its_ttl_after_the_last_write(open_activity: OpenActivity) -> None:
+    store = await open_activity(history_ttl_seconds=1.0)
+    await store.add_events("kept", [Event("1", "watch", 1.0)])
+    await store.add_events("gone", [Event("1", "watch", 1.0)])
+    await asyncio.sleep(0.6)
+    await store.add_events("kept", [Event("2", "watch", 2.0)])  # starts its TTL again
+    await asyncio.sleep(0.6)
+
+    # 1.2 s after the first writes, 0.6 s after kept's last one
+    assert [e.movie_id for e in await store.recent_events("kept")] == ["2", "1"]
+    assert await store.recent_events("gone") == []
+    assert await store.count_users() == 1 and await store.count_events() == 2
+    assert await store.sample_users(10) == [("kept", 2)]
+
+    await asyncio.sleep(0.6)  # 1.2 s after kept's last write
+    assert await store.recent_events("kept") == []
+    assert await store.count_users() == 0 and await store.sample_users(10) == []
+    await store.add_events("kept", [Event("3", "watch", 3.0)])  # the expired events stay gone
+    assert [e.movie_id for e in await store.recent_events("kept")] == ["3"]
+
+
+async def test_store_from_settings_keeps_histories_for_history_ttl_days(store_url: str) -> None:
+    settings = Settings(store_url=store_url, history_ttl_days=2, _env_file=None)  # type: ignore[call-arg]
+    store = await store_from_settings(settings)
+    try:
+        assert store.history_ttl_seconds == 2 * 24 * 3600
+        await store.add_events("u", [Event("1", "watch", 1.0)])
+        if store_url.startswith("redis"):
+            import redis
+
+            with redis.Redis.from_url(store_url) as client:
+                ttl = client.pttl("movie-recs:user:{u}:history") / 1000
+            assert 2 * 24 * 3600 - 60 < ttl <= 2 * 24 * 3600
+    finally:
+        await store.close()
+
+
+async def test_erase_removes_the_user_and_no_one_else(activity_store: Store) -> None:
+    store = activity_store
+    await store.add_events_bulk(
+        {
+            "u1": [Event("1", "watch", 1.0), Event("2", "watch", 2.0)],
+            "u2": [Event("1", "watch", 1.0)],
+        }
+    )
+
+    await store.erase_user("u1")
+
+    assert await store.recent_events("u1") == []
+    assert await store.sample_users(10) == [("u2", 1)]
+    assert await store.count_users() == 1 and await store.count_events() == 1
+    await store.erase_user("u1")  # again, and a user never seen: nothing to do, no error
+    await store.erase_user("never-seen")
+    await store.add_events("u1", [Event("3", "watch", 3.0)])  # a new start, not the old history
+    assert [e.movie_id for e in await store.recent_events("u1")] == ["3"]
+
+
+async def test_every_valid_user_id_is_kept_listed_and_erased_as_itself(
+    activity_store: Store,
+) -> None:
+    """Braces, percent signs and glob characters are valid in ids; Redis keys escape them."""
+    store = activity_store
+    ids = ["{x}", "x}1", "x}2", "%7B", "a%b", "é", "*", "a:history}", "[a]?"]
+    await store.add_events_bulk({user: [Event("1", "watch", 1.0)] for user in ids})
+    assert sorted(await store.sample_users(20)) == sorted((user, 1) for user in ids)
+    for user in ids:
+        assert len(await store.recent_events(user)) == 1
+    await store.erase_user("x}1")
+    assert sorted(user for user, _ in await store.sample_users(20)) == sorted(set(ids) - {"x}1"})
+
+
+async def test_memory_use_is_reported_by_part(store: Store) -> None:
+    await store.add_events("u", [Event("1", "watch", 1.0)])
+    parts = await store.memory_bytes()
+    assert set(parts) == {"catalog"} and parts["catalog"] > 0
+
+
+async def test_an_sqlite_store_with_an_activity_url_is_refused(sqlite_url: str) -> None:
+    with pytest.raises(StoreError, match="activity_url is set but store_url is not a Redis"):
+        await open_store(sqlite_url, activity_url="redis://127.0.0.1:1")
+
+
+async def test_activity_cluster_without_an_activity_url_is_refused(redis_url: str) -> None:
+    with pytest.raises(StoreError, match="activity_cluster is set but activity_url is not"):
+        await open_store(redis_url, activity_cluster=True)
 
 
 async def test_embedding_cache_is_keyed_by_model_and_movie_version(store: Store) -> None:

@@ -1,13 +1,17 @@
 """The packed history record: both backends merge it exactly as `history.merge` does, it keeps
-what users see (order, ties, ratings, bounds), and format-1 data is converted on open."""
+what users see (order, ties, ratings, bounds), and data of older formats is converted on open."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.harness.redis import RedisServer
 from embeddings.weights import event_weight
 from service.store import Event, InvalidRecord, Store, open_store
 from service.store import history as h
@@ -92,6 +96,65 @@ async def test_redis_format_1_histories_are_converted_on_open(redis_url: str) ->
     finally:
         await store.close()
         client.close()
+
+
+@pytest.mark.parametrize("activity", ["on the catalog's redis", "on a redis of its own"])
+async def test_redis_format_2_histories_move_to_their_new_keys_with_a_ttl(
+    redis_url: str, activity: str, tmp_path: Path
+) -> None:
+    """Records under `history:<id>` (no TTL) and the set of every user become hash-tagged keys
+    with the TTL, where the activity now lives; the set goes."""
+    import redis
+
+    old = {
+        "old": h.merge(None, [h.entry(e) for e in TRICKY[:3]], 200),
+        "{braced}": h.merge(None, [h.entry(TRICKY[5])], 200),
+    }
+    with redis.Redis.from_url(redis_url) as client:
+        for user, record in old.items():
+            client.set(f"movie-recs:history:{user}", record)
+        client.sadd("movie-recs:users", *old)
+        client.set("movie-recs:format", 2)
+    with contextlib.ExitStack() as stack:
+        activity_url = None
+        if activity == "on a redis of its own":
+            activity_url = stack.enter_context(RedisServer()).url
+        store = await open_store(redis_url, activity_url=activity_url, history_ttl_seconds=3600)
+        try:
+            for user, record in old.items():
+                assert await store.recent_events(user) == h.decode(record).events()
+            assert await store.count_users() == 2
+        finally:
+            await store.close()
+        with redis.Redis.from_url(redis_url) as catalog:
+            assert catalog.keys("movie-recs:history:*") == []
+            assert not catalog.exists("movie-recs:users")
+            assert catalog.get("movie-recs:format") == str(h.FORMAT).encode()
+        with redis.Redis.from_url(activity_url or redis_url) as client:
+            ttl = client.pttl("movie-recs:user:{%7Bbraced%7D}:history") / 1000
+        assert 3590 < ttl <= 3600
+
+
+async def test_sqlite_histories_from_before_the_ttl_are_kept_from_the_upgrade_on(
+    sqlite_url: str,
+) -> None:
+    path = sqlite_path(sqlite_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = h.merge(None, [h.entry(e) for e in TRICKY[:2]], 200)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE history (user_id TEXT PRIMARY KEY, events INTEGER NOT NULL, "
+            "record BLOB NOT NULL)"
+        )
+        conn.execute("INSERT INTO history VALUES ('old', 2, ?)", (record,))
+    conn.close()
+    store = await open_store(sqlite_url, history_ttl_seconds=0.5)
+    try:
+        assert await store.recent_events("old") == h.decode(record).events()
+        await asyncio.sleep(0.6)
+        assert await store.recent_events("old") == []  # expires as a history written at open
+    finally:
+        await store.close()
 
 
 async def test_a_cleared_redis_store_stays_marked_as_converted(redis_url: str) -> None:

@@ -1,14 +1,16 @@
-"""SQLite-only promises: several processes can share one file."""
+"""SQLite-only promises: several processes can share one file; expired histories leave it."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from service.store import Event, Movie, Upsert, open_store
+from service.store.sqlite import sqlite_path
 
 pytestmark = pytest.mark.anyio
 
@@ -46,3 +48,24 @@ async def test_two_processes_write_one_file_without_losing_or_reordering(tmp_pat
         assert len(await store.recent_events("shared-user")) == 80
     finally:
         await store.close()
+
+
+async def test_writes_delete_expired_histories_a_bounded_number_at_a_time(sqlite_url: str) -> None:
+    store = await open_store(sqlite_url, history_ttl_seconds=0.5)
+    try:
+        await store.add_events_bulk({f"old{i}": [Event("1", "watch", 1.0)] for i in range(150)})
+        await asyncio.sleep(0.6)
+        await store.add_events("new", [Event("1", "watch", 1.0)])
+        assert _rows(sqlite_url) == 150 + 1 - (100 + 2)  # a write deletes up to 100 + 2 a user
+        await store.add_events("new", [Event("2", "watch", 2.0)])
+        assert _rows(sqlite_url) == 1
+        assert await store.count_users() == 1
+    finally:
+        await store.close()
+
+
+def _rows(url: str) -> int:
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        count = int(conn.execute("SELECT COUNT(*) FROM history").fetchone()[0])
+    conn.close()
+    return count
