@@ -1,10 +1,11 @@
-"""Reading users: a few sample users to start from, and one user's recent events with titles."""
+"""Users: a few sample users to start from, one user's recent events with titles, and erasing
+a user."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 
 from service.api.deps import RecommenderDep, StoreDep
 from service.api.errors import ERRORS
@@ -62,3 +63,14 @@ async def user_events(
             )
         )
     return UserEvents(user_id=user_id, items=items)
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=ERRORS,
+)
+async def erase_user(store: StoreDep, user_id: IdPath) -> None:
+    """Forget the user: their history is gone at once (204 whether or not there was one)."""
+    await store.erase_user(user_id)
