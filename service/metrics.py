@@ -68,6 +68,13 @@ class Metrics:
         self.store_up = Gauge(
             "movie_recs_store_up", "1 when the refresher's last store call succeeded", registry=r
         )
+        self.store_memory_bytes = Gauge(
+            "movie_recs_store_memory_bytes",
+            "Memory the store uses (Store.memory_bytes): the catalog's Redis (SQLite: the file) "
+            "and, when activity has a Redis or cluster of its own, the activity's",
+            ["part"],
+            registry=r,
+        )
         self.resyncs_refused = Counter(
             "movie_recs_resyncs_refused",
             "Resyncs refused because the store's catalog was empty or shrunken (kept the index)",
