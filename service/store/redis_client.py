@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -94,8 +95,20 @@ async def deadline(what: str, seconds: float) -> AsyncIterator[None]:
         raise StoreUnavailable(f"Redis {what} failed ({type(exc).__name__})") from exc
 
 
-async def ping(client: Any, where: str, seconds: float, *, is_cluster: bool = False) -> None:
-    """At startup: the operator reads this message, so it says where and why."""
+def redacted(url: str) -> str:
+    """The URL without its password: error messages reach logs and clients."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def ping(client: Any, url: str, seconds: float, *, is_cluster: bool = False) -> None:
+    """At startup: the operator reads this message, so it says where (without the password)
+    and why."""
+    where = redacted(url)
     try:
         async with asyncio.timeout(seconds):
             if is_cluster:

@@ -1,4 +1,5 @@
-"""Liveness (never touches the store), readiness (index built and caught up), metrics.
+"""Liveness (never touches the store), readiness (index built and caught up), metrics (which
+read the store's memory use).
 
 Neither check touches the store: readiness says what this replica alone lacks (no index yet,
 a resync after it fell behind the log), and reports a store outage or a lost catalog as fields
@@ -7,10 +8,13 @@ while the last good index goes on serving (fail static: see docs/ARCHITECTURE.md
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.schemas import Readiness
+from service.store import StoreError
 
 router = APIRouter(tags=["health"])
 
@@ -50,7 +54,12 @@ async def readyz(request: Request, response: Response) -> Readiness:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    """The store's memory is read at scrape time (one INFO per node, under the store's
+    deadline); when the store cannot say, the gauge keeps its last value and the scrape goes on."""
     app_state = request.app.state.app_state
     app_state.metrics.index_size.set(len(app_state.index.live or ()))
     app_state.metrics.index_version.set(app_state.index.index_version)
+    with contextlib.suppress(StoreError):
+        for part, used in (await app_state.store.memory_bytes()).items():
+            app_state.metrics.store_memory_bytes.labels(part=part).set(used)
     return Response(generate_latest(app_state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

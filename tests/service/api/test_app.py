@@ -170,3 +170,9 @@ def test_ratings_weigh_the_history(client: TestClient) -> None:
         return [i["movie_id"] for i in body["items"]]
 
     assert recs(5.0, 0.5) != recs(0.5, 5.0)
+
+
+def test_metrics_report_the_stores_memory(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith("movie_recs_store_memory_bytes{"))
+    assert 'part="catalog"' in line and float(line.split()[-1]) > 1_000_000  # the SQLite file

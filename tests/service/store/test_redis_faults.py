@@ -86,3 +86,12 @@ async def test_more_calls_than_connections_wait_for_one_instead_of_failing(
         assert all(f["1"].title == "One" for f in found)
     finally:
         await store.close()
+
+
+async def test_an_unreachable_redis_is_named_without_its_password() -> None:
+    from bench.harness.servers import free_port
+
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    with pytest.raises(StoreUnavailable) as raised:
+        await open_store(url, timeout=DEADLINE)
+    assert "hunter2" not in str(raised.value) and ":***@127.0.0.1" in str(raised.value)
