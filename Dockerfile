@@ -1,4 +1,4 @@
-# syntax=docker/dockerfile:1.7
+# syntax=docker/dockerfile:1.7@sha256:a57df69d0ea827fb7266491f2813635de6f17269be881f696fbfdf2d83dda33e
 # The movie-recs API. One image serves one model version: a new model is a new image and a
 # rolling deploy, so a replica never mixes the user tower of one version with the movie vectors
 # of another.
@@ -9,7 +9,14 @@
 # MODEL_SOURCE=context (default) ships exactly the model you trained and evaluated; `train`
 # makes the image from a bare clone with only Docker (the compose demo uses it).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Base images by tag and digest: the tag says what it is, the digest makes every build start
+# from the same bytes (a tag moves with each upstream rebuild). `make pin-images` moves each
+# digest, and the syntax frontend's on the first line, to what its tag names today, as
+#   crane digest python:3.11-slim-bookworm
+#   docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'
+# print it. UV_IMAGE has no digest yet: none was found where it was last looked up (no registry
+# reachable); the next `make pin-images` adds it. Its uv version is the Makefile's bootstrap's.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
 ARG MODEL_SOURCE=context
 

