@@ -108,3 +108,19 @@ def test_the_replicas_share_one_snapshot_volume_the_image_user_owns(
         assert api["environment"]["MOVIE_RECS_SNAPSHOT_DIR"] == "/var/snapshots"
     dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
     assert "mkdir -p /var/snapshots && chown 10001:10001 /var/snapshots" in dockerfile
+
+
+def test_the_replicas_start_with_a_key_not_with_auth_disabled(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """`serve` refuses to start without an API key unless MOVIE_RECS_AUTH_DISABLED=true: the
+    demo configures a key in its env file (the production path, which CI's smoke exercises
+    with a Bearer), so it needs no switch that would open /v1 to anyone."""
+    values = env_example()
+    assert values["MOVIE_RECS_API_KEYS"]
+    for name in ("api-1", "api-2"):
+        assert "MOVIE_RECS_AUTH_DISABLED" not in services[name]["environment"]
+    assert "MOVIE_RECS_AUTH_DISABLED" not in values
+    smoke = (ROOT / ".ci" / "container-smoke.sh").read_text("utf-8")
+    assert "--env-file .env.example" in smoke  # the one-container run reads the same key
+    assert "Authorization: Bearer $KEY" in smoke
