@@ -1,9 +1,9 @@
 """Loading a parsed MovieLens dataset into the store: idempotent, in atomic batches.
 
 Ratings stream from the file in chunks of `EVENT_CHUNK`, each written with one
-`add_events_bulk` (one Redis script call, one SQLite transaction): 25M ratings never sit in
-memory, and a chunk is either all written or not at all (a rerun fills the gap: events
-collapse)."""
+`add_events_bulk` (one Redis script call, one per hash slot on a cluster, one SQLite
+transaction): 25M ratings never sit in memory, and a chunk is either all written or not at all
+(a rerun fills the gap: events collapse)."""
 
 from __future__ import annotations
 
