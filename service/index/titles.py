@@ -12,10 +12,13 @@ The work of one query is bounded, whatever it asks (`plan`, then `TitleSearch.ru
   (a title word starting with "story" starts with "st" too).
 - Titles starting with the whole query come from a tree of minimums over the titles in
   alphabetical order: the best few of a million are found without sorting the million.
-- The other matches start from the query's rarest word (the fewest postings); the other words
-  only filter its candidates, in rank order, until enough are found. At most `MAX_CANDIDATES`
-  of its postings are read, the best-ranked ones: past that cap the answer is the best of what
-  was examined (`Work.capped`), which is exact whenever `limit` matches were found among them.
+- The other matches start from the query's rarest word (the fewest postings); the other words,
+  rarest first, only filter its candidates, in rank order, until enough are found. At most
+  `MAX_CANDIDATES` of its postings are read, the best-ranked ones, fewer when many words filter
+  them, and the work is metered as it goes up to `MAX_WORK`: past that cap the answer is the
+  best of what was examined (`Work.capped`), exact whenever `limit` matches were among them.
+- What a query will cost is estimated before any posting is read (`TitleQuery.cost`), so a
+  caller can keep a cheap one on the event loop and send a costly one to a worker thread.
 - A word shorter than `MIN_PREFIX` is a prefix like any other while few title words start with
   it (at most `SHORT_PREFIX_TOKENS`, `MAX_CANDIDATES` postings). Past that (one or two letters
   start hundreds of title words in MovieLens' 9,742 titles, thousands in a large catalog) it
@@ -46,14 +49,15 @@ from service.index.live import BaseIndex, LiveIndex, MovieMeta
 MAX_QUERY_TOKENS = 8  # distinct words of a query that count
 MIN_PREFIX = 3  # shorter words are prefixes only while cheap (see the module docstring)
 SHORT_PREFIX_TOKENS = 64
-# What a search costs, in steps of ~10 ns (measured here: `python -m bench.search`).
-_CALL = 100  # a NumPy call on one posting list (~1 µs)
-_LOOKUP = 3  # one candidate searched for in one posting list
-_MERGE = 10  # one posting entry merged by sorting
-_TEXT = 60  # one title read and searched for a word (~0.6 µs)
-_TREE = 100  # one title taken from the tree of minimums
-MAX_WORK = 2_000_000  # ~20 ms: fewer candidates are read when each costs more
-LOOP_WORK = 100_000  # ~1 ms: a search estimated above it runs in a worker thread
+# What a search costs, in steps of ~10 ns (measured on this machine, whose cores are shared).
+_CALL = 200  # Python and NumPy calls on one posting list (~2 µs)
+_LOOKUP = 5  # one candidate searched for in one posting list (~50 ns)
+_SORT = 15  # one posting merged by sorting (~150 ns)
+_MARK = 13  # tenths of a step: one posting merged by marking it among every title
+_TEXT = 70  # one title read and searched for a word (~0.7 µs)
+_TREE = 1250  # one title taken from the tree of minimums (~12 µs)
+MAX_WORK = 1_000_000  # ~10 ms: a search stops there, fewer candidates read when each costs more
+LOOP_WORK = 50_000  # ~0.5 ms: a search estimated above it runs in a worker thread
 MAX_CANDIDATES = 100_000  # postings of the rarest word read per query, at most
 _MIN_CANDIDATES = 4096  # ... and at least, however many words filter them
 _MAX_UNION = 10_000  # postings of a filter word merged into one list, at most
@@ -99,6 +103,19 @@ class Work:
     postings: int
     candidates: int
     capped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Way:
+    """How a query word filters candidates ("lookup": a binary search in each of its posting
+    lists, "union": one search in their union, "text": the titles read), its steps before the
+    first candidate and per candidate, and the share of the candidates that reach it."""
+
+    term: _Term
+    name: str
+    before: int
+    each: int
+    share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,38 +371,49 @@ class TitleQuery:
         self.cost = 3 * span if span <= _SMALL_RANGE else _TREE * limit
         self._take = 0  # candidates read from the source, at most
         self._source: _Term | None = None
-        self._filters: list[tuple[_Term, str]] = []
+        self._filters: list[_Way] = []
         if not terms or any(t.postings == 0 for t in terms):
             return  # no title has every word
         source = min((t for t in terms if t.source), key=lambda t: (t.postings, t.tokens))
+        titles = len(index.titles)
         wanted = min(source.postings, cap)
-        ways = [self._way(t, wanted) for t in sorted(terms, key=lambda t: t.postings)]
-        ways = [way for way in ways if way[0] is not source]
-        setup = sum(way[2] for way in ways)
-        per_candidate = max(1, sum(way[3] for way in ways))
-        # Fewer candidates when each costs more: the whole search stays within MAX_WORK.
+        # The rarest word first: each filters what the ones before let through (a share of
+        # the candidates as large as its share of the titles, were words independent).
+        share = 1.0
+        ways = []
+        for term in sorted(terms, key=lambda t: t.postings):
+            if term is not source:
+                ways.append(self._way(term, wanted, share))
+                share *= term.postings / titles
+        setup = sum(way.before for way in ways)
+        per_candidate = sum(way.each * way.share for way in ways)
+        merge = 0 if source.tokens == 1 else _MARK / 10  # per posting, past titles // 40
+        budget = MAX_WORK - setup - (0 if source.tokens == 1 else titles // 40)
         self._take = max(
-            min(wanted, _MIN_CANDIDATES), min(wanted, (MAX_WORK - setup) // per_candidate)
+            min(wanted, _MIN_CANDIDATES), min(wanted, int(budget / (per_candidate + merge + 1)))
         )
+        if not ways:  # every candidate matches: the best `limit`, and room for tombstones
+            self._take = min(wanted, limit + _SKIPPED)
         self._source = source
-        self._filters = [(term, name) for term, name, _, _ in ways]
+        self._filters = ways
         read = self._take if source.tokens > 1 else 0
-        self.cost += source.tokens * _CALL + _merge_cost(read, len(index.titles))
+        self.cost += source.tokens * _CALL + _merge_cost(read, titles) + setup
+        # Every candidate through the first filter, as if none matched: the loop's safe side.
         # Without a filter the first chunk holds the answer (tombstones aside).
         examined = self._take if ways else min(self._take, _FIRST_CHUNK)
-        self.cost += setup + per_candidate * examined
+        self.cost += int(examined * (ways[0].each if ways else 1))
 
-    def _way(self, term: _Term, candidates: int) -> tuple[_Term, str, int, int]:
-        """The cheapest way to keep the candidates having `term`: (term, name, steps before,
-        steps per candidate)."""
-        ways = [("lookup", term.tokens * _CALL, term.tokens * _LOOKUP)]
+    def _way(self, term: _Term, candidates: int, share: float) -> _Way:
+        """The cheapest way to keep the candidates having `term`, when `share` of `candidates`
+        reach it."""
+        reach = candidates * share
+        ways = [_Way(term, "lookup", term.tokens * _CALL, term.tokens * _LOOKUP, share)]
         if term.postings <= _MAX_UNION:
             merge = term.tokens * _CALL + _merge_cost(term.postings, len(self.index.titles))
-            ways.append(("union", merge, _LOOKUP))
+            ways.append(_Way(term, "union", merge, _LOOKUP, share))
         if self.index._years is not None or not _may_be_year(term.word):
-            ways.append(("text", 0, _TEXT))
-        name, before, each = min(ways, key=lambda way: way[1] + way[2] * candidates)
-        return term, name, before, each
+            ways.append(_Way(term, "text", 0, _TEXT, share))
+        return min(ways, key=lambda way: way.before + way.each * reach)
 
     def run(self, skip: Skip | None = None) -> Found:
         """Up to `limit` ranks, best first: exact title, title starting with the query, others.
@@ -423,35 +451,45 @@ class TitleQuery:
         return kept, seen, len(kept) < self.limit and seen == most < end - first
 
     def _matched(self, skip: Skip | None) -> tuple[list[int], int, int, bool]:
-        """The best titles having every word: (ranks, postings read, candidates, capped)."""
+        """The best titles having every word: (ranks, postings read, candidates, capped).
+        The work is metered as it goes, and stops at `MAX_WORK` whatever the estimate was."""
         source = self._source
         if source is None or self.limit == 0:
             return [], 0, 0, False
         candidates, postings, complete = self._source_ranks(source)
-        filters = [self._filter(term, name) for term, name in self._filters]
-        postings += sum(read for _, read in filters)
+        spent = source.tokens * _CALL + _merge_cost(postings, len(self.index.titles))
+        filters = []
+        for way in self._filters:
+            keep, read = self._filter(way)
+            filters.append((keep, way.each))
+            postings += read
+            spent += way.before
         kept: list[int] = []
         done = 0
         chunk = _FIRST_CHUNK
-        while done < len(candidates) and len(kept) < self.limit:
+        while done < len(candidates) and len(kept) < self.limit and spent < MAX_WORK:
             passing = candidates[done : done + chunk]
             done += len(passing)
             chunk = min(2 * chunk, _LAST_CHUNK)
-            for keep, _ in filters:  # the rarest word first: the fewest pass it
+            for keep, each in filters:  # the rarest word first: the fewest pass it
+                spent += len(passing) * each
                 passing = passing[keep(passing)]
             found, _ = self._kept(passing.tolist(), skip, len(passing))
             kept += found[: self.limit - len(kept)]
-        return kept, postings, done, len(kept) < self.limit and not complete
+        if source.tokens == 1:  # its postings are the candidates, read as far as `done`
+            postings += done
+        cut = len(kept) < self.limit and (not complete or done < len(candidates))
+        return kept, postings, done, cut
 
     def _source_ranks(self, source: _Term) -> tuple[np.ndarray, int, bool]:
-        """The best ranks having `source` (sorted, at most `_take`), the postings read for
-        them, and whether they are all of them."""
+        """The best ranks having `source` (sorted, at most `_take`), the postings merged for
+        them (none from one token: a view of its list), and whether they are all of them."""
         lists = self.index._lists[source.start : source.end]
         take, titles = self._take, len(self.index.titles)
+        if len(lists) == 1:
+            return lists[0][:take], 0, source.postings <= take
         if source.postings <= take:
             return _union(lists, titles), source.postings, True
-        if len(lists) == 1:
-            return lists[0][:take], take, False
         sizes = np.array([len(p) for p in lists], np.int64)
         head = _water_level(sizes, take)
         ranks = _union([p[:head] for p in lists], titles)
@@ -460,13 +498,15 @@ class TitleQuery:
         ranks = ranks[: np.searchsorted(ranks, complete_to, side="right")]
         return ranks, int(np.minimum(sizes, head).sum()), False
 
-    def _filter(self, term: _Term, way: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
-        """A mask of the candidates (a chunk) having `term`, and the postings it reads first."""
+    def _filter(self, way: _Way) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+        """A mask of the candidates (a chunk) having `way.term`, and the postings it reads
+        first."""
+        term = way.term
         lists = self.index._lists[term.start : term.end]
-        if way == "union":
+        if way.name == "union":
             union = _union(lists, len(self.index.titles))
             return (lambda ranks: _member(ranks, union)), term.postings
-        if way == "lookup":
+        if way.name == "lookup":
 
             def lookup(ranks: np.ndarray) -> np.ndarray:
                 mask = np.zeros(len(ranks), bool)
@@ -510,7 +550,8 @@ def _union(lists: Sequence[np.ndarray], titles: int) -> np.ndarray:
         return np.empty(0, np.int64)
     if len(lists) == 1:
         return lists[0]
-    if sum(len(p) for p in lists) * 16 < titles:
+    total = sum(len(p) for p in lists)
+    if total * _SORT <= _merge_cost(total, titles):
         return np.unique(np.concatenate(lists))
     marked = np.zeros(titles, bool)
     for postings in lists:
@@ -519,7 +560,8 @@ def _union(lists: Sequence[np.ndarray], titles: int) -> np.ndarray:
 
 
 def _merge_cost(postings: int, titles: int) -> int:
-    return min(postings * _MERGE, titles // 2 + postings * 2)
+    """Steps to merge `postings` into one sorted list: by sorting, or by marking them."""
+    return min(postings * _SORT, titles // 40 + postings * _MARK // 10)
 
 
 def _member(ranks: np.ndarray, postings: np.ndarray) -> np.ndarray:

@@ -165,7 +165,7 @@ async def test_many_common_words_stop_at_the_cap_with_the_best_of_what_was_exami
     exact = index.plan("the silent", ["the", "silent"], 10, cap=10**9).run()
     capped = index.plan("the silent", ["the", "silent"], 10, cap).run()
     assert capped.ranks == exact.ranks and not capped.work.capped  # enough among the first
-    assert capped.work.postings <= cap < exact.work.postings
+    assert capped.work.postings <= cap
 
     words = ["the", "of", "silent", "river", "night", "storm", "secret"]
     none = index.plan(" ".join(words), words, 10, cap).run()
