@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from service.api.deps import AppStateDep, require_index_version
 from service.api.errors import VERSIONED_ERRORS
@@ -32,7 +33,11 @@ NO_FILTERS = Filters()
 
 
 def make_filters(
-    app_state: AppState, genres: list[str] | None, year_min: int | None, year_max: int | None
+    app_state: AppState,
+    genres: list[str] | None,
+    year_min: int | None,
+    year_max: int | None,
+    where: str = "query",
 ) -> Filters:
     """The query's filters; 400 for an empty year range, 422 naming the known genres for an
     unknown one (before any store read)."""
@@ -44,8 +49,9 @@ def make_filters(
     filters = Filters(wanted, year_min, year_max)
     try:
         app_state.recommender.check(filters)
-    except UnknownGenres as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except UnknownGenres as exc:  # shaped as every other invalid field is
+        error = {"loc": (where, "genres"), "msg": str(exc), "type": "value_error", "input": genres}
+        raise RequestValidationError([error]) from None
     return filters
 
 
@@ -87,7 +93,7 @@ async def user_recommendations(
 @router.post("/recommendations", responses=VERSIONED_ERRORS, response_model=Recommendations)
 async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousRequest) -> Response:
     """Top-k movies for a session whose recent history (newest first) is in the body."""
-    filters = make_filters(app_state, body.genres, body.year_min, body.year_max)
+    filters = make_filters(app_state, body.genres, body.year_min, body.year_max, "body")
     await require_index_version(app_state, body.min_index_version)
     history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
     result = await recommend(app_state, history, body.k, filters, body.exclude_seen)
