@@ -143,7 +143,9 @@ def main() -> None:
     rows: list[tuple[str, str, list[float], list[float], list[float]]] = []
     with Server(env, WORK / "server.log") as server:
         server.wait_ready(timeout=900)
+        server.wait_settled()  # TensorFlow loads after ready: seconds of CPU
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            alone(client, PROBES[0], 100)  # warm-up, and any snapshot write ends meanwhile
             idle = alone(client, Probe("/healthz", "GET", "/healthz", {}), args.alone)[0]
             for probe in PROBES:
                 solo, codes = alone(client, probe, args.alone)

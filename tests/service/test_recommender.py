@@ -9,7 +9,7 @@ import pytest
 
 from service.index.columns import MetaTable
 from service.index.live import LiveIndex, MovieMeta, build_live_index
-from service.recommender import Filters, Recommender
+from service.recommender import Filters, Recommender, UnknownGenres
 from service.store import Event
 from service.store.history import History
 
@@ -138,3 +138,14 @@ def test_the_filter_on_columns_agrees_with_the_one_on_a_movie() -> None:
     ):
         expected = [filters.admits(metas[row]) for row in rows]
         assert filters.mask(table, rows).tolist() == expected
+
+
+def test_a_filter_stays_on_the_loop_once_its_few_rows_are_known(recommender: Recommender) -> None:
+    """`quick` decides loop or worker thread: unfiltered and known-few filters are quick; a
+    filter whose rows are not found yet is not (finding them scans every row's columns)."""
+    romance = Filters(frozenset({"Romance"}))
+    assert recommender.quick(Filters()) and not recommender.quick(romance)
+    recommender.recommend(watched("r1"), 1, romance)
+    assert recommender.quick(romance)
+    with pytest.raises(UnknownGenres, match="known: Action, Comedy, Romance"):
+        recommender.check(Filters(frozenset({"Horror"})))
