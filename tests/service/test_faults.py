@@ -189,36 +189,6 @@ def test_idle_and_slow_clients_cost_a_connection_not_the_service(cluster: Cluste
             sock.close()
 
 
-def test_requests_past_the_in_flight_limit_get_a_fast_503(cluster: Cluster) -> None:
-    """IN_FLIGHT requests wait (for an index version that will not come); the next ones are
-    refused at once, health checks are not, and the slots free up afterwards."""
-    url = cluster.url
-    holders = [
-        threading.Thread(
-            target=httpx.get,
-            args=(f"{url}/v1/users/1/recommendations",),
-            kwargs={"params": {"min_index_version": 10**9}, "timeout": 30},
-        )
-        for _ in range(IN_FLIGHT)
-    ]
-    for thread in holders:
-        thread.start()
-    time.sleep(1.0)
-    try:
-        for _ in range(10):
-            response, seconds = timed(memory_calls(url)["anonymous recommendations"])
-            assert response.status_code == 503, response.text
-            assert response.headers["retry-after"] == "1" and "overloaded" in response.text
-            assert seconds < LIMIT
-        for name in ("healthz", "readyz"):
-            response, seconds = timed(memory_calls(url)[name])
-            assert response.status_code == 200 and seconds < LIMIT
-    finally:
-        for thread in holders:
-            thread.join(30)
-    assert memory_calls(url)["anonymous recommendations"]().status_code == 200
-
-
 async def raw_get(port: int, path: str) -> tuple[int, float]:
     """One HTTP/1.1 GET on a fresh connection, with asyncio streams: cheap enough that 400 at
     once load the server rather than the test's own event loop (httpx would)."""
