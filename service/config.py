@@ -29,7 +29,33 @@ class Settings(BaseSettings):
         default=None, description="Redis AUTH token, kept out of the URL (an ECS secret on AWS)."
     )
     artifacts_dir: Path = Path("artifacts")
-    model_version: str = Field(default="latest", description="Directory under artifacts_dir.")
+    model_version: str = Field(
+        default="latest",
+        description="Directory under artifacts_dir: the model served until the store names "
+        "another (`movie-recs models promote`), and the fallback when that cannot load.",
+    )
+    registry_url: str = Field(
+        default="var/registry",
+        description="Where model versions are published and read: a directory (the compose "
+        "demo's shared volume) or s3://bucket/prefix.",
+    )
+    model_cache_dir: Path = Field(
+        default=Path("var/models"),
+        description="Where a replica keeps the versions it fetched from an S3 registry.",
+    )
+    gate_tolerance: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="`retrain` promotes a candidate whose NDCG@10 is at least the serving "
+        "model's minus this, on the same split.",
+    )
+    model_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="How often a replica checks which model version the store says to serve.",
+    )
     data_dir: Path = BUNDLED_DATA
 
     activity_max_events: int = Field(default=200, ge=1, le=10_000)
