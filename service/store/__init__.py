@@ -13,6 +13,7 @@ from service.store.records import (
     Event,
     Movie,
     MovieChange,
+    Promotion,
     Upsert,
     WriteResult,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidRecord",
     "Movie",
     "MovieChange",
+    "Promotion",
     "Store",
     "StoreError",
     "StoreUnavailable",

@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import numpy as np
 
 from service.store.history import History
-from service.store.records import ChangeEntry, Event, Movie, MovieChange, WriteResult
+from service.store.records import (
+    ChangeEntry,
+    Event,
+    Movie,
+    MovieChange,
+    Promotion,
+    WriteResult,
+)
 
 
 class Store(abc.ABC):
@@ -122,6 +129,19 @@ class Store(abc.ABC):
         self, model_version: str, vectors: Mapping[str, tuple[int, np.ndarray]]
     ) -> None:
         """Store (movie version, vector) per movie id for one model version."""
+
+    # --- the serving model -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def serving_model(self) -> str | None:
+        """The model version every replica should serve; None until one was promoted."""
+
+    @abc.abstractmethod
+    async def promote_model(self, version: str, note: str = "") -> Promotion:
+        """Point every replica at `version`, atomically with its line in the history."""
+
+    @abc.abstractmethod
+    async def model_history(self, limit: int = 20) -> list[Promotion]:
+        """The latest promotions, newest first (the first is the serving one)."""
 
     # --- lifecycle --------------------------------------------------------------------------
     @abc.abstractmethod

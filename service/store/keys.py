@@ -20,6 +20,8 @@ SEQUENCE = f"{PREFIX}changes:seq"  # int: last change-log sequence handed out
 CHANGES = f"{PREFIX}changes"  # stream: entry id "<seq>-0", fields id/op/v/at
 EPOCH = f"{PREFIX}epoch"  # string: random, created with the first write or read
 FORMAT = f"{PREFIX}format"  # int: the history format the data is in (service/store/history.py)
+SERVING_MODEL = f"{PREFIX}model:serving"  # string: the model version replicas serve
+MODEL_HISTORY = f"{PREFIX}model:history"  # list: each promotion as JSON, newest first
 
 
 def dedupe(key: str) -> str:

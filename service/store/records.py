@@ -248,3 +248,23 @@ def plausible_ratings(ratings: np.ndarray, timestamps: np.ndarray) -> np.ndarray
     with np.errstate(invalid="ignore"):
         fine = (ratings >= MIN_RATING) & (ratings <= MAX_RATING)
         return np.asarray(fine & np.isfinite(timestamps) & (timestamps >= 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """One move of the serving pointer: which version, when, why, and what it replaced."""
+
+    version: str
+    at: float
+    note: str = ""
+    previous: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"version": self.version, "at": self.at, "note": self.note, "previous": self.previous}
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Promotion:
+        data = json.loads(text)
+        return cls(str(data["version"]), float(data["at"]), str(data["note"]), data["previous"])

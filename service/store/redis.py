@@ -31,6 +31,7 @@ from service.store.records import (
     Event,
     Movie,
     MovieChange,
+    Promotion,
     Upsert,
     WriteResult,
     validate_changes,
@@ -111,6 +112,20 @@ return {0, result, versions}
 """
 
 
+# KEYS: serving pointer, history list. ARGV: version, now, note, entries kept.
+# The pointer and its history line move together; the line names what it replaced.
+_PROMOTE = """
+local previous = redis.call('GET', KEYS[1])
+local line = cjson.encode({version = ARGV[1], at = tonumber(ARGV[2]), note = ARGV[3],
+                           previous = previous or cjson.null})
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('LPUSH', KEYS[2], line)
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+return line
+"""
+MODEL_HISTORY_KEPT = 100
+
+
 def _seq_of(stream_id: bytes | str) -> int:
     text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
     return int(text.split("-", 1)[0])
@@ -147,6 +162,7 @@ class RedisStore(Store):
             activity_client = redis_client.single_node(activity_url, bounds)
         self._redis: Any = redis_client.single_node(url, bounds, block=MAX_BLOCK_SECONDS)
         self._apply = self._redis.register_script(_APPLY)
+        self._promote = self._redis.register_script(_PROMOTE)
         self._activity = RedisActivity(
             self._redis if activity_client is None else activity_client,
             is_cluster=activity_cluster,
@@ -418,6 +434,24 @@ class RedisStore(Store):
             mapping = {mid: pack_vector(v, vec) for mid, (v, vec) in vectors.items()}
             async with self._deadline("HSET embeddings"):
                 await self._redis.hset(keys.embeddings(model_version), mapping=mapping)
+
+    async def serving_model(self) -> str | None:
+        async with self._deadline("GET serving model"):
+            value = await self._redis.get(keys.SERVING_MODEL)
+        return value.decode() if value else None
+
+    async def promote_model(self, version: str, note: str = "") -> Promotion:
+        async with self._deadline("promote model"):
+            raw = await self._promote(
+                keys=[keys.SERVING_MODEL, keys.MODEL_HISTORY],
+                args=[version, repr(time.time()), note, MODEL_HISTORY_KEPT],
+            )
+        return Promotion.from_json(raw)
+
+    async def model_history(self, limit: int = 20) -> list[Promotion]:
+        async with self._deadline("LRANGE model history"):
+            rows = await self._redis.lrange(keys.MODEL_HISTORY, 0, limit - 1)
+        return [Promotion.from_json(row) for row in rows]
 
     async def clear(self) -> None:
         """Delete everything; the empty store is in the current history format, and says so

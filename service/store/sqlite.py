@@ -40,6 +40,7 @@ from service.store.records import (
     Event,
     Movie,
     MovieChange,
+    Promotion,
     Upsert,
     WriteResult,
     validate_changes,
@@ -64,6 +65,10 @@ CREATE TABLE IF NOT EXISTS history (
     written REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, result TEXT NOT NULL, expires REAL);
+CREATE TABLE IF NOT EXISTS promotions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, at REAL NOT NULL,
+    note TEXT NOT NULL, previous TEXT
+);
 CREATE TABLE IF NOT EXISTS embeddings (
     model_version TEXT NOT NULL, movie_id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (model_version, movie_id)
@@ -473,10 +478,48 @@ class SQLiteStore(Store):
 
         await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
 
+    # --- the serving model -------------------------------------------------------------------
+    async def serving_model(self) -> str | None:
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT version FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
+            return str(row[0]) if row else None
+
+        return await self._run(query)
+
+    async def promote_model(self, version: str, note: str = "") -> Promotion:
+        def promote(conn: sqlite3.Connection) -> Promotion:
+            row = conn.execute("SELECT version FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
+            promotion = Promotion(version, time.time(), note, str(row[0]) if row else None)
+            conn.execute(
+                "INSERT INTO promotions (version, at, note, previous) VALUES (?, ?, ?, ?)",
+                (promotion.version, promotion.at, promotion.note, promotion.previous),
+            )
+            return promotion
+
+        return await self._run(lambda conn: self._transaction(conn, lambda: promote(conn)))
+
+    async def model_history(self, limit: int = 20) -> list[Promotion]:
+        def query(conn: sqlite3.Connection) -> list[Promotion]:
+            rows = conn.execute(
+                "SELECT version, at, note, previous FROM promotions ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            return [Promotion(str(v), float(a), str(n), p) for v, a, n, p in rows]
+
+        return await self._run(query)
+
     # --- lifecycle --------------------------------------------------------------------------
     async def clear(self) -> None:
         def wipe(conn: sqlite3.Connection) -> None:
-            for table in ("movies", "changes", "history", "dedupe", "embeddings", "meta"):
+            for table in (
+                "movies",
+                "changes",
+                "history",
+                "dedupe",
+                "embeddings",
+                "promotions",
+                "meta",
+            ):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM sqlite_sequence WHERE name = 'changes'")
             self._ensure_epoch(conn)

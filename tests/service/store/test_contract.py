@@ -386,3 +386,22 @@ def test_redis_epoch_changes_when_the_server_restarts_with_its_data(redis_proc) 
     after, head_after = asyncio.run(epoch_and_head())
     assert head_after == head  # the data came back...
     assert after != before  # ...but readers are told to resync
+
+
+async def test_the_serving_pointer_moves_with_its_history(store: Store) -> None:
+    """Every replica reads one pointer; each move names what it replaced, newest first."""
+    assert await store.serving_model() is None and await store.model_history() == []
+    first = await store.promote_model("v1", "retrain: passed the gate")
+    second = await store.promote_model("v2")
+    back = await store.promote_model("v1", "rollback")
+    assert await store.serving_model() == "v1"
+    history = await store.model_history()
+    assert [(p.version, p.previous, p.note) for p in history] == [
+        ("v1", "v2", "rollback"),
+        ("v2", "v1", ""),
+        ("v1", None, "retrain: passed the gate"),
+    ]
+    assert first.at <= second.at <= back.at and history[0] == back
+    assert [p.version for p in await store.model_history(limit=1)] == ["v1"]
+    await store.clear()
+    assert await store.serving_model() is None
