@@ -169,7 +169,7 @@ def request_breakdown(towers: Towers, store_urls: dict[str, str]) -> dict[str, f
         store = await open_store(next(iter(store_urls.values())))
         refresher = Refresher(store, towers, Params(), Metrics())
         await refresher.step()
-        recommender = Recommender(towers, refresher, [])
+        recommender = Recommender(refresher)
         users = [str(u) for u in range(1, 611)]
         histories = [await store.recent_history(u) for u in users[:50]]
         await store.close()

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +20,8 @@ from rich.table import Table
 from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
+from service.models_cli import models_app
+from service.terminal import console, errors, fail
 
 app = typer.Typer(
     name="movie-recs",
@@ -28,17 +29,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
 
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print an expected failure as one red line; the caller raises the returned Exit."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+app.add_typer(models_app, name="models")
 
 
 async def _import(settings: Settings, directory: Path) -> None:

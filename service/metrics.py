@@ -98,6 +98,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.model_swaps = Counter(
+            "movie_recs_model_swaps",
+            "Promoted model versions this replica swapped to ('swapped') or could not ('failed': "
+            "fetch, load, check or index; it keeps serving the old one and retries)",
+            ["outcome"],
+            registry=r,
+        )
         self.model_checked = Gauge(
             "movie_recs_model_checked",
             "1 once the SavedModels loaded (after ready) and agreed with the NumPy user tower",

@@ -6,7 +6,7 @@ The Lambda-style handler reuses it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from service.index.columns import NO_YEAR, MetaTable
 from service.index.live import LiveIndex, MovieMeta
-from service.index.view import IndexView
+from service.index.view import IndexView, Serving
 from service.store.history import History
 from service.towers import Towers
 
@@ -81,24 +81,30 @@ class Result:
 
 
 class Recommender:
-    def __init__(self, towers: Towers, index: IndexView, popular: Sequence[tuple[str, float]]):
-        self.towers = towers
+    """Reads the served index and model once per call (`IndexView.serving`): a model swap in
+    the middle of a request is invisible."""
+
+    def __init__(self, index: IndexView):
         self.index = index
-        self.popular = list(popular)
+
+    def serving(self) -> Serving:
+        serving = self.index.serving
+        if serving is None:
+            raise RuntimeError("the index is not built yet")
+        return serving
 
     def live(self) -> LiveIndex:
-        live = self.index.live
-        if live is None:
-            raise RuntimeError("the index is not built yet")
-        return live
+        return self.serving().live
 
-    def check(self, filters: Filters) -> LiveIndex:
-        """The live index, once `filters` name only genres some movie has (else UnknownGenres):
-        callers check before reading a history, so a typo costs nothing more."""
-        live = self.live()
+    def check(self, filters: Filters) -> None:
+        """UnknownGenres unless `filters` name only genres some movie has: callers check
+        before reading a history, so a typo costs nothing more."""
+        self._check(self.live(), filters)
+
+    @staticmethod
+    def _check(live: LiveIndex, filters: Filters) -> None:
         if unknown := filters.genres - live.genres:
             raise UnknownGenres(unknown, live.genres)
-        return live
 
     def quick(self, filters: Filters) -> bool:
         """Whether `recommend` with `filters` costs about what an unfiltered one does (~1-2 ms
@@ -121,14 +127,16 @@ class Recommender:
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
         event counts as seen, not only the ones the tower reads. Raises UnknownGenres."""
-        live = self.check(filters)
+        serving = self.serving()
+        live, towers = serving.live, serving.towers
+        self._check(live, filters)
         seen = set(history.movie_ids)
         used: list[int] = []  # positions in `history` of the events the tower reads
         used_ids: list[str] = []
         vectors: list[np.ndarray] = []
         titles: list[str] = []
         taken: set[str] = set()
-        length = self.towers.history_length
+        length = towers.history_length
         for position, movie_id in enumerate(history.movie_ids):
             if movie_id in taken:
                 continue
@@ -146,9 +154,9 @@ class Recommender:
             return not (exclude_seen and movie_id in seen) and filters.admits(meta)
 
         if not used:
-            return self._popular(live, k, accept)
+            return self._popular(live, towers, k, accept)
         matrix = np.stack(vectors)
-        user = self.towers.embed_user(matrix, history.weights(np.array(used)))
+        user = towers.embed_user(matrix, history.weights(np.array(used)))
         hits = live.search(
             user,
             k,
@@ -164,24 +172,25 @@ class Recommender:
                 Item(mid, meta, score, (used_ids[j], titles[j]))
                 for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
             ]
-        return Result("personalized", self.towers.version, live.index_version, len(used), items)
+        return Result("personalized", towers.version, live.index_version, len(used), items)
 
-    def _popular(self, live: LiveIndex, k: int, accept: object) -> Result:
+    @staticmethod
+    def _popular(live: LiveIndex, towers: Towers, k: int, accept: object) -> Result:
         items: list[Item] = []
-        for movie_id, score in self.popular:
+        for movie_id, score in towers.popular:
             found = live.get(movie_id)
             if found is not None and accept(movie_id, found[1]):  # type: ignore[operator]
                 items.append(Item(movie_id, found[1], score, None))
                 if len(items) == k:
                     break
-        return Result("popular", self.towers.version, live.index_version, 0, items)
+        return Result("popular", towers.version, live.index_version, 0, items)
 
-    def similar(self, movie_id: str, k: int) -> tuple[LiveIndex, list[Item]] | None:
+    def similar(self, movie_id: str, k: int) -> tuple[Serving, list[Item]] | None:
         """Nearest movies to one movie; None when the movie is not in this replica's index."""
-        live = self.live()
-        found = live.get(movie_id)
+        serving = self.serving()
+        found = serving.live.get(movie_id)
         if found is None:
             return None
         vector, meta = found
-        hits = live.search(vector, k, skip=movie_id.__eq__)
-        return live, [Item(mid, m, score, (movie_id, meta.title)) for mid, score, m in hits]
+        hits = serving.live.search(vector, k, skip=movie_id.__eq__)
+        return serving, [Item(mid, m, score, (movie_id, meta.title)) for mid, score, m in hits]

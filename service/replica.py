@@ -8,6 +8,7 @@ change log in a task and loads TensorFlow after ready; a function instance only 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from service.config import Settings
@@ -15,18 +16,25 @@ from service.index.live import index_params, set_threads
 from service.index.refresher import Refresher
 from service.index.snapshot_file import SnapshotDir
 from service.metrics import Metrics
+from service.model_source import ModelSource
 from service.recommender import Recommender
 from service.store import Store, StoreError, store_from_settings
-from service.towers import Towers, load_towers
+from service.towers import ModelLoadError, Towers, load_towers
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
 class Replica:
     settings: Settings
     store: Store
-    towers: Towers
-    refresher: Refresher  # the only writer of the live index
+    refresher: Refresher  # the only writer of the live index and of the served model
     recommender: Recommender
+
+    @property
+    def towers(self) -> Towers:
+        """The model served now (a promoted version replaces it together with the index)."""
+        return self.refresher.towers
 
     def require_movies(self) -> None:
         """Refuse to serve an empty index (a store nobody imported into): fail startup loudly."""
@@ -48,20 +56,17 @@ async def open_replica(
     snapshots: bool = True,
 ) -> Replica:
     """Open the store and load the towers (TensorFlow deferred: see towers.py); nothing is
-    indexed yet (`refresher.catch_up()` or a full sync does that). `towers`: an already loaded
-    model to serve instead of the settings' (read-only, so sharing one is safe). `snapshots`:
-    start from and write snapshot files when the settings name a directory."""
+    indexed yet (`refresher.catch_up()` or a full sync does that). The model is the version the
+    store says to serve, fetched from the registry, else (none promoted, or it cannot be had)
+    the settings' own; the refresher follows later promotions. `towers`: an already loaded
+    model to serve instead (read-only, so sharing one is safe; tests). `snapshots`: start from
+    and write snapshot files when the settings name a directory."""
     set_threads(settings.omp_threads)
     store = await store_from_settings(settings)
+    models = ModelSource(settings.registry_url, settings.model_cache_dir, settings.tf_threads)
     try:
         if towers is None:
-            towers = await asyncio.to_thread(
-                load_towers,
-                settings.artifacts_dir,
-                settings.model_version,
-                settings.tf_threads,
-                defer_tensorflow=True,
-            )
+            towers = await _starting_model(settings, store, models)
         directory = settings.snapshot_dir if snapshots else None
         refresher = Refresher(
             store,
@@ -71,10 +76,29 @@ async def open_replica(
             compact_at=settings.compact_at,
             min_fraction=settings.resync_min_fraction,
             snapshots=SnapshotDir(directory, settings.snapshot_keep) if directory else None,
+            models=models,
+            model_poll_seconds=settings.model_poll_seconds,
         )
     except BaseException:
         await store.close()
         raise
-    return Replica(
-        settings, store, towers, refresher, Recommender(towers, refresher, towers.popular)
+    return Replica(settings, store, refresher, Recommender(refresher))
+
+
+async def _starting_model(settings: Settings, store: Store, models: ModelSource) -> Towers:
+    own = await asyncio.to_thread(
+        load_towers,
+        settings.artifacts_dir,
+        settings.model_version,
+        settings.tf_threads,
+        defer_tensorflow=True,
     )
+    models.own = own
+    promoted = await store.serving_model()
+    if promoted is None or promoted == own.version:
+        return own
+    try:
+        return await asyncio.to_thread(models.load, promoted)
+    except ModelLoadError as exc:  # serve the image's model; the refresher retries
+        log.error("starting with model %s: %s", own.version, exc)
+        return own

@@ -92,6 +92,11 @@ class Towers:
         error = self._tensorflow.exception()
         return None if error is None else str(error)
 
+    def require_checked(self) -> None:
+        """Load the SavedModels and check them against the NumPy user tower now (blocking);
+        ModelLoadError when they cannot be served."""
+        _ = self._loaded
+
     def when_tensorflow_loaded(self, callback: Callable[[Future[Any]], None]) -> None:
         self._tensorflow.add_done_callback(callback)
 

@@ -69,7 +69,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.app_state = AppState(
             settings=settings,
             store=replica.store,
-            towers=towers,
             index=refresher,
             metrics=metrics,
             recommender=replica.recommender,

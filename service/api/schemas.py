@@ -167,6 +167,12 @@ class Readiness(BaseModel):
         description="Set while the store's catalog is empty or shrunken: the last good index "
         "serves and a resync follows once the catalog is back.",
     )
+    model_swap_error: str | None = Field(
+        default=None,
+        description="Why the model version the store names is not served yet (a failed fetch, "
+        "load, check or index build): the previous model serves, and it is retried (still "
+        "ready).",
+    )
 
 
 # --- the page's read routes: search, a user's events, sample users, the live catalog ---------

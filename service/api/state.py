@@ -12,14 +12,12 @@ from service.index.view import IndexView
 from service.metrics import Metrics
 from service.recommender import Recommender
 from service.store import Store
-from service.towers import Towers
 
 
 @dataclass(eq=False)
 class AppState:
     settings: Settings
     store: Store
-    towers: Towers
     index: IndexView  # the refresher's published live index, read-only
     metrics: Metrics
     recommender: Recommender

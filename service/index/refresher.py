@@ -20,15 +20,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from service.index import titles
 from service.index.live import BaseIndex, IndexParams, LiveIndex, MovieMeta
 from service.index.snapshot_file import Identity, SnapshotDir, SnapshotUnusable
+from service.index.view import Serving
 from service.metrics import Metrics
-from service.store import Movie, Store, StoreError
-from service.towers import Towers
+from service.model_source import ModelSource
+from service.store import ChangeEntry, Movie, Store, StoreError
+from service.towers import ModelLoadError, Towers
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,17 @@ SYNC_BATCH = 5000
 STORE_BACKOFF_CAP = 2.0  # seconds between attempts while the store is down: recover quickly
 EPOCH_CHANGED = "epoch changed"
 TRIMMED = "change log trimmed past cursor"
+MODEL_RETRY_CAP = 300.0  # seconds between attempts at a version that failed to load
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A promoted model's index, built beside the served one, not yet caught up."""
+
+    live: LiveIndex
+    towers: Towers
+    epoch: str
+    started: float
 
 
 class CatalogLost(Exception):
@@ -99,9 +113,11 @@ class Refresher:
         compact_at: int = 2000,
         min_fraction: float = 0.5,
         snapshots: SnapshotDir | None = None,
+        models: ModelSource | None = None,
+        model_poll_seconds: float = 2.0,
     ) -> None:
         self.store = store
-        self.towers = towers
+        self.towers = towers  # the served model: changes only with the index (`_publish`)
         self.params = params
         self.metrics = metrics
         self.compact_at = compact_at
@@ -109,7 +125,13 @@ class Refresher:
         self.snapshots = snapshots
         self.started_from: str | None = None  # "snapshot <file>" or "full sync", once started
         self._sharing: asyncio.Task[None] | None = None  # a snapshot being written
-        self._live: LiveIndex | None = None
+        self._serving: Serving | None = None
+        self.models = models  # where promoted versions come from; None: never swap
+        self.model_poll_seconds = model_poll_seconds
+        self._next_model_look = 0.0
+        self._preparing: asyncio.Task[Prepared] | None = None  # a promoted version being built
+        self._model_error: str | None = None
+        self._failed: tuple[str, float, float] | None = None  # version, retry at, backoff
         self._changed = asyncio.Event()
         self._epoch = ""
         self._caught_up = False
@@ -120,12 +142,20 @@ class Refresher:
 
     # The read-only view (IndexView).
     @property
+    def serving(self) -> Serving | None:
+        return self._serving
+
+    @property
     def live(self) -> LiveIndex | None:
-        return self._live
+        return self._serving.live if self._serving is not None else None
+
+    @property
+    def model_error(self) -> str | None:
+        return self._model_error
 
     @property
     def index_version(self) -> int:
-        return self._live.index_version if self._live else 0
+        return self._serving.live.index_version if self._serving else 0
 
     @property
     def head(self) -> int:
@@ -156,8 +186,11 @@ class Refresher:
         return True
 
     # Writing.
-    def _publish(self, live: LiveIndex) -> None:
-        self._live = live
+    def _publish(self, live: LiveIndex, towers: Towers | None = None) -> None:
+        """The one place the served index (and, on a swap, the model with it) changes."""
+        if towers is not None:
+            self.towers = towers
+        self._serving = Serving(live, self.towers)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -171,7 +204,7 @@ class Refresher:
 
     def _check_size(self, found: int, reason: str) -> None:
         """Raise CatalogLost when `found` live movies would replace a much larger index."""
-        current = len(self._live) if self._live is not None else 0
+        current = len(self.live) if self.live is not None else 0
         if current == 0 or (found > 0 and found >= self.min_fraction * current):
             return
         self._catalog_lost = (
@@ -288,9 +321,9 @@ class Refresher:
     async def step(self, *, limit: int = 1000, block_seconds: float = 0.0) -> int:
         """Apply the next batch of changes (or resync on a gap); return how many entries applied."""
         store, metrics = self.store, self.metrics
-        if self._live is None:
+        if self.live is None:
             await self.start()
-        live = self._live
+        live = self.live
         assert live is not None
         if await store.epoch() != self._epoch:
             await self.resync(EPOCH_CHANGED)
@@ -312,13 +345,7 @@ class Refresher:
             metrics.replica_lag.set(head - live.index_version)
             return 0
 
-        latest = {e.movie_id: e for e in entries}  # the last entry per movie wins
-        current = await store.get_movies(list(latest))
-        present = [m for m in current.values() if not m.deleted]
-        deletes = [mid for mid in latest if mid not in current or current[mid].deleted]
-        vectors = await vectors_for(store, self.towers, present)
-        upserts = [(m.id, vectors[i], meta_of(m)) for i, m in enumerate(present)]
-        self._publish(live.with_changes(upserts, deletes, entries[-1].seq))
+        self._publish(await self._apply(live, self.towers, entries))
 
         now = time.time()
         for entry in entries:
@@ -329,6 +356,110 @@ class Refresher:
         metrics.replica_lag.set(self._head - entries[-1].seq)
         return len(entries)
 
+    async def _apply(
+        self, live: LiveIndex, towers: Towers, entries: Sequence[ChangeEntry]
+    ) -> LiveIndex:
+        """`live` with `entries` applied, new movies embedded by `towers`' movie tower."""
+        latest = {e.movie_id: e for e in entries}  # the last entry per movie wins
+        current = await self.store.get_movies(list(latest))
+        present = [m for m in current.values() if not m.deleted]
+        deletes = [mid for mid in latest if mid not in current or current[mid].deleted]
+        vectors = await vectors_for(self.store, towers, present)
+        upserts = [(m.id, vectors[i], meta_of(m)) for i, m in enumerate(present)]
+        return live.with_changes(upserts, deletes, entries[-1].seq)
+
+    # Following the promoted model.
+    async def follow_model(self) -> None:
+        """Between steps: look (every `model_poll_seconds`) at which version the store says to
+        serve; build the index for a new one in the background with its movie tower; once
+        built, catch it up with the log and swap model and index together. A version that
+        cannot be fetched, loaded, checked or indexed leaves the served one in place, is
+        reported (`model_error`) and retried with backoff."""
+        if self.models is None:
+            return
+        preparing = self._preparing
+        if preparing is not None and preparing.done():
+            self._preparing = None
+            await self._finish_swap(preparing)
+            return
+        now = asyncio.get_running_loop().time()
+        if preparing is not None or now < self._next_model_look:
+            return
+        self._next_model_look = now + self.model_poll_seconds
+        wanted = await self.store.serving_model()
+        if wanted is None or wanted == self.towers.version:
+            self._model_error = None
+            self._failed = None
+            return
+        if self._failed is not None and self._failed[0] == wanted and now < self._failed[1]:
+            return
+        log.info("model %s promoted: building its index beside %s", wanted, self.towers.version)
+        self._preparing = asyncio.create_task(self._prepare(wanted), name=f"model-{wanted}")
+
+    async def _prepare(self, version: str) -> Prepared:
+        assert self.models is not None
+        started = time.perf_counter()
+        towers = await asyncio.to_thread(self.models.load, version)
+        await asyncio.to_thread(towers.require_checked)  # SavedModels agree with NumPy
+        live, epoch = await full_sync(self.store, towers, self.params)
+        return Prepared(live, towers, epoch, started)
+
+    async def _finish_swap(self, preparing: asyncio.Task[Prepared]) -> None:
+        try:
+            prepared = preparing.result()
+        except (ModelLoadError, StoreError, OSError) as exc:
+            self._swap_failed(preparing.get_name().removeprefix("model-"), str(exc))
+            return
+        except Exception as exc:
+            log.exception("building the index of a promoted model failed")
+            self._swap_failed(preparing.get_name().removeprefix("model-"), repr(exc))
+            return
+        towers, live = prepared.towers, prepared.live
+        if prepared.epoch != self._epoch or await self.store.serving_model() != towers.version:
+            self._next_model_look = 0.0  # the store moved on meanwhile: look again at once
+            return
+        built_at = live.index_version
+        # Catch the new index up with the log, at least to where the served one is, so
+        # min_index_version never goes back across a swap; no step runs meanwhile.
+        while True:
+            entries = await self.store.read_changes(live.index_version, 1000)
+            if entries and entries[0].seq != live.index_version + 1:
+                self._next_model_look = 0.0  # the log was trimmed past it: build again
+                return
+            if not entries:
+                break
+            live = await self._apply(live, towers, entries)
+        if live.index_version < self.index_version:
+            self._next_model_look = 0.0
+            return
+        previous = self.towers.version
+        self._generation += 1  # a compaction of the old model's index is dropped
+        self._publish(live, towers)
+        self._model_error = None
+        self._failed = None
+        self.metrics.model.info({"version": towers.version})
+        self.metrics.model_swaps.labels("swapped").inc()
+        self._share(live.base, built_at)
+        log.info(
+            "now serving model %s (was %s): %d movies at sequence %d, built in %.1fs",
+            towers.version,
+            previous,
+            len(live),
+            live.index_version,
+            time.perf_counter() - prepared.started,
+        )
+
+    def _swap_failed(self, version: str, why: str) -> None:
+        now = asyncio.get_running_loop().time()
+        backoff = 2 * self._failed[2] if self._failed and self._failed[0] == version else 5.0
+        backoff = min(backoff, MODEL_RETRY_CAP)
+        self._failed = (version, now + backoff, backoff)
+        self._model_error = (
+            f"cannot serve model {version}: {why}; still serving {self.towers.version}"
+        )
+        self.metrics.model_swaps.labels("failed").inc()
+        log.error("%s; retrying in %.0fs", self._model_error, backoff)
+
     async def catch_up(self, *, limit: int = 1000) -> None:
         """Step until the live index includes the whole change log (startup); errors propagate."""
         while await self.step(limit=limit) > 0 or not self._caught_up:
@@ -336,7 +467,7 @@ class Refresher:
 
     async def compact(self) -> None:
         """Fold delta and tombstones into a new base, built off the event loop, swapped in once."""
-        started = self._live
+        started = self.live
         generation = self._generation
         if started is None:
             return
@@ -346,7 +477,7 @@ class Refresher:
             return BaseIndex.build(*started.live_items(), params, started.base)
 
         base = await asyncio.to_thread(build)  # all of it off the event loop
-        current = self._live
+        current = self.live
         if self._generation != generation or current is None:
             return  # a full resync replaced the lineage this base was built from
         self._publish(current.rebased(base, started))
@@ -367,6 +498,7 @@ class Refresher:
             while True:
                 try:
                     await self.step(block_seconds=block_seconds)
+                    await self.follow_model()
                     backoff = 0.1
                     if self._store_error is not None:
                         log.warning("store answers again; refresher resumed")
@@ -393,10 +525,12 @@ class Refresher:
                     if not compaction.cancelled() and compaction.exception() is not None:
                         log.error("compaction failed", exc_info=compaction.exception())
                     compaction = None
-                live = self._live
+                live = self.live
                 if compaction is None and live is not None and live.pending >= self.compact_at:
                     compaction = asyncio.create_task(self.compact())
         finally:
+            if self._preparing is not None:
+                self._preparing.cancel()
             if compaction is not None:
                 compaction.cancel()
             if self._sharing is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from service.index.columns import MetaTable
 from service.index.live import LiveIndex, MovieMeta, build_live_index
+from service.index.view import Serving
 from service.recommender import Filters, Recommender, UnknownGenres
 from service.store import Event
 from service.store.history import History
@@ -26,8 +27,11 @@ POPULAR = [("r2", 1.0), ("a1", 0.8), ("r1", 0.5)]
 class FixedIndex:
     """A published index that never changes (the `IndexView` the recommender reads)."""
 
-    def __init__(self, live: LiveIndex) -> None:
+    def __init__(self, live: LiveIndex, towers: object) -> None:
         self.live = live
+        self.towers = towers
+        self.serving = Serving(live, towers)  # type: ignore[arg-type]
+        self.model_error: str | None = None
         self.index_version = live.index_version
         self.head = live.index_version
         self.caught_up = True
@@ -43,6 +47,7 @@ class MeanTower:
 
     version = "test-model"
     history_length = 3
+    popular = POPULAR
 
     def embed_user(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         mean = (history * np.maximum(weights, 0.1)[:, None]).sum(axis=0)
@@ -55,8 +60,8 @@ def recommender() -> Recommender:
     vectors = np.array([MOVIES[i][0] for i in ids], np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     meta = [MovieMeta(t, g, y) for _, t, g, y in MOVIES.values()]
-    index = FixedIndex(build_live_index(ids, vectors, meta, index_version=42))
-    return Recommender(MeanTower(), index, POPULAR)  # type: ignore[arg-type]
+    index = FixedIndex(build_live_index(ids, vectors, meta, index_version=42), MeanTower())
+    return Recommender(index)  # type: ignore[arg-type]
 
 
 def watched(*movie_ids: str) -> History:

@@ -70,7 +70,7 @@ def test_a_model_that_fails_its_check_after_ready_turns_the_replica_unready(
     assert ready.status_code == 503
     assert "NumPy user tower differs from the SavedModel" in ready.json()["reason"]
     assert "movie_recs_model_check_failed 1.0" in client.get("/metrics").text
-    towers = client.app.state.app_state.towers  # type: ignore[attr-defined]
+    towers = client.app.state.app_state.index.towers  # type: ignore[attr-defined]
     with pytest.raises(ModelLoadError):
         towers.embed_movies([Movie("new", "A New Film")])
 

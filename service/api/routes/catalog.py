@@ -26,7 +26,8 @@ async def catalog_status(
 ) -> CatalogStatus:
     """Cheap enough to poll: one change-log read, bounded by `limit`, only when there is news."""
     index = app_state.index
-    live = app_state.recommender.live()
+    serving = app_state.recommender.serving()
+    live = serving.live
     applied = live.index_version
     start = max(0, applied - limit) if after is None else min(after, applied)
     changes: list[CatalogChange] = []
@@ -47,7 +48,7 @@ async def catalog_status(
                 )
             )
     return CatalogStatus(
-        model_version=app_state.towers.version,
+        model_version=serving.towers.version,
         index_version=applied,
         index_size=len(live),
         index_kind=live.base.kind,

@@ -35,7 +35,7 @@ async def readyz(request: Request, response: Response) -> Readiness:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(ready=False, reason="starting: model or index not loaded")
     index = app_state.index
-    model_error = app_state.towers.model_error
+    model_error = index.towers.model_error
     ready = index.caught_up and model_error is None
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -43,7 +43,8 @@ async def readyz(request: Request, response: Response) -> Readiness:
     return Readiness(
         ready=ready,
         reason=None if ready else reason or "catching up with the change log",
-        model_version=app_state.towers.version,
+        model_version=index.towers.version,
+        model_swap_error=index.model_error,
         index_version=index.index_version,
         index_size=len(index.live),
         lag=max(0, index.head - index.index_version),

@@ -44,10 +44,10 @@ async def similar_movies(
     found = recommender.similar(movie_id, k)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"movie {movie_id} is not in the index")
-    live, items = found
+    serving, items = found
     return SimilarMovies(
         movie_id=movie_id,
-        model_version=recommender.towers.version,
-        index_version=live.index_version,
+        model_version=serving.towers.version,
+        index_version=serving.live.index_version,
         items=to_items(items),
     )
