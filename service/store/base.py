@@ -117,6 +117,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def count_events(self) -> int: ...
 
+    @abc.abstractmethod
+    def iter_histories(self, batch_size: int = 500) -> AsyncIterator[list[tuple[str, History]]]:
+        """Every user with an unexpired history, with all of it (newest first), in batches of
+        about `batch_size` users: for training, off the request path. Each batch is read
+        under its own deadline, so it is no snapshot: a user written meanwhile may show the
+        write or not. On Redis the users come from SCAN, which may list a user twice if the
+        keyspace is resized during the walk; a caller that counts keeps the first."""
+
     # --- embedding cache --------------------------------------------------------------------
     @abc.abstractmethod
     async def get_embeddings(

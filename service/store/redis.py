@@ -411,6 +411,12 @@ class RedisStore(Store):
             total += sum(await self._activity.counts(users))
         return total
 
+    async def iter_histories(
+        self, batch_size: int = 500
+    ) -> AsyncIterator[list[tuple[str, History]]]:
+        async for records in self._activity.records(batch_size):
+            yield [(user, history.decode(record)) for user, record in records]
+
     async def get_embeddings(
         self, model_version: str, versions: Mapping[str, int]
     ) -> dict[str, np.ndarray]:

@@ -155,6 +155,20 @@ class RedisActivity:
                 if cursor == 0:
                     break
 
+    async def records(self, page: int) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Every user's history record, a SCAN page at a time: one pipeline of GETs a page
+        (on a cluster, split by node), each under its own deadline. A user whose history
+        expired between the SCAN and the GET is left out."""
+        async for users in self.users(page):
+            async with deadline("GET histories", self.timeout):
+                pipe = self.client.pipeline(transaction=False)
+                for user in users:
+                    pipe.get(keys.history(user))
+                found = await pipe.execute()
+            records = [(user, record) for user, record in zip(users, found, strict=True) if record]
+            if records:
+                yield records
+
     async def counts(self, users: Sequence[str]) -> list[int]:
         """How many events each user's history keeps (0: gone since it was listed)."""
         if not users:

@@ -442,6 +442,27 @@ class SQLiteStore(Store):
     async def count_events(self) -> int:
         return await self._scalar("SELECT COALESCE(SUM(events), 0) FROM history WHERE written >= ?")
 
+    async def iter_histories(
+        self, batch_size: int = 500
+    ) -> AsyncIterator[list[tuple[str, History]]]:
+        """Pages in user id order through the primary key, each page one query."""
+        last = ""  # every id is non-empty
+        while True:
+
+            def page(conn: sqlite3.Connection, after: str = last) -> list[tuple[str, bytes]]:
+                rows = conn.execute(
+                    "SELECT user_id, record FROM history WHERE written >= ? AND user_id > ? "
+                    "ORDER BY user_id LIMIT ?",
+                    (self._cutoff(), after, batch_size),
+                ).fetchall()
+                return [(str(user), bytes(record)) for user, record in rows]
+
+            rows = await self._run(page)
+            if not rows:
+                return
+            yield [(user, history.decode(record)) for user, record in rows]
+            last = rows[-1][0]
+
     # --- embedding cache --------------------------------------------------------------------
     async def get_embeddings(
         self, model_version: str, versions: Mapping[str, int]

@@ -315,6 +315,35 @@ async def test_every_valid_user_id_is_kept_listed_and_erased_as_itself(
     assert sorted(user for user, _ in await store.sample_users(20)) == sorted(set(ids) - {"x}1"})
 
 
+async def test_iter_histories_reads_every_users_whole_history(open_activity: OpenActivity) -> None:
+    """What retraining reads: every unexpired history, in full, newest first, in batches;
+    erased and expired users are not there."""
+    store = await open_activity(history_ttl_seconds=1.0)
+    await store.add_events("expired", [Event("9", "watch", 9.0)])
+    await asyncio.sleep(1.1)
+    # the rest written with a long lifetime (a write's purge would drop the expired row at once)
+    writer = await open_activity()
+    users = [f"u{i}" for i in range(7)] + ["{x}", "a%b", "é"]
+    await writer.add_events_bulk(
+        {
+            user: [
+                Event(str(j), "rate" if j % 2 else "watch", 100.0 * i + j, 4.5 if j % 2 else None)
+                for j in range(i % 7 + 1)  # up to 7 events: bounded to the newest 5
+            ]
+            for i, user in enumerate(users)
+        }
+    )
+    await writer.erase_user("u3")
+
+    batches = [batch async for batch in store.iter_histories(batch_size=3)]
+    read = {user: events.events() for batch in batches for user, events in batch}
+    expected = {user: await store.recent_events(user) for user in users if user != "u3"}
+    assert read == expected
+    assert all(batch for batch in batches)  # SCAN's COUNT is a hint: Redis may give more a page
+    assert sum(len(events) for events in read.values()) == await store.count_events()
+    assert read["u6"][0] == Event("6", "watch", 606.0) and len(read["u6"]) == 5
+
+
 async def test_memory_use_is_reported_by_part(store: Store) -> None:
     await store.add_events("u", [Event("1", "watch", 1.0)])
     parts = await store.memory_bytes()
