@@ -111,6 +111,15 @@ def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_tiny_model_dir(request: pytest.FixtureRequest) -> Path:
+    """A second tiny model (another seed, so another version): what a promotion swaps to."""
+    from embeddings.train import train_tiny
+
+    key = _fingerprint("embeddings/*.py", "data/ml-latest-small/*.csv")
+    return _cached(request, f"tiny-model-seed1-{key}", lambda out: train_tiny(out, seed=1))
+
+
+@pytest.fixture(scope="session")
 def tiny_towers(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     from service.towers import load_towers
 
