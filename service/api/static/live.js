@@ -10,8 +10,19 @@ function command() {
     "--secret 'whsec_… (from the demo's terminal)'";
 }
 
+let shownModel = null;
+
 function show(status) {
-  $("live-model").textContent = status.model_version;
+  const model = $("live-model");
+  if (shownModel !== null && status.model_version !== shownModel) {
+    // A promoted version (or a rollback) reached this replica: say so, with the time.
+    model.textContent = `${status.model_version} (was ${shownModel}, since ${new Date().toLocaleTimeString()})`;
+    model.classList.add("changed");
+    setTimeout(() => model.classList.remove("changed"), 8000);
+  } else if (shownModel === null) {
+    model.textContent = status.model_version;
+  }
+  shownModel = status.model_version;
   $("live-version").textContent = status.index_version.toLocaleString();
   $("live-size").textContent = `${status.index_size.toLocaleString()} (${status.index_kind})`;
   $("live-lag").textContent = status.lag === 0 ? "0 (caught up)" : `${status.lag} change(s) behind`;

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,46 @@ def test_with_api_keys_the_page_asks_for_one(
     assert tab.evaluate("sessionStorage.getItem('movie-recs:api-key')") == API_KEY
     # The browser logs each refused request (two before the right key); nothing else.
     assert all("401 (Unauthorized)" in e for e in console.errors), console.errors
+
+
+def test_the_page_marks_a_model_change(
+    tmp_path: Path,
+    seeded_sqlite: Path,
+    tiny_model_dir: Path,
+    other_tiny_model_dir: Path,
+    page: tuple[Page, Console],
+) -> None:
+    from embeddings.artifacts import resolve_model_dir
+    from embeddings.registry import open_registry
+    from service.store import open_store
+
+    registry = open_registry(tmp_path / "registry")
+    other = registry.publish(resolve_model_dir(other_tiny_model_dir))
+    servers = start_server(
+        tmp_path,
+        seeded_sqlite,
+        tiny_model_dir,
+        MOVIE_RECS_REGISTRY_URL=str(tmp_path / "registry"),
+        MOVIE_RECS_MODEL_POLL_SECONDS="0.2",
+    )
+    server = next(servers)
+    try:
+        tab, console = page
+        tab.goto(server.url)
+        own = tab.locator("#live-model").inner_text()
+        expect(tab.locator("#live-model")).not_to_have_text("…")
+
+        async def promote() -> None:
+            store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+            await store.promote_model(other, "page test")
+            await store.close()
+
+        with ThreadPoolExecutor(1) as thread:  # the page's event loop owns this thread
+            thread.submit(asyncio.run, promote()).result()
+        # The replica builds the new version's index, then swaps; the page polls every second.
+        expect(tab.locator("#live-model")).to_contain_text(f"{other} (was ", timeout=90_000)
+        expect(tab.locator("#live-model.changed")).to_be_visible()
+        assert own != other
+        assert console.errors == []
+    finally:
+        next(servers, None)  # the generator stops its server
