@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1.7@sha256:a57df69d0ea827fb7266491f2813635de6f17269be881f696fbfdf2d83dda33e
-# The movie-recs API. One image serves one model version: a new model is a new image and a
-# rolling deploy, so a replica never mixes the user tower of one version with the movie vectors
-# of another.
+# The movie-recs API. The image bakes one model version: the one a replica serves until the
+# store names a version from the model registry (`movie-recs retrain`, `movie-recs models
+# promote`), and the fallback when that cannot load. A replica swaps a whole version at once,
+# so it never mixes the user tower of one version with the movie vectors of another.
 #
 #   make train && docker build -t movie-recs .          # bakes artifacts/<latest> (the default)
 #   docker build --build-arg MODEL_SOURCE=train -t movie-recs .   # trains inside the build
+#   docker build --target retrain -t movie-recs-retrain .   # `movie-recs retrain` (+ SciPy)
 #
 # MODEL_SOURCE=context (default) ships exactly the model you trained and evaluated; `train`
 # makes the image from a bare clone with only Docker (the compose demo uses it).
@@ -57,15 +59,17 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM ${PYTHON_IMAGE} AS model-context
 COPY artifacts/ /src/artifacts/
 
-# Training reads only embeddings/ and data/ (`python -m embeddings`, no project install), so a
-# change to the service or the README reuses the cached model instead of training again. It
-# needs the `train` extra (SciPy, for the co-occurrence baseline); only this stage installs it,
-# so the serving image stays without it.
-FROM deps AS model-train
+# Training needs the `train` extra (SciPy, for the co-occurrence baseline). Only the two
+# training stages below build on this layer: the serving image stays without it.
+FROM deps AS train-deps
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=/app/uv.lock \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
     uv sync --frozen --no-dev --extra train --no-install-project --no-install-package libclang
+
+# Training reads only embeddings/ and data/ (`python -m embeddings`, no project install), so a
+# change to the service or the README reuses the cached model instead of training again.
+FROM train-deps AS model-train
 COPY embeddings/ embeddings/
 COPY data/ data/
 RUN /opt/venv/bin/python -m embeddings train --out /src/artifacts
@@ -92,14 +96,51 @@ RUN set -eu; \
     printf '%s\n' "$version" > /model/latest; \
     chmod -R a+rX,go-w /model
 
-# --- runtime ---------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
-# /var/snapshots: where a shared volume holding index snapshots mounts (compose; EFS on AWS);
-# an empty named volume takes this directory's owner, so the app user can write it.
+# --- retrain: `movie-recs retrain`, the scheduled task on AWS and compose's `retrain` ---------
+# The serving image's project and baked model (the fallback the gate compares a candidate with
+# while no version is promoted) plus the `train` extra. Not the default target: the last stage,
+# runtime, is. Build it with `--target retrain`.
+FROM train-deps AS retrain-builder
+COPY pyproject.toml uv.lock README.md ./
+COPY service/ service/
+COPY embeddings/ embeddings/
+COPY data/ data/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --extra train --no-install-package libclang \
+    && chmod -R a+rX,go-w /app
+
+FROM ${PYTHON_IMAGE} AS retrain
+# /registry: where compose's shared registry volume mounts (S3 on AWS); an empty named volume
+# takes this directory's owner, so the app user can publish into it.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /tmp \
        --shell /usr/sbin/nologin app \
-    && mkdir -p /var/snapshots && chown 10001:10001 /var/snapshots
+    && mkdir -p /registry && chown 10001:10001 /registry
+# No thread pins: training uses every core the task has. Nothing is written outside /tmp.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MOVIE_RECS_ARTIFACTS_DIR=/app/artifacts \
+    MOVIE_RECS_MODEL_VERSION=latest
+WORKDIR /app
+COPY --from=retrain-builder /opt/venv /opt/venv
+COPY --from=retrain-builder /app /app
+COPY --from=model /model /app/artifacts
+VOLUME ["/tmp"]
+USER 10001:10001
+CMD ["movie-recs", "retrain"]
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+# /var/snapshots and /registry: where the shared volumes of index snapshots and of model versions
+# mount (compose; EFS and S3 on AWS); an empty named volume takes its directory's owner.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /tmp \
+       --shell /usr/sbin/nologin app \
+    && mkdir -p /var/snapshots /registry && chown 10001:10001 /var/snapshots /registry
 # One thread per pool: a small FAISS query or user-tower call is slower with more, and the
 # replica count (not threads) is what scales. The root filesystem can be read-only: nothing is
 # written outside /tmp (bytecode is compiled at build time).

@@ -12,6 +12,8 @@ from standardwebhooks.webhooks import Webhook
 
 from infra.service import CONTAINER_PORT
 from service.cli import uvicorn_options
+from service.config import Settings
+from tests.support import dockerfile as df
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -81,7 +83,7 @@ def test_two_api_replicas_share_the_store_on_their_own_ports(
 
 
 def test_secrets_come_from_the_env_file(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("seed", "api-1", "api-2", "cli"):
+    for name in ("seed", "api-1", "api-2", "cli", "retrain"):
         assert services[name]["env_file"] == "${MOVIE_RECS_ENV_FILE:-.env.example}"
         assert not {"MOVIE_RECS_API_KEYS", "MOVIE_RECS_WEBHOOK_SECRETS"} & set(
             services[name]["environment"]
@@ -104,10 +106,81 @@ def test_the_replicas_share_one_snapshot_volume_the_image_user_owns(
 ) -> None:
     for name in ("api-1", "api-2"):
         api = services[name]
-        assert api["volumes"] == ["snapshots:/var/snapshots"]
+        assert "snapshots:/var/snapshots" in api["volumes"]
         assert api["environment"]["MOVIE_RECS_SNAPSHOT_DIR"] == "/var/snapshots"
-    dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
-    assert "mkdir -p /var/snapshots && chown 10001:10001 /var/snapshots" in dockerfile
+    assert directories_the_image_user_owns("runtime") >= {"/var/snapshots"}
+
+
+def directories_the_image_user_owns(stage: str) -> set[str]:
+    """What `stage` creates and gives uid 10001: an empty named volume mounted there takes that
+    owner, so the app user can write it."""
+    created = " ".join(i.value for i in df.stage(stage) if i.keyword == "RUN")
+    made = re.search(r"mkdir -p ((?:/[\w/]+ ?)+) && chown 10001:10001 ((?:/[\w/]+ ?)+)", created)
+    assert made, created
+    assert made.group(1).split() == made.group(2).split()
+    return set(made.group(1).split())
+
+
+REGISTRY = "/registry"
+
+
+def test_every_image_service_uses_the_shared_registry_and_a_writable_model_cache(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """One registry for the replicas, `retrain` and `models`, as the S3 bucket is on AWS; the
+    cache (used with an s3:// registry) under the tmpfs, as the root filesystem is read-only."""
+    images = {name: s for name, s in services.items() if name != "redis"}
+    assert set(images) == {"seed", "api-1", "api-2", "cli", "retrain"}
+    for name, service in images.items():
+        environment = service["environment"]
+        assert environment["MOVIE_RECS_REGISTRY_URL"] == REGISTRY, name
+        assert environment["MOVIE_RECS_MODEL_CACHE_DIR"].startswith("/tmp/"), name
+        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"], name
+        for variable in environment:
+            field = variable.removeprefix("MOVIE_RECS_").lower()
+            assert field in Settings.model_fields, f"{name}: {variable} is not a setting"
+    mounts = {
+        name: [v for v in service.get("volumes", []) if v.split(":")[1] == REGISTRY]
+        for name, service in images.items()
+    }
+    # Only retrain writes versions; a replica and `models` only read them.
+    assert mounts == {
+        "seed": [],
+        "api-1": [f"registry:{REGISTRY}:ro"],
+        "api-2": [f"registry:{REGISTRY}:ro"],
+        "cli": [f"registry:{REGISTRY}:ro"],
+        "retrain": [f"registry:{REGISTRY}"],
+    }
+    # The volume starts empty: each image's REGISTRY belongs to its user, whichever mounts first.
+    assert REGISTRY in directories_the_image_user_owns("runtime")
+    assert REGISTRY in directories_the_image_user_owns("retrain")
+
+
+def test_retrain_runs_on_demand_from_the_training_image(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """`docker compose run --rm retrain`: the Dockerfile's retrain target (SciPy, which the
+    serving image that `cli` runs lacks), against the demo's Redis, never started by `up`."""
+    retrain = services["retrain"]
+    assert retrain["profiles"] == ["tools"]
+    assert retrain["entrypoint"] + retrain["command"] == ["movie-recs", "retrain"]
+    assert retrain["build"]["target"] == "retrain"
+    assert retrain["build"]["args"] == services["api-1"]["build"]["args"]  # the same model
+    assert retrain["image"] != services["api-1"]["image"]
+    assert retrain["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert retrain["restart"] == "no"
+    assert retrain["environment"]["MOVIE_RECS_STORE_URL"] == "redis://redis:6379/0"
+    assert retrain["env_file"] == services["api-1"]["env_file"]
+    assert "retrain" in [i.stage for i in df.instructions() if i.keyword == "FROM"]
+
+
+def test_the_smoke_starts_the_demo_services_only() -> None:
+    """podman-compose 1.0.3 (CI) ignores profiles: a bare `up` would start the tools too,
+    retrain among them, whose image the smoke does not build."""
+    smoke = (ROOT / ".ci" / "container-smoke.sh").read_text("utf-8")
+    (up,) = re.findall(r"^compose up .*", smoke, flags=re.MULTILINE)
+    assert up.split()[:6] == ["compose", "up", "-d", "--no-build", "redis", "seed"]
+    assert up.split()[6:8] == ["api-1", "api-2"]
 
 
 def test_the_replicas_start_with_a_key_not_with_auth_disabled(

@@ -313,3 +313,62 @@ def test_pin_images_pins_every_pulled_image(tmp_path: Path) -> None:
     changed = (tmp_path / "Dockerfile").read_text("utf-8").splitlines()
     differ = [i for i, line in enumerate(original.splitlines()) if line != changed[i]]
     assert len(differ) == 3  # the syntax line and the two image ARGs, nothing else
+
+
+def _from(stage: str) -> str:
+    """The image or stage that `stage` starts from."""
+    (start,) = [i for i in df.instructions() if i.keyword == "FROM" and i.stage == stage]
+    return start.words()[0]
+
+
+def test_training_stages_share_one_layer_with_the_train_extra() -> None:
+    """The bundled model (model-train) and `movie-recs retrain` (retrain-builder) build on one
+    `uv sync --extra train` layer; the serving stages never install the extra."""
+    assert _from("train-deps") == "deps"
+    assert _from("model-train") == _from("retrain-builder") == "train-deps"
+    (sync,) = [i.value for i in df.stage("train-deps") if "uv sync" in i.value]
+    command = sync[sync.index("uv sync") :].split()
+    assert {"--frozen", "--no-dev", "--no-install-project"} <= set(command)
+    assert command[command.index("--extra") + 1] == "train"
+    (project,) = [i.value for i in df.stage("retrain-builder") if "uv sync" in i.value]
+    command = project[project.index("uv sync") :].split()
+    assert {"--frozen", "--no-dev"} <= set(command) and "--no-install-project" not in command
+    assert command[command.index("--extra") + 1] == "train"
+    assert "chmod -R a+rX,go-w /app" in project  # readable by the runtime user
+    # The same packages left out as the serving image's (libclang): no reinstall, no surprise.
+    (deps,) = [i.value for i in df.stage("deps") if "uv sync" in i.value]
+    serving = set(re.findall(r"--no-install-package (\S+)", deps))
+    assert serving == {"libclang"}
+    for training in (sync, project):
+        assert set(re.findall(r"--no-install-package (\S+)", training)) == serving
+
+
+def test_retrain_stage_runs_retrain_like_the_runtime_runs_serve() -> None:
+    """Same user, read-only root (/tmp only), the same baked model where the settings look;
+    no thread pins (training uses the task's cores); `movie-recs retrain` by default."""
+    retrain, runtime = df.stage("retrain"), df.final_stage()
+    assert _from("retrain") == _from("runtime") == "${PYTHON_IMAGE}"
+    (cmd,) = [i.exec_form() for i in retrain if i.keyword == "CMD"]
+    assert cmd == ["movie-recs", "retrain"]
+    users = [i.value for i in retrain if i.keyword == "USER"]
+    assert users == [i.value for i in runtime if i.keyword == "USER"]
+    created = " ".join(i.value for i in retrain if i.keyword == "RUN")
+    assert f"--uid {users[0].partition(':')[0]}" in created
+    assert [i.value for i in retrain if i.keyword == "VOLUME"] == ['["/tmp"]']
+    env, serving = df.env(retrain), df.env(runtime)
+    assert env["HOME"] == env["TMPDIR"] == "/tmp" and env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PATH"] == serving["PATH"]
+    for name in ("MOVIE_RECS_ARTIFACTS_DIR", "MOVIE_RECS_MODEL_VERSION"):
+        assert env[name] == serving[name]
+    assert not {"OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MOVIE_RECS_TF_THREADS"} & set(env)
+    for name in env:
+        if name.startswith("MOVIE_RECS_"):
+            assert name.removeprefix("MOVIE_RECS_").lower() in Settings.model_fields, name
+    copies = {
+        i.flags()["from"]: i.words()[-1]
+        for i in retrain
+        if i.keyword == "COPY" and i.flags().get("from")
+    }
+    assert copies["model"] == env["MOVIE_RECS_ARTIFACTS_DIR"]
+    (venv,) = [i for i in retrain if i.keyword == "COPY" and "/opt/venv" in i.value]
+    assert venv.flags()["from"] == "retrain-builder"
