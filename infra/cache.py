@@ -2,9 +2,10 @@
 
 Each cache is a replication group in two AZs with automatic failover, TLS in transit,
 encryption at rest, an AUTH token from Secrets Manager, and a security group that admits
-nobody until `allow_from` names the service. The catalog's never evicts; a separate activity
-cache (`activityCache`) evicts the least recently used histories, and may be a Redis Cluster
-(decision 19).
+nobody until `allow_from` names the API service and the retrain task (its description, "from
+the API tasks only", predates the retrain and stays: a new description would replace the group).
+The catalog's never evicts; a separate activity cache (`activityCache`) evicts the least
+recently used histories, and may be a Redis Cluster (decision 19).
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ class RedisCache(Construct):
             Acknowledgment(
                 id="AwsSolutions-AEC5",
                 reason="The default port hides nothing worth hiding: Redis sits in isolated "
-                "subnets, its security group admits only the API tasks, and it requires TLS "
-                "and an AUTH token.",
+                "subnets, its security group admits only the API and retrain tasks, and it "
+                "requires TLS and an AUTH token.",
             )
         )
         # Deleting the stack keeps a final snapshot, unless retainData=false.
@@ -137,8 +138,8 @@ class RedisCache(Construct):
         `<group>-001` and `-002`, or `<group>-0001-001`… in cluster mode."""
         return [Fn.join("-", [self.replication_group.ref, node]) for node in self.node_ids]
 
-    def allow_from(self, peer: ec2.IConnectable) -> None:
+    def allow_from(
+        self, peer: ec2.IConnectable, description: str = "API tasks to Redis (TLS + AUTH)"
+    ) -> None:
         """Redis's port from `peer` only (and, as `peer` allows no other egress, to Redis)."""
-        self.security_group.connections.allow_from(
-            peer, ec2.Port.tcp(PORT), "API tasks to Redis (TLS + AUTH)"
-        )
+        self.security_group.connections.allow_from(peer, ec2.Port.tcp(PORT), description)

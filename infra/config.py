@@ -26,6 +26,20 @@ RETENTION = {
     180: logs.RetentionDays.SIX_MONTHS,
     365: logs.RetentionDays.ONE_YEAR,
 }
+# Fargate's task sizes: CPU units -> memory (MiB) from, to, in steps of.
+FARGATE_MEMORY = {
+    256: (512, 2048, 512),
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+# EventBridge schedule expressions: cron(6 fields) or rate(N unit).
+SCHEDULE = re.compile(
+    r"cron\((\S+ ){5}\S+\)|rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)"
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,21 @@ class StageConfig:
     activity_cluster_mode: bool = False  # that Redis as a Redis Cluster (ElastiCache cluster mode)
     activity_node_groups: int = 1  # its shards in cluster mode, each a primary and a replica
     activity_node_type: str = "cache.t4g.small"
+    # The model registry's bucket keeps every overwritten or deleted object this long (it is
+    # versioned), so a version removed by mistake can be restored (decision 24).
+    models_noncurrent_days: int = 30
+    # The scheduled `movie-recs retrain`: an EventBridge rule starts one Fargate task. UTC,
+    # EventBridge's syntax; retrainEnabled=false keeps the rule (disabled) and the task
+    # definition, which `aws ecs run-task` still starts by hand (the stack's RetrainCommand).
+    retrain_schedule: str = "cron(0 3 * * ? *)"  # daily at 03:00 UTC
+    retrain_enabled: bool = True
+    # Training is CPU-bound and runs on every core TensorFlow sees: 2 vCPU is what the training
+    # figures were measured on (docs/benchmarks.md). Memory: MovieLens 25M peaked at 3.7 GB in
+    # one process; retrain also holds the store's histories and the serving model it compares
+    # with, so 8 GB leaves twice the measured peak (a killed run promotes nothing; the cost
+    # difference to 4 GB is ~$0.02 an hour).
+    retrain_cpu: int = 2048
+    retrain_memory_mib: int = 8192
 
     @property
     def stack_name(self) -> str:
@@ -107,6 +136,7 @@ class StageConfig:
         if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
             raise ValueError(f"alarmEmail {self.alarm_email!r} is not an e-mail address")
         self._check_activity()
+        self._check_retrain()
 
     def _check_https(self) -> None:
         if not self.certificate_arn:
@@ -140,6 +170,35 @@ class StageConfig:
                 f"activityNodeGroups must be 1..{MAX_NODE_GROUPS} (each shard is two nodes; "
                 "ElastiCache allows 90 nodes a cluster by default)"
             )
+
+    def _check_retrain(self) -> None:
+        _check_task_size("", self.cpu, self.memory_mib)
+        _check_task_size("retrain", self.retrain_cpu, self.retrain_memory_mib)
+        match = SCHEDULE.fullmatch(self.retrain_schedule)
+        if not match:
+            raise ValueError(
+                f"retrainSchedule {self.retrain_schedule!r}: an EventBridge schedule, "
+                "cron(minutes hours day-of-month month day-of-week year) or rate(N unit)"
+            )
+        if match.group(3) in ("minute", "minutes") and int(match.group(2)) < 60:
+            raise ValueError(
+                "retrainSchedule: at most one retrain an hour (a run takes minutes to an hour)"
+            )
+        if not 1 <= self.models_noncurrent_days <= 3650:
+            raise ValueError("modelsNoncurrentDays must be 1..3650")
+
+
+def _check_task_size(prefix: str, cpu: int, memory_mib: int) -> None:
+    """Fargate accepts only some CPU and memory pairs; say which before a deploy fails."""
+    names = (f"{prefix}Cpu", f"{prefix}MemoryMib") if prefix else ("cpu", "memoryMib")
+    if cpu not in FARGATE_MEMORY:
+        raise ValueError(f"{names[0]} must be one of {sorted(FARGATE_MEMORY)} (Fargate CPU units)")
+    low, high, step = FARGATE_MEMORY[cpu]
+    if not (low <= memory_mib <= high and memory_mib % step == 0):
+        raise ValueError(
+            f"{names[1]} {memory_mib} does not fit {names[0]} {cpu}: Fargate takes "
+            f"{low}..{high} MiB in steps of {step}"
+        )
 
 
 def _camel(name: str) -> str:

@@ -19,6 +19,9 @@ from infra.secrets import AppSecrets
 CONTAINER_PORT = 8000
 HTTPS_PORT = 443
 STOP_TIMEOUT_SECONDS = 30  # ECS's SIGTERM -> SIGKILL; above uvicorn's graceful shutdown (20 s)
+# Where a replica keeps the versions it fetched from the S3 registry: the task's ephemeral
+# storage (/tmp, the one writable path of a read-only root), 20 GiB by default.
+MODEL_CACHE_DIR = "/tmp/models"
 LIVENESS = (
     "import urllib.request; "
     f"urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}/healthz', timeout=2)"
@@ -47,9 +50,9 @@ class ApiService(Construct):
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
-        # The app calls no AWS API: the task role only mounts the snapshot file system
-        # (infra/snapshots.py). Pulling the image, writing logs and reading the three secrets
-        # are the execution role's, which CDK scopes to them.
+        # The task role mounts the snapshot file system (infra/snapshots.py) and reads the
+        # model registry's prefix (infra/models.py), nothing else. Pulling the image, writing
+        # logs and reading the three secrets are the execution role's, which CDK scopes to them.
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
@@ -98,8 +101,9 @@ class ApiService(Construct):
                 id="AwsSolutions-ECS2",
                 reason="The plain variables are MOVIE_RECS_STORE_URL and MOVIE_RECS_ACTIVITY_URL, "
                 "Redis hosts and ports without credentials, MOVIE_RECS_ACTIVITY_CLUSTER, a flag, "
-                "and MOVIE_RECS_SNAPSHOT_DIR, a mount path; the API keys, webhook secrets and "
-                "AUTH token are ECS secrets from Secrets Manager (tests/infra checks both).",
+                "MOVIE_RECS_REGISTRY_URL, the models' s3:// prefix, and MOVIE_RECS_SNAPSHOT_DIR "
+                "and MOVIE_RECS_MODEL_CACHE_DIR, paths; the API keys, webhook secrets and AUTH "
+                "token are ECS secrets from Secrets Manager (tests/infra checks both).",
             ),
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",

@@ -1,12 +1,12 @@
 """Where replicas share index snapshots: an encrypted EFS file system, mounted into the task.
 
 A replica that full-synced or compacted writes its index there, and a new one starts from it
-(service/index/snapshot_file.py). EFS rather than S3: the image has no AWS SDK (and no room
-for one under
-its size limit), a POSIX directory gives the atomic rename the writers rely on, and at a 1M
-catalog (~300 MB a snapshot, three kept) the storage costs cents a month. The mount needs the
-task role (IAM authorization) and goes through an access point that runs every access as the
-image's user (uid 10001) in its own directory; only the API tasks reach the NFS port.
+(service/index/snapshot_file.py). EFS rather than S3: a POSIX directory gives the atomic
+rename the writers rely on (the image has carried an AWS SDK since the model registry, decision
+23, so that is the reason that remains), and at a 1M catalog (~300 MB a snapshot, three kept)
+the storage costs cents a month. The mount needs the task role (IAM authorization) and goes
+through an access point that runs every access as the image's user (uid 10001) in its own
+directory; only the API tasks reach the NFS port.
 """
 
 from __future__ import annotations

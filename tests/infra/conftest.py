@@ -17,5 +17,6 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Another environment from context alone (tests/infra/stages.py): HTTPS, an alarm e-mail,
-    a clustered activity Redis."""
+    a clustered activity Redis, data not retained, another retrain schedule (disabled) and
+    size."""
     return synthesize(tmp_path_factory.mktemp("cdk.out"), context=PROD)

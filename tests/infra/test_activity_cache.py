@@ -14,6 +14,7 @@ from aws_cdk.assertions import Template
 from infra.cache import PORT, RedisCache
 from infra.config import StageConfig
 from service.config import Settings
+from tests.infra import tasks
 from tests.infra.stages import ACTIVITY_NODE_GROUPS
 from tests.support.infra import Synth
 
@@ -22,8 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def environment(synth: Synth) -> dict[str, Any]:
-    (definition,) = synth.one("AWS::ECS::TaskDefinition")["Properties"]["ContainerDefinitions"]
-    return {item["Name"]: item["Value"] for item in definition["Environment"]}
+    return tasks.environment(synth, synth.stack.api)
 
 
 def groups(synth: Synth) -> dict[str, dict[str, Any]]:
@@ -70,6 +70,10 @@ def test_a_separate_activity_cluster_evicts_old_histories_only(prod: Synth) -> N
 def test_the_task_is_told_where_activity_lives_and_that_it_is_a_cluster(prod: Synth) -> None:
     env = environment(prod)
     assert env["MOVIE_RECS_ACTIVITY_CLUSTER"] == "true"
+    # The retrain task learns from the events kept there: it is told the same.
+    retrain = tasks.environment(prod, prod.stack.retrain)
+    for name in ("MOVIE_RECS_ACTIVITY_URL", "MOVIE_RECS_ACTIVITY_CLUSTER", "MOVIE_RECS_STORE_URL"):
+        assert retrain[name] == env[name]
     url = json.dumps(env["MOVIE_RECS_ACTIVITY_URL"])
     assert prod.stack.activity_cache is not None
     activity = prod.stack.get_logical_id(prod.stack.activity_cache.replication_group)
@@ -81,30 +85,30 @@ def test_the_task_is_told_where_activity_lives_and_that_it_is_a_cluster(prod: Sy
     assert "PrimaryEndPoint.Address" in store and activity not in store
 
 
-def test_only_the_api_tasks_reach_the_activity_redis(prod: Synth) -> None:
+def test_only_the_api_and_retrain_tasks_reach_the_activity_redis(prod: Synth) -> None:
     cache = prod.stack.activity_cache
     assert cache is not None
     activity_sg = prod.logical_id(cache.security_group)
     api_sg = prod.logical_id(prod.stack.api.security_group)
-    rules = [
-        rule["Properties"]
-        for rule in prod.resources("AWS::EC2::SecurityGroupIngress").values()
-        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [activity_sg, "GroupId"]}
-    ]
-    assert [(r["SourceSecurityGroupId"], r["FromPort"], r["ToPort"]) for r in rules] == [
-        ({"Fn::GetAtt": [api_sg, "GroupId"]}, PORT, PORT)
-    ]
+    retrain_sg = prod.logical_id(prod.stack.retrain.security_group)
+    rules = tasks.ingress(prod, activity_sg)
+    assert sorted(
+        (r["SourceSecurityGroupId"]["Fn::GetAtt"][0], r["FromPort"], r["ToPort"]) for r in rules
+    ) == sorted([(api_sg, PORT, PORT), (retrain_sg, PORT, PORT)])
 
 
 @pytest.mark.parametrize("fixture", ["synth", "prod"])
-def test_every_variable_the_task_gets_is_a_setting(
+def test_every_variable_the_tasks_get_is_a_setting(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
     """A misspelt MOVIE_RECS_* name would be ignored by the service without a word."""
     stack: Synth = request.getfixturevalue(fixture)
-    for name in environment(stack):
-        assert name.startswith("MOVIE_RECS_"), name
-        assert name.removeprefix("MOVIE_RECS_").lower() in Settings.model_fields, name
+    for owner in (stack.stack.api, stack.stack.retrain):
+        container = tasks.container(stack, owner)
+        names = [*tasks.environment(stack, owner), *(s["Name"] for s in container["Secrets"])]
+        for name in names:
+            assert name.startswith("MOVIE_RECS_"), name
+            assert name.removeprefix("MOVIE_RECS_").lower() in Settings.model_fields, name
 
 
 def _cache(**kwargs: Any) -> tuple[RedisCache, Template]:

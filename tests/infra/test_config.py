@@ -43,8 +43,8 @@ def test_context_wins_over_environment_and_strings_are_typed() -> None:
 
 
 def test_json_context_values_keep_their_types() -> None:
-    assert config({"retainData": False, "cpu": 2048}).retain_data is False
-    assert config({"cpu": 2048}).cpu == 2048
+    assert config({"retainData": False, "cpu": 2048, "memoryMib": 4096}).retain_data is False
+    assert config({"cpu": 2048, "memoryMib": 4096}).cpu == 2048
 
 
 @pytest.mark.parametrize(
@@ -65,6 +65,16 @@ def test_json_context_values_keep_their_types() -> None:
             {"activityCache": "true", "activityClusterMode": "true", "activityNodeGroups": "0"},
             "activityNodeGroups",
         ),
+        ({"retrainSchedule": "daily"}, "retrainSchedule"),
+        ({"retrainSchedule": "cron(0 3 * * *)"}, "retrainSchedule"),  # EventBridge has 6 fields
+        ({"retrainSchedule": "rate(0 days)"}, "retrainSchedule"),
+        ({"retrainSchedule": "rate(30 minutes)"}, "one retrain an hour"),
+        ({"retrainEnabled": "sometimes"}, "retrainEnabled"),
+        ({"retrainCpu": "3000"}, "retrainCpu must be one of"),
+        ({"retrainMemoryMib": "2048"}, "retrainMemoryMib 2048 does not fit retrainCpu 2048"),
+        ({"retrainCpu": "8192", "retrainMemoryMib": "18000"}, "steps of 4096"),
+        ({"cpu": "2048"}, "memoryMib 3072 does not fit cpu 2048"),
+        ({"modelsNoncurrentDays": "0"}, "modelsNoncurrentDays"),
     ],
 )
 def test_settings_that_would_not_work_fail_synth(context: dict[str, str], message: str) -> None:
@@ -125,3 +135,26 @@ def test_activity_cache_settings() -> None:
     )
     assert (chosen.activity_cache, chosen.activity_cluster_mode) == (True, True)
     assert chosen.activity_node_groups == 4
+
+
+def test_retrain_settings() -> None:
+    """Daily at 03:00 UTC on 2 vCPU / 8 GB, overwritten model files kept 30 days; each from
+    context, and an hourly or daily rate accepted."""
+    default = config()
+    assert (default.retrain_schedule, default.retrain_enabled) == ("cron(0 3 * * ? *)", True)
+    assert (default.retrain_cpu, default.retrain_memory_mib) == (2048, 8192)
+    assert default.models_noncurrent_days == 30
+    chosen = config(
+        {
+            "retrainSchedule": "rate(6 hours)",
+            "retrainEnabled": "false",
+            "retrainCpu": "4096",
+            "retrainMemoryMib": "30720",
+            "modelsNoncurrentDays": "90",
+        }
+    )
+    assert (chosen.retrain_schedule, chosen.retrain_enabled) == ("rate(6 hours)", False)
+    assert (chosen.retrain_cpu, chosen.retrain_memory_mib) == (4096, 30720)
+    assert chosen.models_noncurrent_days == 90
+    for schedule in ("rate(1 day)", "rate(60 minutes)", "cron(15 */6 ? * MON-FRI *)"):
+        assert config({"retrainSchedule": schedule}).retrain_schedule == schedule

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from infra.cache import PORT as REDIS_PORT
-from infra.service import CONTAINER_PORT
+from infra.service import CONTAINER_PORT, MODEL_CACHE_DIR
 from infra.snapshots import APP_UID, MOUNT_PATH
 from service.cli import uvicorn_options
+from tests.infra import tasks
 from tests.infra.stages import CERTIFICATE
+from tests.infra.tasks import flat
 from tests.support.infra import Synth
 
 # Synthesizes the whole CDK app (jsii + node): `make test` runs it, `make test-fast` skips it.
@@ -22,14 +24,8 @@ SECRET_NAMES = {"MOVIE_RECS_API_KEYS", "MOVIE_RECS_WEBHOOK_SECRETS", "MOVIE_RECS
 
 
 def container(synth: Synth) -> dict[str, Any]:
-    task = synth.one("AWS::ECS::TaskDefinition")
-    (definition,) = task["Properties"]["ContainerDefinitions"]
-    return definition  # type: ignore[no-any-return]
-
-
-def flat(value: Any) -> str:
-    """A CloudFormation value (with Fn::Join, Ref...) as text, for substring checks."""
-    return json.dumps(value)
+    """The API's container (the retrain task has its own: test_retrain.py)."""
+    return tasks.container(synth, synth.stack.api)
 
 
 def test_load_balancer_checks_readiness_not_liveness(synth: Synth) -> None:
@@ -64,21 +60,23 @@ def test_only_the_api_is_public(synth: Synth) -> None:
     assert default["FixedResponseConfig"]["StatusCode"] == "404"
 
 
-def test_redis_admits_only_the_api_tasks(synth: Synth) -> None:
+def test_redis_admits_only_the_api_and_retrain_tasks(synth: Synth) -> None:
     redis_sg = synth.logical_id(synth.stack.cache.security_group)
     api_sg = synth.logical_id(synth.stack.api.security_group)
+    retrain_sg = synth.logical_id(synth.stack.retrain.security_group)
     group = synth.resources("AWS::EC2::SecurityGroup")[redis_sg]["Properties"]
     assert "SecurityGroupIngress" not in group  # no inline rule (and so no CIDR) at all
-    rules = [
-        rule["Properties"]
-        for rule in synth.resources("AWS::EC2::SecurityGroupIngress").values()
-        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [redis_sg, "GroupId"]}
-    ]
-    assert len(rules) == 1, rules
-    (rule,) = rules
-    assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [api_sg, "GroupId"]}
-    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", REDIS_PORT, REDIS_PORT)
-    assert "CidrIp" not in rule and "CidrIpv6" not in rule
+    rules = tasks.ingress(synth, redis_sg)
+    assert sorted(rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in rules) == sorted(
+        [api_sg, retrain_sg]
+    )
+    for rule in rules:
+        assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == (
+            "tcp",
+            REDIS_PORT,
+            REDIS_PORT,
+        )
+        assert "CidrIp" not in rule and "CidrIpv6" not in rule
 
 
 def test_redis_is_multi_az_encrypted_and_needs_the_auth_token(synth: Synth) -> None:
@@ -100,7 +98,12 @@ def test_redis_is_multi_az_encrypted_and_needs_the_auth_token(synth: Synth) -> N
 def test_secrets_are_injected_by_ecs_never_plain_environment(synth: Synth) -> None:
     definition = container(synth)
     environment = {item["Name"]: item["Value"] for item in definition["Environment"]}
-    assert set(environment) == {"MOVIE_RECS_STORE_URL", "MOVIE_RECS_SNAPSHOT_DIR"}
+    assert set(environment) == {
+        "MOVIE_RECS_STORE_URL",
+        "MOVIE_RECS_SNAPSHOT_DIR",
+        "MOVIE_RECS_REGISTRY_URL",
+        "MOVIE_RECS_MODEL_CACHE_DIR",
+    }
     for name in environment:
         assert not re.search(r"KEY|SECRET|PASSWORD|TOKEN", name)
     secrets = {item["Name"]: item["ValueFrom"] for item in definition["Secrets"]}
@@ -159,26 +162,31 @@ def test_container_root_is_read_only_with_a_tmp_volume(synth: Synth) -> None:
     ]
     assert definition["PortMappings"][0]["ContainerPort"] == CONTAINER_PORT
     assert definition["LogConfiguration"]["Options"]["mode"] == "non-blocking"
+    # Versions fetched from the S3 registry go to the one writable path.
+    environment = tasks.environment(synth, synth.stack.api)
+    assert environment["MOVIE_RECS_MODEL_CACHE_DIR"] == MODEL_CACHE_DIR
+    assert MODEL_CACHE_DIR.startswith("/tmp/")
 
 
-def test_task_role_only_mounts_the_snapshots_and_execution_role_reads_three_secrets(
+def test_task_role_mounts_the_snapshots_reads_the_models_and_execution_role_three_secrets(
     synth: Synth,
 ) -> None:
-    task = synth.one("AWS::ECS::TaskDefinition")["Properties"]
-    task_role = task["TaskRoleArn"]["Fn::GetAtt"][0]
-    execution_role = task["ExecutionRoleArn"]["Fn::GetAtt"][0]
-    policies = synth.resources("AWS::IAM::Policy").values()
-    (mount,) = [p for p in policies if {"Ref": task_role} in p["Properties"]["Roles"]]
+    """The registry's read grant itself is test_models.py's."""
+    task_role = tasks.role_of(synth, synth.stack.api, "TaskRoleArn")
+    execution_role = tasks.role_of(synth, synth.stack.api, "ExecutionRoleArn")
     file_system = synth.logical_id(synth.stack.snapshots.file_system)
-    (statement,) = mount["Properties"]["PolicyDocument"]["Statement"]
-    assert sorted(statement["Action"]) == [
+    bucket = synth.logical_id(synth.stack.models.bucket)
+    granted = tasks.statements(synth, task_role)
+    (mount,) = [s for s in granted if "elasticfilesystem:ClientMount" in s["Action"]]
+    assert sorted(mount["Action"]) == [
         "elasticfilesystem:ClientMount",
         "elasticfilesystem:ClientWrite",
     ]
-    assert statement["Resource"] == {"Fn::GetAtt": [file_system, "Arn"]}
+    assert mount["Resource"] == {"Fn::GetAtt": [file_system, "Arn"]}
+    others = [s for s in granted if s is not mount]
+    assert len(others) == 2 and all(bucket in flat(s["Resource"]) for s in others)
     assert "ManagedPolicyArns" not in synth.resources("AWS::IAM::Role")[task_role]["Properties"]
-    (execution,) = [p for p in policies if {"Ref": execution_role} in p["Properties"]["Roles"]]
-    statements = execution["Properties"]["PolicyDocument"]["Statement"]
+    statements = tasks.statements(synth, execution_role)
     secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
     assert sorted(s["Resource"]["Ref"] for s in secret_reads) == sorted(
         synth.resources("AWS::SecretsManager::Secret")
@@ -217,18 +225,26 @@ def test_plain_http_without_a_certificate(synth: Synth) -> None:
     assert (listener["Port"], listener["Protocol"]) == (80, "HTTP")
 
 
-def test_image_asset_stages_only_what_the_image_needs(synth: Synth) -> None:
+def test_image_assets_stage_only_what_the_images_need(synth: Synth) -> None:
+    """The API (target runtime) and the retrain task (target retrain), from the same context
+    with the same build arguments, so both bake the same model."""
     manifest = json.loads((synth.outdir / f"{synth.stack.artifact_id}.assets.json").read_text())
-    (image,) = manifest["dockerImages"].values()
-    assert image["source"]["dockerBuildArgs"]["MODEL_SOURCE"] == "context"
-    assert image["source"]["dockerBuildTarget"] == "runtime"
-    assert image["source"]["platform"] == "linux/amd64"
-    context = synth.outdir / image["source"]["directory"]
-    top = {path.name for path in context.iterdir()}
-    assert {"Dockerfile", "pyproject.toml", "uv.lock", "service", "embeddings", "data"} <= top
-    for leak in (".venv", ".tools", ".git", ".env", "var", "cdk.out", "tests", "infra"):
-        assert leak not in top, f"{leak} was staged into the image context"
-    assert not list(context.rglob("__pycache__"))
+    images = {i["source"]["dockerBuildTarget"]: i for i in manifest["dockerImages"].values()}
+    assert set(images) == {"runtime", "retrain"}
+    api, retrain = images["runtime"], images["retrain"]
+    assert api["source"]["dockerBuildArgs"]["MODEL_SOURCE"] == "context"
+    assert retrain["source"]["dockerBuildArgs"] == api["source"]["dockerBuildArgs"]
+    assert api["source"]["platform"] == retrain["source"]["platform"] == "linux/amd64"
+    contents = []
+    for image in (api, retrain):
+        context = synth.outdir / image["source"]["directory"]
+        top = {path.name for path in context.iterdir()}
+        assert {"Dockerfile", "pyproject.toml", "uv.lock", "service", "embeddings", "data"} <= top
+        for leak in (".venv", ".tools", ".git", ".env", "var", "cdk.out", "tests", "infra"):
+            assert leak not in top, f"{leak} was staged into the image context"
+        assert not list(context.rglob("__pycache__"))
+        contents.append(sorted(str(p.relative_to(context)) for p in context.rglob("*")))
+    assert contents[0] == contents[1]
 
 
 def listeners(synth: Synth) -> dict[tuple[int, str], dict[str, Any]]:
@@ -284,16 +300,7 @@ def test_task_egress_is_redis_efs_and_https_only(synth: Synth, prod: Synth) -> N
             (rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIp"])
             for rule in group["SecurityGroupEgress"]
         ] == [("tcp", 443, 443, "0.0.0.0/0")]
-        egress = {
-            (
-                rule["Properties"]["DestinationSecurityGroupId"]["Fn::GetAtt"][0],
-                rule["Properties"]["IpProtocol"],
-                rule["Properties"]["FromPort"],
-                rule["Properties"]["ToPort"],
-            )
-            for rule in stack.resources("AWS::EC2::SecurityGroupEgress").values()
-            if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [api_sg, "GroupId"]}
-        }
+        egress = tasks.egress(stack, api_sg)
         caches = [stack.stack.cache] + ([stack.stack.activity_cache] if stack is prod else [])
         expected = {
             (stack.logical_id(cache.security_group), "tcp", REDIS_PORT, REDIS_PORT)
@@ -313,20 +320,16 @@ def test_snapshots_live_on_encrypted_efs_that_only_the_tasks_reach(synth: Synth)
     assert point["RootDirectory"]["CreationInfo"]["OwnerUid"] == APP_UID
     efs_sg = synth.logical_id(synth.stack.snapshots.security_group)
     api_sg = synth.logical_id(synth.stack.api.security_group)
-    rules = [
-        rule["Properties"]
-        for rule in synth.resources("AWS::EC2::SecurityGroupIngress").values()
-        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [efs_sg, "GroupId"]}
-    ]
+    rules = tasks.ingress(synth, efs_sg)
     assert [(r["SourceSecurityGroupId"], r["FromPort"], r["ToPort"]) for r in rules] == [
         ({"Fn::GetAtt": [api_sg, "GroupId"]}, 2049, 2049)
     ]
     for target in synth.resources("AWS::EFS::MountTarget").values():
         assert target["Properties"]["SecurityGroups"] == [{"Fn::GetAtt": [efs_sg, "GroupId"]}]
-    task = synth.one("AWS::ECS::TaskDefinition")["Properties"]
+    task = tasks.task(synth, synth.stack.api)
     (volume,) = [v for v in task["Volumes"] if v["Name"] == "snapshots"]
     config = volume["EFSVolumeConfiguration"]
     assert config["TransitEncryption"] == "ENABLED"
     assert config["AuthorizationConfig"]["IAM"] == "ENABLED"
-    environment = {item["Name"]: item["Value"] for item in container(synth)["Environment"]}
+    environment = tasks.environment(synth, synth.stack.api)
     assert environment["MOVIE_RECS_SNAPSHOT_DIR"] == MOUNT_PATH
