@@ -20,6 +20,7 @@ from rich.table import Table
 from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
+from service.learning.commands import retrain_command
 from service.models_cli import models_app
 from service.terminal import console, errors, fail
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("retrain")(retrain_command)
 app.add_typer(models_app, name="models")
 
 
