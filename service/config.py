@@ -162,6 +162,54 @@ class Settings(BaseSettings):
         "compacted writes its index there, and a new one starts from it. Unset: off.",
     )
     snapshot_keep: int = Field(default=3, ge=1, le=100, description="Snapshots kept per kind.")
+    # --- exposures, attribution and experiments (issue 25) -----------------------------------
+    attribution_window_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="An event for a movie shown to the user within this long before it is "
+        "attributed to the latest such list; exposures are kept this long.",
+    )
+    exposure_log_max_len: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Exposures the store's log keeps at most (newest; none older than the "
+        "attribution window).",
+    )
+    exposures_per_subject: int = Field(
+        default=50, ge=1, le=1000, description="Newest exposures kept per user or session."
+    )
+    exposure_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Exposures waiting in memory to be written; past it new ones are dropped "
+        'and counted (movie_recs_exposures{outcome="dropped"}).',
+    )
+    exposure_flush_seconds: float = Field(
+        default=0.1, gt=0, le=10, description="How often waiting exposures are written."
+    )
+    experiment_poll_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often a replica reads the experiments."
+    )
+    experiment_max_days: float = Field(
+        default=90,
+        gt=0,
+        le=365,
+        description="An experiment stops assigning this long after it starts.",
+    )
+    experiment_retention_days: float = Field(
+        default=30,
+        gt=0,
+        le=365,
+        description="An experiment and its counts are kept this long after it ends.",
+    )
+    experiment_min_users: int = Field(
+        default=1000,
+        ge=1,
+        description="Users every variant needs before a report gives a verdict.",
+    )
     page: bool = Field(
         default=False, description="Serve the demo page at / (on under `movie-recs demo`)."
     )

@@ -115,3 +115,20 @@ class Metrics:
             "1 when the NumPy user tower disagrees with the SavedModel (the replica turns unready)",
             registry=r,
         )
+        self.exposures = Counter(
+            "movie_recs_exposures",
+            "Recommendation lists shown, by what became of their record: 'recorded' in the store, "
+            "'dropped' (the in-memory queue was full) or 'failed' (the store refused the batch)",
+            ["outcome"],
+            registry=r,
+        )
+        self.exposure_queue = Gauge(
+            "movie_recs_exposure_queue", "Exposures waiting to be written", registry=r
+        )
+        self.attributed = Counter(
+            "movie_recs_attributed_events",
+            "Events attributed to a recommendation list, by experiment and variant (empty "
+            "outside one) and how: 'explicit' (recommendation_id) or 'implicit' (the window)",
+            ["experiment", "variant", "how"],
+            registry=r,
+        )

@@ -15,6 +15,9 @@ from service.store.history import History
 from service.store.records import (
     ChangeEntry,
     Event,
+    Experiment,
+    Exposure,
+    ExposureLimits,
     Movie,
     MovieChange,
     Promotion,
@@ -150,6 +153,53 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def model_history(self, limit: int = 20) -> list[Promotion]:
         """The latest promotions, newest first (the first is the serving one)."""
+
+    # --- exposures, attribution and experiments ------------------------------------------
+    @abc.abstractmethod
+    async def add_exposures(self, exposures: Sequence[Exposure], limits: ExposureLimits) -> None:
+        """Record a batch (all or none are checked first): each in the exposure log, which
+        keeps the newest `limits.log_max_len` younger than `limits.ttl_seconds`; each with a
+        subject in that subject's list, which keeps its newest `limits.per_subject` and expires
+        `limits.ttl_seconds` after the last; and each in an experiment as one more exposure
+        of its (variant, subject), kept until the experiment's `expires_at`."""
+
+    @abc.abstractmethod
+    async def subject_exposures(self, subject: str) -> list[Exposure]:
+        """The subject's unexpired exposures, newest first (at most `per_subject`)."""
+
+    @abc.abstractmethod
+    async def exposure_log(self, limit: int = 100) -> list[Exposure]:
+        """The newest `limit` exposures of the log, newest first."""
+
+    @abc.abstractmethod
+    async def count_exposure_log(self) -> int:
+        """Exposures the log holds now."""
+
+    @abc.abstractmethod
+    async def claim_attribution(
+        self, exposure: Exposure, movie_id: str, ttl_seconds: float
+    ) -> bool:
+        """True the first time an event for `movie_id` is attributed to `exposure` (its
+        subject's claim, kept `ttl_seconds`), and then one more attributed event of the
+        exposure's (variant, subject) in its experiment; False for a repeat."""
+
+    @abc.abstractmethod
+    async def create_experiment(self, experiment: Experiment) -> None:
+        """Store a new experiment; ExperimentConflict when its name is taken or another one
+        is active. Experiments past their `expires_at` are dropped with their counts."""
+
+    @abc.abstractmethod
+    async def stop_experiment(self, name: str, at: float) -> Experiment:
+        """Mark it stopped at `at` (a stopped one stays as it was); UnknownExperiment."""
+
+    @abc.abstractmethod
+    async def experiments(self) -> list[Experiment]:
+        """Every experiment kept, oldest first."""
+
+    @abc.abstractmethod
+    async def experiment_counts(self, name: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(variant, subject) -> (exposures, attributed events) of one experiment; off the
+        request path (a scan of its counts)."""
 
     # --- lifecycle --------------------------------------------------------------------------
     @abc.abstractmethod

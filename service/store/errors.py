@@ -13,3 +13,11 @@ class StoreUnavailable(StoreError):
 
 class InvalidRecord(StoreError, ValueError):
     """A record that must not be written; nothing of the batch it came in was written."""
+
+
+class ExperimentConflict(StoreError):
+    """An experiment by that name exists, or another one is running (a 409)."""
+
+
+class UnknownExperiment(StoreError, LookupError):
+    """No experiment by that name (a 404)."""

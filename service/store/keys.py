@@ -22,12 +22,25 @@ EPOCH = f"{PREFIX}epoch"  # string: random, created with the first write or read
 FORMAT = f"{PREFIX}format"  # int: the history format the data is in (service/store/history.py)
 SERVING_MODEL = f"{PREFIX}model:serving"  # string: the model version replicas serve
 MODEL_HISTORY = f"{PREFIX}model:history"  # list: each promotion as JSON, newest first
+EXPOSURES = f"{PREFIX}exposures"  # stream: every exposure as JSON (field "r"), trimmed by age+len
+EXPERIMENTS = f"{PREFIX}experiments"  # hash: experiment name -> its definition as JSON
 
 
 def dedupe(key: str) -> str:
     """Idempotency claim (webhook id): "<first>-<last>|<body digest>", the sequence range it
     produced and what was delivered under it (a reused id with another body is a conflict)."""
     return f"{PREFIX}dedupe:{key}"
+
+
+def experiment_exposures(name: str) -> str:
+    """Hash: "<variant>|<subject>" -> exposures shown to that subject in that variant; it
+    expires at the experiment's expires_at."""
+    return f"{PREFIX}experiment:{name}:exposures"
+
+
+def experiment_attributed(name: str) -> str:
+    """Hash: "<variant>|<subject>" -> events attributed to those exposures (same lifetime)."""
+    return f"{PREFIX}experiment:{name}:attributed"
 
 
 def embeddings(model_version: str) -> str:
@@ -43,10 +56,27 @@ _ESCAPED = re.compile("|".join(re.escape(code) for code in _ESCAPES.values()))
 _UNESCAPES = {code: char for char, code in _ESCAPES.items()}
 
 
+def _tagged(user_id: str) -> str:
+    tag = "".join(_ESCAPES.get(char, char) for char in user_id)
+    return f"{_USER}{{{tag}}}"
+
+
 def history(user_id: str) -> str:
     """String with a TTL: a user's packed history record (service/store/history.py)."""
-    tag = "".join(_ESCAPES.get(char, char) for char in user_id)
-    return f"{_USER}{{{tag}}}{_HISTORY}"
+    return f"{_tagged(user_id)}{_HISTORY}"
+
+
+def exposures(subject: str) -> str:
+    """List with a TTL: a user's (or session's) newest exposures as JSON, newest first."""
+    return f"{_tagged(subject)}:exposures"
+
+
+def attributed(subject: str) -> str:
+    """Hash with a TTL: "<recommendation id>|<movie id>" -> 1, each event attributed once."""
+    return f"{_tagged(subject)}:attributed"
+
+
+USER_PATTERN = f"{_USER}{{*}}:*"  # SCAN MATCH: every key of every user
 
 
 HISTORY_PATTERN = f"{_USER}{{*}}{_HISTORY}"  # SCAN MATCH: every history key

@@ -268,3 +268,191 @@ class Promotion:
     def from_json(cls, text: str | bytes) -> Promotion:
         data = json.loads(text)
         return cls(str(data["version"]), float(data["at"]), str(data["note"]), data["previous"])
+
+
+# --- exposures and experiments ----------------------------------------------------------------
+STRATEGIES = ("personalized", "popular")  # what a variant may serve
+SURFACES = ("user", "anonymous", "similar")  # which route showed a list
+MAX_EXPERIMENT_NAME = 64
+MAX_VARIANTS = 10
+MAX_WEIGHT = 1_000_000.0
+EXPERIMENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # also a Prometheus label value
+RECOMMENDATION_ID_PATTERN = r"^[0-9a-f]{32}$"
+_EXPERIMENT_NAME = re.compile(EXPERIMENT_NAME_PATTERN)
+_RECOMMENDATION_ID = re.compile(RECOMMENDATION_ID_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One list shown: who saw which movies (position = index + 1), served how, and when."""
+
+    id: str  # the response's recommendation_id
+    subject: str | None  # the user id, or the anonymous session's id; None when not given
+    items: tuple[str, ...]
+    surface: str
+    strategy: str
+    model_version: str
+    at: float
+    experiment: str | None = None
+    variant: str | None = None
+
+    def position(self, movie_id: str) -> int | None:
+        """1-based rank of `movie_id` in the list, None when it was not shown."""
+        try:
+            return self.items.index(movie_id) + 1
+        except ValueError:
+            return None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "subject": self.subject,
+                "items": list(self.items),
+                "surface": self.surface,
+                "strategy": self.strategy,
+                "model_version": self.model_version,
+                "at": self.at,
+                "experiment": self.experiment,
+                "variant": self.variant,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Exposure:
+        data = json.loads(text)
+        return cls(
+            id=str(data["id"]),
+            subject=data["subject"],
+            items=tuple(data["items"]),
+            surface=str(data["surface"]),
+            strategy=str(data["strategy"]),
+            model_version=str(data["model_version"]),
+            at=float(data["at"]),
+            experiment=data["experiment"],
+            variant=data["variant"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureLimits:
+    """How much the store keeps: every exposure for `ttl_seconds` (the attribution window) and
+    at most `log_max_len` of them; a subject's newest `per_subject`."""
+
+    ttl_seconds: float
+    log_max_len: int
+    per_subject: int
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    weight: float
+    strategy: str  # one of STRATEGIES
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """Variants with weights, the first the control. It assigns from `created_at` until it is
+    stopped or `ends_at` passes; its counts are kept until `expires_at`."""
+
+    name: str
+    variants: tuple[Variant, ...]
+    created_at: float
+    ends_at: float
+    expires_at: float
+    stopped_at: float | None = None
+
+    def active(self, now: float) -> bool:
+        return self.stopped_at is None and now < self.ends_at
+
+    @property
+    def control(self) -> Variant:
+        return self.variants[0]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "variants": [[v.name, v.weight, v.strategy] for v in self.variants],
+                "created_at": self.created_at,
+                "ends_at": self.ends_at,
+                "expires_at": self.expires_at,
+                "stopped_at": self.stopped_at,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Experiment:
+        data = json.loads(text)
+        return cls(
+            name=str(data["name"]),
+            variants=tuple(Variant(str(n), float(w), str(s)) for n, w, s in data["variants"]),
+            created_at=float(data["created_at"]),
+            ends_at=float(data["ends_at"]),
+            expires_at=float(data["expires_at"]),
+            stopped_at=data["stopped_at"],
+        )
+
+
+def experiment_problem(name: str, variants: Sequence[Variant]) -> str | None:
+    """What is wrong with an experiment's definition, or None (the CLI, the route and both
+    backends apply this one rule)."""
+    if not _EXPERIMENT_NAME.match(name):
+        return (
+            f"experiment name {name[:80]!r} must be 1-{MAX_EXPERIMENT_NAME} of a-z 0-9 _ . - "
+            "(starting with a letter or digit)"
+        )
+    if not 2 <= len(variants) <= MAX_VARIANTS:
+        return f"an experiment needs 2 to {MAX_VARIANTS} variants, not {len(variants)}"
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        return "variant names must be distinct"
+    for v in variants:
+        if not _EXPERIMENT_NAME.match(v.name):
+            return f"variant name {v.name[:80]!r} must be 1-{MAX_EXPERIMENT_NAME} of a-z 0-9 _ . -"
+        if not (math.isfinite(v.weight) and 0 < v.weight <= MAX_WEIGHT):
+            return f"variant {v.name!r}: weight must be above 0 and at most {MAX_WEIGHT:g}"
+        if v.strategy not in STRATEGIES:
+            return f"variant {v.name!r}: strategy must be one of {', '.join(STRATEGIES)}"
+    return None
+
+
+def validate_experiment(experiment: Experiment) -> None:
+    if problem := experiment_problem(experiment.name, experiment.variants):
+        raise InvalidRecord(problem)
+
+
+def validate_exposures(exposures: Sequence[Exposure]) -> None:
+    for exposure in exposures:
+        if not _RECOMMENDATION_ID.match(exposure.id):
+            raise InvalidRecord(f"recommendation id {exposure.id[:80]!r} is not 32 hex digits")
+        if exposure.subject is not None:
+            _check_id(exposure.subject, "exposure subject")
+        _check_ids(exposure.items, "movie id")
+        if len(exposure.items) > MAX_LIST_ITEMS:
+            raise InvalidRecord(f"an exposure shows at most {MAX_LIST_ITEMS} movies")
+        if exposure.surface not in SURFACES or exposure.strategy not in STRATEGIES:
+            raise InvalidRecord(f"exposure {exposure.id}: unknown surface or strategy")
+
+
+MAX_KEPT_EXPERIMENTS = 20
+
+
+def admit_experiment(
+    kept: Sequence[Experiment], new: Experiment, now: float
+) -> tuple[str | None, list[str]]:
+    """Whether `new` may be created beside `kept`: (a conflict's message or None, the names
+    to drop with their counts first). Dropped: those past `expires_at`, then the oldest ended
+    ones beyond MAX_KEPT_EXPERIMENTS - 1, so the store never holds more than that many."""
+    if any(e.name == new.name for e in kept if e.expires_at > now):
+        return f"an experiment named {new.name!r} exists (names are not reused)", []
+    if running := [e.name for e in kept if e.active(now) and e.expires_at > now]:
+        return f"experiment {running[0]!r} is running: stop it first (one at a time)", []
+    drop = [e.name for e in kept if e.expires_at <= now]
+    left = sorted((e for e in kept if e.expires_at > now), key=lambda e: e.created_at)
+    while len(left) > MAX_KEPT_EXPERIMENTS - 1:
+        drop.append(left.pop(0).name)
+    return None, drop

@@ -13,29 +13,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, WatchError
 
 from service.store import history, keys, redis_client
 from service.store.base import Store
 from service.store.encoding import events_from_keys, pack_vector, unpack_dedupe, unpack_vector
+from service.store.errors import ExperimentConflict, UnknownExperiment
 from service.store.history import History
 from service.store.records import (
+    ID_SEPARATOR,
     ChangeEntry,
     Delete,
     Event,
+    Experiment,
+    Exposure,
+    ExposureLimits,
     Movie,
     MovieChange,
     Promotion,
     Upsert,
     WriteResult,
+    admit_experiment,
     validate_changes,
     validate_events,
+    validate_experiment,
+    validate_exposures,
     validate_user_id,
 )
 from service.store.redis_activity import RedisActivity
@@ -337,6 +346,17 @@ class RedisStore(Store):
     async def erase_user(self, user_id: str) -> None:
         validate_user_id(user_id)
         await self._activity.erase(user_id)
+        async with deadline("erase user exposures", self.timeout):
+            await self._activity.client.delete(keys.exposures(user_id), keys.attributed(user_id))
+        experiments = await self.experiments()
+        if experiments:
+            async with self._deadline("erase user from experiments"):
+                pipe = self._redis.pipeline(transaction=False)
+                for experiment in experiments:
+                    fields = [f"{v.name}{ID_SEPARATOR}{user_id}" for v in experiment.variants]
+                    pipe.hdel(keys.experiment_exposures(experiment.name), *fields)
+                    pipe.hdel(keys.experiment_attributed(experiment.name), *fields)
+                await pipe.execute()
         # An older release, still running during a rolling upgrade, may write the user under
         # the names of format 2 and 1 on the catalog's Redis: those go too.
         async with self._deadline("erase user (older formats)"):
@@ -416,6 +436,145 @@ class RedisStore(Store):
     ) -> AsyncIterator[list[tuple[str, History]]]:
         async for records in self._activity.records(batch_size):
             yield [(user, history.decode(record)) for user, record in records]
+
+    # --- exposures, attribution and experiments ------------------------------------------
+    async def add_exposures(self, exposures: Sequence[Exposure], limits: ExposureLimits) -> None:
+        """The log and the experiment counts on the catalog's Redis (one pipeline); each
+        subject's list beside its history (one pipeline, split by node on a cluster)."""
+        validate_exposures(exposures)
+        if not exposures:
+            return
+        oldest_ms = int((time.time() - limits.ttl_seconds) * 1000)
+        async with self._deadline("add exposures"):
+            pipe = self._redis.pipeline(transaction=False)
+            for exposure in exposures:
+                pipe.xadd(
+                    keys.EXPOSURES,
+                    {"r": exposure.to_json()},
+                    maxlen=limits.log_max_len,
+                    approximate=False,
+                )
+                if exposure.experiment and exposure.variant and exposure.subject is not None:
+                    field = f"{exposure.variant}{ID_SEPARATOR}{exposure.subject}"
+                    pipe.hincrby(keys.experiment_exposures(exposure.experiment), field, 1)
+            pipe.xtrim(keys.EXPOSURES, minid=f"{max(0, oldest_ms)}-0", approximate=False)
+            await pipe.execute()
+        by_subject: dict[str, list[str]] = {}
+        for exposure in exposures:
+            if exposure.subject is not None:
+                by_subject.setdefault(exposure.subject, []).append(exposure.to_json())
+        if not by_subject:
+            return
+        ttl_ms = max(1, round(limits.ttl_seconds * 1000))
+        async with deadline("add subject exposures", self.timeout):
+            pipe = self._activity.client.pipeline(transaction=False)
+            for subject, records in by_subject.items():
+                key = keys.exposures(subject)
+                pipe.lpush(key, *records)  # the batch is oldest first: the newest ends first
+                pipe.ltrim(key, 0, limits.per_subject - 1)
+                pipe.pexpire(key, ttl_ms)
+            await pipe.execute()
+
+    async def subject_exposures(self, subject: str) -> list[Exposure]:
+        async with deadline("LRANGE exposures", self.timeout):
+            rows = await self._activity.client.lrange(keys.exposures(subject), 0, -1)
+        return [Exposure.from_json(row) for row in rows]
+
+    async def exposure_log(self, limit: int = 100) -> list[Exposure]:
+        async with self._deadline("XREVRANGE exposures"):
+            rows = await self._redis.xrevrange(keys.EXPOSURES, count=limit)
+        return [Exposure.from_json(fields[b"r"]) for _, fields in rows]
+
+    async def count_exposure_log(self) -> int:
+        async with self._deadline("XLEN exposures"):
+            return int(await self._redis.xlen(keys.EXPOSURES))
+
+    async def claim_attribution(
+        self, exposure: Exposure, movie_id: str, ttl_seconds: float
+    ) -> bool:
+        if exposure.subject is None:
+            return False
+        key = keys.attributed(exposure.subject)
+        async with deadline("claim attribution", self.timeout):
+            pipe = self._activity.client.pipeline(transaction=False)
+            pipe.hsetnx(key, f"{exposure.id}{ID_SEPARATOR}{movie_id}", 1)
+            pipe.pexpire(key, max(1, round(ttl_seconds * 1000)))
+            claimed, _ = await pipe.execute()
+        if claimed and exposure.experiment and exposure.variant:
+            field = f"{exposure.variant}{ID_SEPARATOR}{exposure.subject}"
+            async with self._deadline("count attribution"):
+                await self._redis.hincrby(keys.experiment_attributed(exposure.experiment), field, 1)
+        return bool(claimed)
+
+    async def create_experiment(self, experiment: Experiment) -> None:
+        """WATCH the experiments' hash, decide in Python (`admit_experiment`), write in MULTI."""
+        validate_experiment(experiment)
+        async with (
+            self._deadline("create experiment"),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            while True:
+                try:
+                    await pipe.watch(keys.EXPERIMENTS)
+                    rows = await pipe.hvals(keys.EXPERIMENTS)
+                    kept = [Experiment.from_json(row) for row in rows]
+                    conflict, drop = admit_experiment(kept, experiment, time.time())
+                    if conflict:
+                        raise ExperimentConflict(conflict)
+                    pipe.multi()
+                    for name in drop:
+                        pipe.hdel(keys.EXPERIMENTS, name)
+                        pipe.delete(
+                            keys.experiment_exposures(name), keys.experiment_attributed(name)
+                        )
+                    pipe.hset(keys.EXPERIMENTS, experiment.name, experiment.to_json())
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    async def stop_experiment(self, name: str, at: float) -> Experiment:
+        async with (
+            self._deadline("stop experiment"),
+            self._redis.pipeline(transaction=True) as pipe,
+        ):
+            while True:
+                try:
+                    await pipe.watch(keys.EXPERIMENTS)
+                    row = await pipe.hget(keys.EXPERIMENTS, name)
+                    if row is None:
+                        raise UnknownExperiment(f"no experiment named {name[:80]!r}")
+                    found = Experiment.from_json(row)
+                    if found.stopped_at is not None:
+                        return found
+                    stopped = dataclasses.replace(found, stopped_at=at)
+                    pipe.multi()
+                    pipe.hset(keys.EXPERIMENTS, name, stopped.to_json())
+                    await pipe.execute()
+                    return stopped
+                except WatchError:
+                    continue
+
+    async def experiments(self) -> list[Experiment]:
+        async with self._deadline("HVALS experiments"):
+            rows = await self._redis.hvals(keys.EXPERIMENTS)
+        return sorted((Experiment.from_json(row) for row in rows), key=lambda e: e.created_at)
+
+    async def experiment_counts(self, name: str) -> dict[tuple[str, str], tuple[int, int]]:
+        found: dict[tuple[str, str], list[int]] = {}
+        for column, key in enumerate(
+            (keys.experiment_exposures(name), keys.experiment_attributed(name))
+        ):
+            cursor = 0
+            while True:
+                async with self._deadline("HSCAN experiment counts"):
+                    cursor, page = await self._redis.hscan(key, cursor, count=5000)
+                for field, value in page.items():
+                    variant, subject = field.decode().split(ID_SEPARATOR, 1)
+                    found.setdefault((variant, subject), [0, 0])[column] = int(value)
+                if cursor == 0:
+                    break
+        return {pair: (counts[0], counts[1]) for pair, counts in found.items()}
 
     async def get_embeddings(
         self, model_version: str, versions: Mapping[str, int]

@@ -181,13 +181,29 @@ class RedisActivity:
         return [history.count(header) for header in headers]
 
     async def clear(self) -> None:
-        """Delete every history (of a Redis or cluster activity has to itself)."""
-        async for users in self.users(1000):
-            async with deadline("clear histories", self.timeout):
-                pipe = self.client.pipeline(transaction=False)
-                for user in users:
-                    pipe.delete(keys.history(user))
-                await pipe.execute()
+        """Delete every key of every user (histories, exposures, attribution claims) of a
+        Redis or cluster activity has to itself."""
+        nodes = self.client.get_primaries() if self.is_cluster else [None]
+        for node in nodes:
+            cursor = 0
+            while True:
+                async with deadline("clear activity", self.timeout):
+                    if node is None:
+                        cursor, found = await self.client.scan(
+                            cursor, match=keys.USER_PATTERN, count=1000
+                        )
+                    else:
+                        cursors, found = await self.client.scan(
+                            cursor, match=keys.USER_PATTERN, count=1000, target_nodes=node
+                        )
+                        cursor = cursors[node.name]
+                    if found:
+                        pipe = self.client.pipeline(transaction=False)
+                        for key in found:
+                            pipe.delete(key)
+                        await pipe.execute()
+                if cursor == 0:
+                    break
 
     async def used_memory(self) -> int:
         """INFO memory's used_memory: of the node, or summed over a cluster's primaries."""

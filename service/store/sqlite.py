@@ -13,6 +13,7 @@ expired at a bounded cost per write, and no open pays for a purge of unknown siz
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -32,19 +33,25 @@ from service.store.encoding import (
     unpack_dedupe,
     unpack_vector,
 )
-from service.store.errors import StoreError
+from service.store.errors import ExperimentConflict, StoreError, UnknownExperiment
 from service.store.history import History
 from service.store.records import (
     ChangeEntry,
     Delete,
     Event,
+    Experiment,
+    Exposure,
+    ExposureLimits,
     Movie,
     MovieChange,
     Promotion,
     Upsert,
     WriteResult,
+    admit_experiment,
     validate_changes,
     validate_events,
+    validate_experiment,
+    validate_exposures,
     validate_user_id,
 )
 
@@ -69,6 +76,26 @@ CREATE TABLE IF NOT EXISTS promotions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, at REAL NOT NULL,
     note TEXT NOT NULL, previous TEXT
 );
+CREATE TABLE IF NOT EXISTS exposure_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exposure_log_at ON exposure_log (at);
+CREATE TABLE IF NOT EXISTS subject_exposures (
+    subject TEXT NOT NULL, seq INTEGER NOT NULL, expires REAL NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (subject, seq)
+);
+CREATE INDEX IF NOT EXISTS subject_exposures_expires ON subject_exposures (expires);
+CREATE TABLE IF NOT EXISTS attributions (
+    subject TEXT NOT NULL, claim TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (subject, claim)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attributions_expires ON attributions (expires);
+CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiment_counts (
+    experiment TEXT NOT NULL, variant TEXT NOT NULL, subject TEXT NOT NULL,
+    exposures INTEGER NOT NULL DEFAULT 0, attributed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (experiment, variant, subject)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS embeddings (
     model_version TEXT NOT NULL, movie_id TEXT NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (model_version, movie_id)
@@ -384,6 +411,8 @@ class SQLiteStore(Store):
 
         def erase(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM history WHERE user_id = ?", (user_id,))
+            for table in ("subject_exposures", "attributions", "experiment_counts"):
+                conn.execute(f"DELETE FROM {table} WHERE subject = ?", (user_id,))
 
         await self._run(lambda conn: self._transaction(conn, lambda: erase(conn)))
 
@@ -463,6 +492,172 @@ class SQLiteStore(Store):
             yield [(user, history.decode(record)) for user, record in rows]
             last = rows[-1][0]
 
+    # --- exposures, attribution and experiments ------------------------------------------
+    async def add_exposures(self, exposures: Sequence[Exposure], limits: ExposureLimits) -> None:
+        """One transaction: the rows, then the trims (the log by age and length, the batch's
+        subjects to their newest, a bounded number of expired subject rows and claims)."""
+        validate_exposures(exposures)
+        if not exposures:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            cutoff = now - limits.ttl_seconds
+            subjects: set[str] = set()
+            for exposure in exposures:
+                record = exposure.to_json()
+                seq = conn.execute(
+                    "INSERT INTO exposure_log (at, record) VALUES (?, ?)", (exposure.at, record)
+                ).lastrowid
+                if exposure.subject is not None:
+                    subjects.add(exposure.subject)
+                    conn.execute(
+                        "INSERT INTO subject_exposures (subject, seq, expires, record) "
+                        "VALUES (?, ?, ?, ?)",
+                        (exposure.subject, seq, now + limits.ttl_seconds, record),
+                    )
+                    if exposure.experiment and exposure.variant:
+                        conn.execute(
+                            "INSERT INTO experiment_counts (experiment, variant, subject, "
+                            "exposures) VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET "
+                            "exposures = exposures + 1",
+                            (exposure.experiment, exposure.variant, exposure.subject),
+                        )
+            conn.execute(
+                "DELETE FROM exposure_log WHERE at < ? OR seq <= "
+                "(SELECT MAX(seq) FROM exposure_log) - ?",
+                (cutoff, limits.log_max_len),
+            )
+            for subject in subjects:
+                conn.execute(
+                    "DELETE FROM subject_exposures WHERE subject = ? AND seq <= COALESCE(("
+                    "SELECT seq FROM subject_exposures WHERE subject = ? "
+                    "ORDER BY seq DESC LIMIT 1 OFFSET ?), -1)",
+                    (subject, subject, limits.per_subject),
+                )
+                # a subject's list expires as a whole, `ttl` after its last write (as on Redis)
+                conn.execute(
+                    "UPDATE subject_exposures SET expires = ? WHERE subject = ?",
+                    (now + limits.ttl_seconds, subject),
+                )
+            purge = _PURGE_ROWS + 2 * len(exposures)
+            conn.execute(
+                "DELETE FROM subject_exposures WHERE rowid IN (SELECT rowid FROM "
+                "subject_exposures WHERE expires < ? LIMIT ?)",
+                (now, purge),
+            )
+            conn.execute(
+                "DELETE FROM attributions WHERE (subject, claim) IN (SELECT subject, claim "
+                "FROM attributions WHERE expires < ? LIMIT ?)",
+                (now, purge),
+            )
+
+        await self._run(lambda conn: self._transaction(conn, lambda: write(conn)))
+
+    async def subject_exposures(self, subject: str) -> list[Exposure]:
+        def query(conn: sqlite3.Connection) -> list[Exposure]:
+            rows = conn.execute(
+                "SELECT record FROM subject_exposures WHERE subject = ? AND expires >= ? "
+                "ORDER BY seq DESC",
+                (subject, time.time()),
+            )
+            return [Exposure.from_json(row[0]) for row in rows]
+
+        return await self._run(query)
+
+    async def exposure_log(self, limit: int = 100) -> list[Exposure]:
+        def query(conn: sqlite3.Connection) -> list[Exposure]:
+            rows = conn.execute(
+                "SELECT record FROM exposure_log ORDER BY seq DESC LIMIT ?", (limit,)
+            )
+            return [Exposure.from_json(row[0]) for row in rows]
+
+        return await self._run(query)
+
+    async def count_exposure_log(self) -> int:
+        return await self._scalar("SELECT COUNT(*) FROM exposure_log")
+
+    async def claim_attribution(
+        self, exposure: Exposure, movie_id: str, ttl_seconds: float
+    ) -> bool:
+        subject = exposure.subject
+        if subject is None:
+            return False
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            conn.execute(
+                "DELETE FROM attributions WHERE subject = ? AND claim = ? AND expires < ?",
+                (subject, f"{exposure.id}|{movie_id}", now),
+            )
+            added = conn.execute(
+                "INSERT OR IGNORE INTO attributions (subject, claim, expires) VALUES (?, ?, ?)",
+                (subject, f"{exposure.id}|{movie_id}", now + ttl_seconds),
+            ).rowcount
+            if added and exposure.experiment and exposure.variant:
+                conn.execute(
+                    "INSERT INTO experiment_counts (experiment, variant, subject, attributed) "
+                    "VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET attributed = attributed + 1",
+                    (exposure.experiment, exposure.variant, subject),
+                )
+            return bool(added)
+
+        return await self._run(lambda conn: self._transaction(conn, lambda: claim(conn)))
+
+    async def create_experiment(self, experiment: Experiment) -> None:
+        validate_experiment(experiment)
+
+        def create(conn: sqlite3.Connection) -> None:
+            kept = [
+                Experiment.from_json(r[0]) for r in conn.execute("SELECT record FROM experiments")
+            ]
+            conflict, drop = admit_experiment(kept, experiment, time.time())
+            if conflict:
+                raise ExperimentConflict(conflict)
+            for name in drop:
+                conn.execute("DELETE FROM experiments WHERE name = ?", (name,))
+                conn.execute("DELETE FROM experiment_counts WHERE experiment = ?", (name,))
+            conn.execute(
+                "INSERT INTO experiments (name, record) VALUES (?, ?)",
+                (experiment.name, experiment.to_json()),
+            )
+
+        await self._run(lambda conn: self._transaction(conn, lambda: create(conn)))
+
+    async def stop_experiment(self, name: str, at: float) -> Experiment:
+        def stop(conn: sqlite3.Connection) -> Experiment:
+            row = conn.execute("SELECT record FROM experiments WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownExperiment(f"no experiment named {name[:80]!r}")
+            found = Experiment.from_json(row[0])
+            if found.stopped_at is not None:
+                return found
+            stopped = dataclasses.replace(found, stopped_at=at)
+            conn.execute(
+                "UPDATE experiments SET record = ? WHERE name = ?", (stopped.to_json(), name)
+            )
+            return stopped
+
+        return await self._run(lambda conn: self._transaction(conn, lambda: stop(conn)))
+
+    async def experiments(self) -> list[Experiment]:
+        def query(conn: sqlite3.Connection) -> list[Experiment]:
+            rows = conn.execute("SELECT record FROM experiments")
+            return sorted((Experiment.from_json(r[0]) for r in rows), key=lambda e: e.created_at)
+
+        return await self._run(query)
+
+    async def experiment_counts(self, name: str) -> dict[tuple[str, str], tuple[int, int]]:
+        def query(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
+            rows = conn.execute(
+                "SELECT variant, subject, exposures, attributed FROM experiment_counts "
+                "WHERE experiment = ?",
+                (name,),
+            )
+            return {(str(v), str(s)): (int(e), int(a)) for v, s, e, a in rows}
+
+        return await self._run(query)
+
     # --- embedding cache --------------------------------------------------------------------
     async def get_embeddings(
         self, model_version: str, versions: Mapping[str, int]
@@ -539,10 +734,15 @@ class SQLiteStore(Store):
                 "dedupe",
                 "embeddings",
                 "promotions",
+                "exposure_log",
+                "subject_exposures",
+                "attributions",
+                "experiments",
+                "experiment_counts",
                 "meta",
             ):
                 conn.execute(f"DELETE FROM {table}")
-            conn.execute("DELETE FROM sqlite_sequence WHERE name = 'changes'")
+            conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('changes', 'exposure_log')")
             self._ensure_epoch(conn)
 
         await self._run(lambda conn: self._transaction(conn, lambda: wipe(conn)))
