@@ -20,6 +20,9 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 ROOT = "movie-recs"
+# Serving without TensorFlow (issue 27): the closure with TensorFlow and what only it pulls in cut
+# off, as the package would be once TensorFlow is a training-only extra.
+TENSORFLOW = frozenset({"tensorflow", "tensorflow-cpu"})
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,19 @@ class Package:
     wheel: str | None
 
 
-def runtime_closure(root: str = ROOT) -> dict[str, metadata.Distribution]:
-    """Every installed distribution the root needs at run time, by canonical name."""
+def runtime_closure(
+    root: str = ROOT, without: frozenset[str] = frozenset()
+) -> dict[str, metadata.Distribution]:
+    """Every installed distribution the root needs at run time, by canonical name; a name in
+    `without` is not followed, so what only it requires is left out too."""
     found: dict[str, metadata.Distribution] = {}
     extras_seen: dict[str, set[str]] = {}
     queue: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
     while queue:
         name, extras = queue.pop()
         key = canonicalize_name(name)
+        if key in without:
+            continue
         if key in found and extras <= extras_seen[key]:
             continue
         dist = found.get(key) or metadata.distribution(name)
@@ -79,11 +87,11 @@ def locked_wheels(lock: Path) -> dict[str, tuple[str, str, int]]:
     return best
 
 
-def measure(lock: Path) -> list[Package]:
+def measure(lock: Path, without: frozenset[str] = frozenset()) -> list[Package]:
     """The runtime closure (the project itself excluded: it is editable here), largest first."""
     wheels = locked_wheels(lock) if lock.is_file() else {}
     packages = []
-    for key, dist in runtime_closure().items():
+    for key, dist in runtime_closure(without=without).items():
         if key == canonicalize_name(ROOT):
             continue
         wheel = wheels.get(key)
