@@ -24,8 +24,9 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-@app.command()
+@app.callback(invoke_without_command=True)
 def lambda_fit_command(
+    ctx: typer.Context,
     sizes: Annotated[
         str, typer.Option(help="Synthetic catalog sizes, comma-separated.")
     ] = "10000,100000,1000000",
@@ -52,6 +53,8 @@ def lambda_fit_command(
     ] = False,
 ) -> None:
     """Measure why this service does not fit AWS Lambda; write lambda-fit.md and plots."""
+    if ctx.invoked_subcommand is not None:
+        return  # `cost`: the measurements are not rerun
     import sys
 
     from lambdafit.run import LambdaFitError, Options, run
@@ -80,3 +83,24 @@ def lambda_fit_command(
     except LambdaFitError as exc:
         raise fail(str(exc)) from None
     console.print(f"wrote {out / 'lambda-fit.md'}")
+
+
+@app.command("cost")
+def cost_command(
+    out: Annotated[
+        Path, typer.Option(help="Directory holding lambda-fit.json; the report is rewritten.")
+    ] = Path("reports"),
+) -> None:
+    """Price each design from the recorded measurements and lambdafit/prices.toml (seconds).
+
+    Re-measures only the serving dependencies without TensorFlow (a listing of files), then
+    rewrites lambda-fit.md, its cost section and table, and the plots; the ~6 minutes of
+    measuring both designs are not repeated.
+    """
+    from lambdafit.run import LambdaFitError, cost
+
+    try:
+        cost(out)
+    except LambdaFitError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"wrote {out / 'lambda-fit.md'} and {out / 'lambda-fit-cost.png'}")

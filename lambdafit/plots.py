@@ -1,4 +1,4 @@
-"""The report's two figures (matplotlib, Agg backend: no display needed)."""
+"""The report's figures (matplotlib, Agg backend: no display needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import matplotlib
 
-from lambdafit import limits
+from lambdafit import cost, limits
+from lambdafit.cost import CatalogCost
 from lambdafit.summary import MIB, PHASES, CatalogSummary, label, short, summaries
 
 FIRST_RECOMMENDATION = "lambda-fit-first-recommendation.png"
@@ -23,12 +24,57 @@ def _pyplot() -> Any:
     return plt
 
 
-def render(results: dict[str, Any], out: Path) -> None:
+COST_PLOT = "lambda-fit-cost.png"
+DESIGN_STYLE = {
+    "Fargate": ("#1b9e77", "-"),
+    "Lambda": ("#d95f02", "--"),
+    "Personalize": ("#7570b3", ":"),
+}
+
+
+def render(results: dict[str, Any], out: Path, costs: list[CatalogCost] | None = None) -> None:
     plt = _pyplot()
     for name, draw in ((FIRST_RECOMMENDATION, _first), (DEPENDENCIES, _dependencies)):
         figure = draw(plt, results)
         figure.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(figure)
+    if costs:
+        render_cost(plt, costs, out)
+
+
+def render_cost(plt: Any, costs: list[CatalogCost], out: Path) -> None:
+    """Cost per million against steady traffic, one panel per priced catalog, crossings marked."""
+    figure, axes = plt.subplots(
+        1, len(costs), figsize=(5.4 * len(costs), 5), sharey=True, squeeze=False
+    )
+    levels = [10 ** (i / 50) for i in range(151)]  # 1 .. 1,000 req/s
+    for ax, c in zip(axes[0], costs, strict=True):
+        for design in cost.DESIGNS:
+            colour, style = DESIGN_STYLE[design]
+            ax.plot(levels, [c.per_million(design, x) for x in levels], style, color=colour,
+                    linewidth=2, label=design)  # fmt: skip
+        for (a, _b), points in c.crossings().items():
+            for x in points:
+                y = c.per_million(a, x)
+                ax.plot(x, y, "o", color="black", markersize=5)
+                ax.annotate(f"{x:,.0f} req/s", (x, y), textcoords="offset points", xytext=(6, 6),
+                            fontsize=8)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(cost.LOW, cost.HIGH)
+        ax.set_xlabel("steady traffic, requests per second (log)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_title(c.name, fontsize=10)
+    axes[0][0].set_ylabel("USD per million recommendations (log)")
+    axes[0][0].legend(fontsize=9, loc="lower left")
+    prices = costs[0].prices
+    figure.suptitle(
+        f"The cost of a million recommendations, {prices.region}, prices as of "
+        f"{prices.as_of.isoformat()} (lambdafit/prices.toml)",
+        fontsize=11,
+    )
+    figure.savefig(out / COST_PLOT, dpi=110, bbox_inches="tight")
+    plt.close(figure)
 
 
 def _first(plt: Any, results: dict[str, Any]) -> Any:

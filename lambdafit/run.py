@@ -212,6 +212,7 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
             "container": options.container,
         },
         "dependencies": [asdict(p) for p in deps.measure(PROJECT_ROOT / "uv.lock")],
+        "dependencies_without_tensorflow": serving_closure(),
         "catalogs": [],
     }
     for make in prepare(options, settings, model, say):
@@ -223,14 +224,41 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
     return render(options.out)
 
 
+def serving_closure() -> list[dict[str, Any]]:
+    """The runtime dependencies with TensorFlow cut off: what a TensorFlow-free serving package
+    carries (seconds to measure: every RECORD file is listed, nothing is imported)."""
+    lock = PROJECT_ROOT / "uv.lock"
+    return [asdict(p) for p in deps.measure(lock, without=deps.TENSORFLOW)]
+
+
+def cost(out: Path) -> dict[str, Any]:
+    """Measure the serving closure without TensorFlow into `lambda-fit.json` (the rest of it
+    stays as recorded), then re-render the report, cost section and plots included."""
+    source = out / "lambda-fit.json"
+    if not source.is_file():
+        raise LambdaFitError(f"no {source}: run the measurements first (make lambda-fit)")
+    results: dict[str, Any] = json.loads(source.read_text("utf-8"))
+    results["dependencies_without_tensorflow"] = serving_closure()
+    source.write_text(json.dumps(results, indent=1), "utf-8")
+    return render(out)
+
+
 def render(out: Path) -> dict[str, Any]:
-    """The plots and `lambda-fit.md` from `lambda-fit.json`: numbers only ever come from a run."""
-    from lambdafit import plots, report
+    """The plots and `lambda-fit.md` from `lambda-fit.json`, priced with `prices.toml`: numbers
+    only ever come from a run, a bench table or the dated price file."""
+    from lambdafit import cost_inputs, cost_report, plots, prices, report
 
     source = out / "lambda-fit.json"
     if not source.is_file():
         raise LambdaFitError(f"no {source}: run the measurements first")
     results: dict[str, Any] = json.loads(source.read_text("utf-8"))
-    plots.render(results, out)
-    (out / "lambda-fit.md").write_text(report.render(results), "utf-8")
+    try:
+        price = prices.load()
+        throughput = cost_inputs.throughput()
+        costs = cost_report.analyse(results, price, cost_inputs.deployment(), throughput)
+    except (prices.PriceError, cost_inputs.InputError) as exc:
+        raise LambdaFitError(str(exc)) from None
+    plots.render(results, out, costs)
+    section = cost_report.render(results, costs, throughput, price)
+    (out / "lambda-fit.md").write_text(report.render(results, section), "utf-8")
     return results
