@@ -124,9 +124,11 @@ class Recommender:
         k: int,
         filters: Filters = Filters(),
         exclude_seen: bool = True,
+        popular: bool = False,
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
-        event counts as seen, not only the ones the tower reads. Raises UnknownGenres."""
+        event counts as seen, not only the ones the tower reads. `popular`: the popular
+        movies whatever the history (an experiment's variant). Raises UnknownGenres."""
         serving = self.serving()
         live, towers = serving.live, serving.towers
         self._check(live, filters)
@@ -153,7 +155,7 @@ class Recommender:
         def accept(movie_id: str, meta: MovieMeta) -> bool:
             return not (exclude_seen and movie_id in seen) and filters.admits(meta)
 
-        if not used:
+        if not used or popular:
             return self._popular(live, towers, k, accept)
         matrix = np.stack(vectors)
         user = towers.embed_user(matrix, history.weights(np.array(used)))

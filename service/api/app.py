@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from service.api.access import EVENTS, READ, USERS, Access, load_access
+from service.api.access import ADMIN, EVENTS, READ, USERS, Access, load_access
 from service.api.admission import Admission
 from service.api.deps import require
 from service.api.errors import install_handlers
@@ -24,6 +24,7 @@ from service.api.page import mount_page
 from service.api.routes import (
     catalog,
     events,
+    experiments,
     health,
     movies,
     recommendations,
@@ -33,6 +34,7 @@ from service.api.routes import (
 )
 from service.api.state import AppState
 from service.config import Settings
+from service.experiments.tracking import Tracking
 from service.index.titles import title_index
 from service.metrics import Metrics
 from service.replica import open_replica
@@ -57,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     replica = await open_replica(settings, metrics, app.state.prebuilt_towers)
     towers, refresher = replica.towers, replica.refresher
     refreshing: asyncio.Task[None] | None = None
+    tracking: Tracking | None = None
     try:
         model_loaded = time.perf_counter()
         await refresher.catch_up()
@@ -66,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert live is not None
         metrics.model.info({"version": towers.version})
         metrics.store_up.set(1)
+        tracking = await Tracking.start(settings, replica.store, metrics)
         app.state.app_state = AppState(
             settings=settings,
             store=replica.store,
@@ -75,6 +79,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             access=access,
             admission=app.state.admission,
             offload=Offload(settings.work_threads, settings.work_timeout_seconds),
+            experiments=tracking.experiments,
+            exposures=tracking.recorder,
         )
         await title_index(live.base)  # search is ready before the first request
         titles_built = time.perf_counter()
@@ -104,6 +110,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             refreshing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refreshing
+        if tracking is not None:
+            await tracking.stop()
         await replica.close()
 
 
@@ -146,6 +154,7 @@ def create_app(settings: Settings | None = None, towers: Towers | None = None) -
         (catalog, READ),
         (events, EVENTS),
         (users, USERS),
+        (experiments, ADMIN),
     ):
         v1.include_router(module.router, dependencies=[require(scope)])
     app.include_router(v1)

@@ -18,3 +18,5 @@ IdPath = Annotated[
 ]
 # Year filters: a bound outside the years a movie can have is a mistake, not a filter.
 YearQuery = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)]
+# An optional id in a query: who is shown a list (a user or an anonymous session).
+IdQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,15 +12,40 @@ from pydantic_core import to_json
 
 from service.store.fields import MovieId, Rating
 from service.store.records import (
+    EXPERIMENT_NAME_PATTERN,
+    ID_PATTERN,
+    MAX_ID_LENGTH,
     MAX_ITEM_LENGTH,
     MAX_RATING,
+    MAX_VARIANTS,
+    MAX_WEIGHT,
     MAX_YEAR,
     MIN_RATING,
     MIN_YEAR,
+    RECOMMENDATION_ID_PATTERN,
+    STRATEGIES,
 )
 
 if TYPE_CHECKING:
     from service.recommender import Item, Result
+
+RecommendationId = Annotated[
+    str,
+    Field(
+        pattern=RECOMMENDATION_ID_PATTERN,
+        description="The `recommendation_id` of the list that led to this event.",
+    ),
+]
+SessionId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Who is shown the list (a user or session id): assigns an experiment's "
+        "variant and attributes later events posted under this id.",
+    ),
+]
 
 MAX_K = 100
 MAX_HISTORY = 200
@@ -44,6 +70,7 @@ class EventIn(BaseModel):
     timestamp: float | None = Field(
         default=None, ge=0, le=4_102_444_800, description="Unix seconds; default: now."
     )
+    recommendation_id: RecommendationId | None = None
 
     @model_validator(mode="after")
     def _rating_matches_kind(self) -> EventIn:
@@ -76,6 +103,9 @@ class EventBatch(BaseModel):
 class EventsAccepted(BaseModel):
     user_id: str
     accepted: int
+    attributed: int = Field(
+        default=0, description="Events attributed to a recommendation list shown to this user."
+    )
 
 
 class Because(BaseModel):
@@ -101,6 +131,11 @@ class Recommendations(BaseModel):
     index_version: int = Field(description="Last change-log sequence applied by this replica.")
     history_length: int = Field(description="History items the user tower saw.")
     items: list[RecommendedItem]
+    recommendation_id: str | None = Field(
+        default=None, description="This list's id: send it with the events it leads to."
+    )
+    experiment: str | None = Field(default=None, description="The experiment running, if any.")
+    variant: str | None = Field(default=None, description="This user's variant in it.")
 
 
 class HistoryItem(BaseModel):
@@ -131,6 +166,7 @@ class AnonymousRequest(BaseModel):
     year_min: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
     year_max: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
     min_index_version: int | None = Field(default=None, ge=0)
+    session_id: SessionId | None = None
 
 
 class MovieOut(BaseModel):
@@ -150,6 +186,9 @@ class SimilarMovies(BaseModel):
     model_version: str
     index_version: int
     items: list[RecommendedItem]
+    recommendation_id: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class Readiness(BaseModel):
@@ -251,7 +290,16 @@ def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
     ]
 
 
-def response_body(result: Result, user_id: str | None) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a response says about its list as shown: its id, and the experiment's variant."""
+
+    recommendation_id: str
+    experiment: str | None = None
+    variant: str | None = None
+
+
+def response_body(result: Result, user_id: str | None, shown: Shown | None = None) -> bytes:
     """The `Recommendations` JSON, written straight from plain values: the hot path skips
     building and re-validating response models (the schema stays `Recommendations`, and the
     OpenAPI and schemathesis tests hold this body to it)."""
@@ -276,5 +324,65 @@ def response_body(result: Result, user_id: str | None) -> bytes:
             "index_version": result.index_version,
             "history_length": result.history_length,
             "items": items,
+            "recommendation_id": shown.recommendation_id if shown else None,
+            "experiment": shown.experiment if shown else None,
+            "variant": shown.variant if shown else None,
         }
     )
+
+
+# --- experiments (admin) ----------------------------------------------------------------------
+ExperimentName = Annotated[str, Field(min_length=1, max_length=64, pattern=EXPERIMENT_NAME_PATTERN)]
+
+
+class VariantIn(BaseModel):
+    model_config = STRICT
+
+    name: ExperimentName
+    weight: float = Field(default=1.0, gt=0, le=MAX_WEIGHT)
+    strategy: Literal["personalized", "popular"] = Field(
+        description=f"What the variant serves: one of {', '.join(STRATEGIES)}."
+    )
+
+
+class ExperimentIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "model-vs-popular",
+                    "variants": [
+                        {"name": "model", "strategy": "personalized"},
+                        {"name": "popular", "strategy": "popular"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    name: ExperimentName
+    variants: list[VariantIn] = Field(
+        min_length=2, max_length=MAX_VARIANTS, description="The first is the control."
+    )
+    days: float | None = Field(default=None, gt=0, description="How long it assigns.")
+
+
+class VariantOut(BaseModel):
+    name: str
+    weight: float
+    strategy: str
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    variants: list[VariantOut]
+    created_at: float
+    ends_at: float
+    stopped_at: float | None
+    running: bool
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]

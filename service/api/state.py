@@ -8,6 +8,8 @@ from service.api.access import Access
 from service.api.admission import Admission
 from service.api.offload import Offload
 from service.config import Settings
+from service.experiments.assignment import Experiments
+from service.experiments.exposures import ExposureRecorder
 from service.index.view import IndexView
 from service.metrics import Metrics
 from service.recommender import Recommender
@@ -24,3 +26,5 @@ class AppState:
     access: Access
     admission: Admission
     offload: Offload
+    experiments: Experiments
+    exposures: ExposureRecorder

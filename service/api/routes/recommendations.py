@@ -9,12 +9,14 @@ from fastapi.exceptions import RequestValidationError
 
 from service.api.deps import AppStateDep, require_index_version
 from service.api.errors import VERSIONED_ERRORS
+from service.api.exposure import show
 from service.api.params import IdPath, YearQuery
 from service.api.schemas import (
     MAX_GENRES,
     MAX_K,
     AnonymousRequest,
     Recommendations,
+    Shown,
     response_body,
 )
 from service.api.state import AppState
@@ -56,14 +58,30 @@ def make_filters(
 
 
 async def recommend(
-    app_state: AppState, history: History, k: int, filters: Filters, exclude_seen: bool
-) -> Result:
+    app_state: AppState,
+    history: History,
+    k: int,
+    filters: Filters,
+    exclude_seen: bool,
+    subject: str | None,
+    surface: str,
+) -> tuple[Result, Shown]:
     """On the loop when quick (~1-2 ms at 1M: unfiltered, or a filter whose admitted rows are
-    known and few); else in a worker thread under a deadline."""
+    known and few); else in a worker thread under a deadline. The subject's variant (when an
+    experiment runs) chooses the strategy; the list is recorded as shown."""
     recommender = app_state.recommender
+    assigned = app_state.experiments.assign(subject)
+    popular = assigned is not None and assigned.variant.strategy == "popular"
     if recommender.quick(filters):
-        return recommender.recommend(history, k, filters, exclude_seen)
-    return await app_state.offload.run(recommender.recommend, history, k, filters, exclude_seen)
+        result = recommender.recommend(history, k, filters, exclude_seen, popular)
+    else:
+        result = await app_state.offload.run(
+            recommender.recommend, history, k, filters, exclude_seen, popular
+        )
+    shown = show(
+        app_state, subject, surface, result.strategy, result.model_version, result.items, assigned
+    )
+    return result, shown
 
 
 @router.get(
@@ -86,8 +104,8 @@ async def user_recommendations(
     filters = make_filters(app_state, genres, year_min, year_max)
     await require_index_version(app_state, min_index_version)
     history = await app_state.store.recent_history(user_id)
-    result = await recommend(app_state, history, k, filters, exclude_seen)
-    return JSONBody(response_body(result, user_id))
+    result, shown = await recommend(app_state, history, k, filters, exclude_seen, user_id, "user")
+    return JSONBody(response_body(result, user_id, shown))
 
 
 @router.post("/recommendations", responses=VERSIONED_ERRORS, response_model=Recommendations)
@@ -96,5 +114,7 @@ async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousReque
     filters = make_filters(app_state, body.genres, body.year_min, body.year_max, "body")
     await require_index_version(app_state, body.min_index_version)
     history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
-    result = await recommend(app_state, history, body.k, filters, body.exclude_seen)
-    return JSONBody(response_body(result, None))
+    result, shown = await recommend(
+        app_state, history, body.k, filters, body.exclude_seen, body.session_id, "anonymous"
+    )
+    return JSONBody(response_body(result, None, shown))

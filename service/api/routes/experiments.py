@@ -1,0 +1,72 @@
+"""Experiments (admin scope): create, list, stop, and the report."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, HTTPException, status
+
+from service.api.deps import AppStateDep
+from service.api.errors import ERRORS, responses
+from service.api.schemas import (
+    ExperimentIn,
+    ExperimentList,
+    ExperimentName,
+    ExperimentOut,
+    VariantOut,
+)
+from service.experiments.lifecycle import new_experiment, stop
+from service.store.errors import ExperimentConflict, UnknownExperiment
+from service.store.records import Experiment, Variant
+
+router = APIRouter(tags=["experiments"])
+
+
+def experiment_out(experiment: Experiment) -> ExperimentOut:
+    return ExperimentOut(
+        name=experiment.name,
+        variants=[
+            VariantOut(name=v.name, weight=v.weight, strategy=v.strategy)
+            for v in experiment.variants
+        ],
+        created_at=experiment.created_at,
+        ends_at=experiment.ends_at,
+        stopped_at=experiment.stopped_at,
+        running=experiment.active(time.time()),
+    )
+
+
+@router.post(
+    "/experiments",
+    status_code=status.HTTP_201_CREATED,
+    responses={**ERRORS, **responses(described={409: "The name is taken or one is running."})},
+)
+async def create_experiment(app_state: AppStateDep, body: ExperimentIn) -> ExperimentOut:
+    """Start an experiment: from now on every replica assigns users to its variants by a hash
+    of (experiment, user id). One runs at a time."""
+    variants = [Variant(v.name, v.weight, v.strategy) for v in body.variants]
+    experiment = new_experiment(app_state.settings, body.name, variants, body.days)
+    try:
+        await app_state.store.create_experiment(experiment)
+    except ExperimentConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    app_state.experiments.replace(await app_state.store.experiments())
+    return experiment_out(experiment)
+
+
+@router.get("/experiments", responses=ERRORS)
+async def list_experiments(app_state: AppStateDep) -> ExperimentList:
+    """Every experiment kept, oldest first."""
+    found = await app_state.store.experiments()
+    return ExperimentList(experiments=[experiment_out(e) for e in found])
+
+
+@router.post("/experiments/{name}/stop", responses={**ERRORS, **responses(404)})
+async def stop_experiment(app_state: AppStateDep, name: ExperimentName) -> ExperimentOut:
+    """Stop assigning (users get the default again); its counts stay for the report."""
+    try:
+        stopped = await stop(app_state.store, name)
+    except UnknownExperiment as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    app_state.experiments.replace(await app_state.store.experiments())
+    return experiment_out(stopped)
