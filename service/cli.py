@@ -20,6 +20,7 @@ from rich.table import Table
 from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
+from service.experiments_cli import experiments_app
 from service.learning.commands import retrain_command
 from service.models_cli import models_app
 from service.terminal import console, errors, fail
@@ -35,6 +36,7 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("retrain")(retrain_command)
 app.add_typer(models_app, name="models")
+app.add_typer(experiments_app, name="experiments")
 
 
 async def _import(settings: Settings, directory: Path) -> None:

@@ -1,0 +1,122 @@
+"""`movie-recs experiments create | stop | list | report`: the store's experiments, which every
+replica reads (within `MOVIE_RECS_EXPERIMENT_POLL_SECONDS`) and assigns users from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+
+from service.config import Settings
+from service.experiments.lifecycle import new_experiment, stop
+from service.store import Store, StoreError, store_from_settings
+from service.store.records import STRATEGIES, Experiment, Variant
+from service.terminal import console, fail
+
+T = TypeVar("T")
+
+experiments_app = typer.Typer(
+    help="A/B experiments between strategies: create, stop, list, report.",
+    no_args_is_help=True,
+)
+NameArg = Annotated[str, typer.Argument(help="The experiment's name (a-z 0-9 _ . -).")]
+
+
+def _with_store(settings: Settings, call: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = await store_from_settings(settings)
+        try:
+            return await call(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:  # unreachable store, a conflict, an unknown name, a bad definition
+        raise fail(str(exc)) from None
+
+
+def parse_variant(text: str) -> Variant:
+    """`name:strategy[:weight]`, e.g. `model:personalized:1`."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise typer.BadParameter(f"{text!r}: want name:strategy[:weight]")
+    try:
+        weight = float(parts[2]) if len(parts) == 3 else 1.0
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: the weight must be a number") from None
+    return Variant(parts[0], weight, parts[1])
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _describe(experiment: Experiment) -> str:
+    return ", ".join(f"{v.name}={v.strategy} ({v.weight:g})" for v in experiment.variants)
+
+
+@experiments_app.command("create")
+def create_command(
+    name: NameArg,
+    variant: Annotated[
+        list[str],
+        typer.Option(
+            "--variant",
+            "-v",
+            help=f"name:strategy[:weight], strategy one of {', '.join(STRATEGIES)}; the first "
+            "is the control. Two or more.",
+        ),
+    ],
+    days: Annotated[
+        float | None, typer.Option(help="How long it assigns (default: the most allowed).")
+    ] = None,
+) -> None:
+    """Start an experiment: every replica assigns users to its variants by a hash of
+    (experiment, user id). One runs at a time."""
+    settings = Settings()
+    variants = [parse_variant(v) for v in variant]
+    experiment = _with_store(
+        settings, lambda store: _create(store, new_experiment(settings, name, variants, days))
+    )
+    console.print(
+        f"experiment {experiment.name} runs until {_when(experiment.ends_at)} UTC: "
+        f"{_describe(experiment)}",
+        highlight=False,
+    )
+
+
+async def _create(store: Store, experiment: Experiment) -> Experiment:
+    await store.create_experiment(experiment)
+    return experiment
+
+
+@experiments_app.command("stop")
+def stop_command(name: NameArg) -> None:
+    """Stop assigning: users get the default again; the counts stay for the report."""
+    stopped = _with_store(Settings(), lambda store: stop(store, name))
+    console.print(f"experiment {name} stopped at {_when(stopped.stopped_at)} UTC")
+
+
+@experiments_app.command("list")
+def list_command() -> None:
+    """Every experiment kept, oldest first."""
+    found = _with_store(Settings(), lambda store: store.experiments())
+    table = Table(title="Experiments")
+    for column in ("name", "variants", "created", "ends", "stopped", "running"):
+        table.add_column(column)
+    now = datetime.now(UTC).timestamp()
+    for e in found:
+        table.add_row(
+            e.name,
+            _describe(e),
+            _when(e.created_at),
+            _when(e.ends_at),
+            _when(e.stopped_at),
+            "yes" if e.active(now) else "",
+        )
+    console.print(table)

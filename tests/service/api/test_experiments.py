@@ -1,0 +1,116 @@
+"""Experiments through the API: admin only, assignment visible in every response, the variant's
+strategy served, and bad definitions refused with a message."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi.testclient import TestClient
+
+from service.experiments.assignment import assign
+from service.store.records import MAX_VARIANTS, Experiment, Variant
+from tests.service.api.test_exposures import events, flush
+from tests.support.service import MakeClient
+
+ROOT = "root-secret-0123456789ab"
+READER = "reader-secret-0123456789"
+KEYS = [f"ops:admin:{ROOT}", f"web:read:{READER}"]
+BODY = {
+    "name": "model-vs-popular",
+    "variants": [
+        {"name": "model", "strategy": "personalized"},
+        {"name": "popular", "strategy": "popular"},
+    ],
+}
+
+
+def create(client: TestClient, body: object = BODY) -> dict[str, object]:
+    answer = client.post("/v1/experiments", json=body)
+    assert answer.status_code == 201, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_only_an_admin_key_manages_experiments(make_client: MakeClient) -> None:
+    client = make_client(api_keys=KEYS, auth_disabled=False)
+    admin = {"Authorization": f"Bearer {ROOT}"}
+    reader = {"Authorization": f"Bearer {READER}"}
+    assert client.post("/v1/experiments", json=BODY).status_code == 401
+    assert client.post("/v1/experiments", json=BODY, headers=reader).status_code == 403
+    assert client.get("/v1/experiments", headers=reader).status_code == 403
+    assert client.post("/v1/experiments", json=BODY, headers=admin).status_code == 201
+    listed = client.get("/v1/experiments", headers=admin).json()["experiments"]
+    assert [e["name"] for e in listed] == ["model-vs-popular"] and listed[0]["running"]
+
+
+def test_users_get_their_variant_and_its_strategy(client: TestClient) -> None:
+    created = create(client)
+    definition = Experiment(
+        "model-vs-popular",
+        (Variant("model", 1, "personalized"), Variant("popular", 1, "popular")),
+        0,
+        4e9,
+        5e9,
+    )
+    assert created["running"] and created["variants"][0]["weight"] == 1  # type: ignore[index]
+    users = ["1", "2", "3", "4", "5", "6", "7", "8"]
+    for user in users:
+        body = client.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        expected = assign(definition, user).name
+        assert (body["experiment"], body["variant"]) == ("model-vs-popular", expected)
+        assert body["strategy"] == ("popular" if expected == "popular" else "personalized")
+    assert {assign(definition, u).name for u in users} == {"model", "popular"}
+    again = client.get("/v1/users/1/recommendations").json()
+    assert again["variant"] == assign(definition, "1").name  # stable
+    anonymous = client.post("/v1/recommendations", json={"session_id": "s-9"}).json()
+    assert anonymous["variant"] == assign(definition, "s-9").name
+    assert client.post("/v1/recommendations", json={}).json()["experiment"] is None
+
+
+def test_exposures_and_attributions_are_counted_per_variant(client: TestClient) -> None:
+    create(client)
+    body = client.get("/v1/users/1/recommendations", params={"k": 3}).json()
+    client.get("/v1/users/1/recommendations", params={"k": 3})
+    flush(client)
+    assert events(client, "1", {"movie_id": body["items"][0]["movie_id"]}) == 1
+    store = client.app.state.app_state.store  # type: ignore[attr-defined]
+    assert client.portal is not None
+    counts = client.portal.call(store.experiment_counts, "model-vs-popular")
+    assert counts == {(body["variant"], "1"): (2, 1)}
+    metrics = client.get("/metrics").text
+    assert (
+        f'movie_recs_attributed_events_total{{experiment="model-vs-popular",how="implicit",'
+        f'variant="{body["variant"]}"}} 1.0' in metrics
+    )
+
+
+def test_stopping_ends_assignment_and_one_runs_at_a_time(client: TestClient) -> None:
+    create(client)
+    other = {**BODY, "name": "second"}
+    assert client.post("/v1/experiments", json=other).status_code == 409
+    assert client.post("/v1/experiments", json=BODY).status_code == 409
+    stopped = client.post("/v1/experiments/model-vs-popular/stop").json()
+    assert not stopped["running"] and abs(stopped["stopped_at"] - time.time()) < 60
+    assert client.get("/v1/users/1/recommendations").json()["experiment"] is None
+    assert client.post("/v1/experiments/nope/stop").status_code == 404
+    assert create(client, other)["running"]
+
+
+def test_bad_definitions_are_422_with_a_message(client: TestClient) -> None:
+    variant = {"name": "v", "strategy": "popular"}
+    many = [{**variant, "name": f"v{i}"} for i in range(MAX_VARIANTS + 1)]
+    for bad in (
+        {**BODY, "name": "X" * 65},
+        {**BODY, "name": "has space"},
+        {**BODY, "variants": [variant]},
+        {**BODY, "variants": many},
+        {**BODY, "variants": [variant, variant]},
+        {**BODY, "variants": [{**variant, "strategy": "random"}, {**variant, "name": "w"}]},
+        {**BODY, "variants": [{**variant, "weight": 0}, {**variant, "name": "w"}]},
+        {**BODY, "days": 1000},
+        {**BODY, "extra": 1},
+    ):
+        answer = client.post("/v1/experiments", json=bad)
+        assert answer.status_code == 422, bad
+        assert answer.json()["detail"]
+    assert client.post("/v1/experiments/BAD NAME/stop").status_code == 422
+    assert client.get("/v1/experiments").json()["experiments"] == []
