@@ -151,7 +151,7 @@ def cold_starts(
         kept = -math.expm1(-rate * idle_reclaim)
         total += rate * math.exp(-rate * idle_reclaim) + kept / lifetime
         warm += kept
-        if k > mean and rate * idle_reclaim < 1e-12:
+        if k > mean and rate * (1 + idle_reclaim) < 1e-12:  # the rest adds nothing
             return total, warm
         pmf *= mean / k
         k += 1
