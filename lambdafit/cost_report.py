@@ -55,7 +55,11 @@ def analyse(
 def dollars(value: float) -> str:
     if value >= 100:
         return f"${value:,.0f}"
-    return f"${value:.2f}" if value >= 0.995 else f"${value:.3f}"
+    if value >= 0.995:
+        return f"${value:.2f}"
+    if value >= 0.001:
+        return f"${value:.3f}"
+    return "$0" if value == 0 else f"${value:.1g}" if value >= 1e-4 else "< $0.0001"
 
 
 def rate(rps: float) -> str:
