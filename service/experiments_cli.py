@@ -4,6 +4,7 @@ replica reads (within `MOVIE_RECS_EXPERIMENT_POLL_SECONDS`) and assigns users fr
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
@@ -13,7 +14,10 @@ from rich.table import Table
 
 from service.config import Settings
 from service.experiments.lifecycle import new_experiment, stop
+from service.experiments.report import Report, build_report
+from service.experiments.stats import Comparison
 from service.store import Store, StoreError, store_from_settings
+from service.store.errors import UnknownExperiment
 from service.store.records import STRATEGIES, Experiment, Variant
 from service.terminal import console, fail
 
@@ -120,3 +124,57 @@ def list_command() -> None:
             "yes" if e.active(now) else "",
         )
     console.print(table)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _lift(comparison: Comparison | None) -> str:
+    if comparison is None:
+        return "control"
+    text = f"{comparison.lift:+.2%} [{comparison.ci_low:+.2%}, {comparison.ci_high:+.2%}]"
+    return f"{text} p={comparison.p_value:.3g}"
+
+
+@experiments_app.command("report")
+def report_command(
+    name: NameArg,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Per variant: users, exposures, attributed events, both rates and their lifts against
+    the control with 95 % intervals and p-values; the sample ratio mismatch check."""
+    settings = Settings()
+
+    async def read(store: Store) -> Report:
+        found = {e.name: e for e in await store.experiments()}
+        if name not in found:
+            raise UnknownExperiment(f"no experiment named {name[:80]!r}")
+        counts = await store.experiment_counts(name)
+        return build_report(found[name], counts, settings.experiment_min_users)
+
+    report = _with_store(settings, read)
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+        return
+    table = Table(
+        title=f"Experiment {report.experiment} ({'running' if report.running else 'ended'})"
+    )
+    for column in ("variant", "users", "exposures", "attributed", "per user", "lift per user",
+                   "per exposure", "lift per exposure", "verdict"):  # fmt: skip
+        table.add_column(column)
+    for v in report.variants:
+        table.add_row(
+            f"{v.name} ({v.strategy})",
+            f"{v.users:,}",
+            f"{v.exposures:,}",
+            f"{v.attributed:,}",
+            _percent(v.per_user_rate),
+            _lift(v.per_user),
+            _percent(v.per_exposure_rate),
+            _lift(v.per_exposure),
+            v.verdict or "-",
+        )
+    console.print(table)
+    flag = "  SAMPLE RATIO MISMATCH" if report.srm else ""
+    console.print(f"srm p-value {report.srm_p_value:.3g}{flag}; {report.note}", highlight=False)

@@ -386,3 +386,43 @@ class ExperimentOut(BaseModel):
 
 class ExperimentList(BaseModel):
     experiments: list[ExperimentOut]
+
+
+class ComparisonOut(BaseModel):
+    lift: float = Field(description="The variant's rate minus the control's.")
+    ci_low: float = Field(description="95 % interval of the lift.")
+    ci_high: float
+    p_value: float = Field(description="Two-sided, against no difference.")
+    relative_lift: float | None = Field(description="rate / control's rate - 1 (None at 0).")
+    relative_ci_low: float | None
+    relative_ci_high: float | None
+
+
+class VariantReportOut(BaseModel):
+    name: str
+    strategy: str
+    weight: float
+    users: int = Field(description="Users shown at least one list of this variant.")
+    exposures: int
+    attributed: int = Field(description="Events attributed to those lists.")
+    converted_users: int = Field(description="Users with at least one attributed event.")
+    per_user_rate: float | None = Field(description="converted_users / users.")
+    per_exposure_rate: float | None = Field(description="attributed / exposures (delta method).")
+    per_user: ComparisonOut | None = Field(description="Against the control (None for it).")
+    per_exposure: ComparisonOut | None
+    verdict: str | None = Field(
+        description="By the per-user rate: 'better', 'worse' or 'no difference detected'; None "
+        "below the minimum sample, with a sample ratio mismatch, or for the control."
+    )
+
+
+class ExperimentReport(BaseModel):
+    experiment: str
+    running: bool
+    control: str
+    min_users: int
+    enough_data: bool
+    srm_p_value: float = Field(description="Chi-square of users per variant against the weights.")
+    srm: bool = Field(description="srm_p_value < 0.001: the split is broken, no verdict.")
+    note: str
+    variants: list[VariantReportOut]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+import uuid
+
 import pytest
 from typer.testing import CliRunner, Result
 
 from service.cli import app
+from service.store import open_store
+from service.store.records import Exposure, ExposureLimits
 
 runner = CliRunner()
 
@@ -47,3 +54,40 @@ def test_bad_input_is_one_line_and_exit_2(store_url: str, monkeypatch: pytest.Mo
     ):
         result = runner.invoke(app, ["experiments", *args])
         assert result.exit_code == 2 and says in said(result), (args, result.output)
+
+
+def test_report_prints_each_variant_and_the_srm_check(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOVIE_RECS_STORE_URL", store_url)
+    monkeypatch.setenv("MOVIE_RECS_EXPERIMENT_MIN_USERS", "5")
+    runner.invoke(app, ["experiments", "create", "ab", "-v", "m:personalized", "-v", "p:popular"])
+
+    async def traffic() -> None:
+        store = await open_store(store_url)
+        try:
+            shown = [
+                Exposure(uuid.uuid4().hex, f"u{i}", ("1",), "user", "popular", "m", time.time(),
+                         "ab", assign_name(i))
+                for i in range(40)
+            ]  # fmt: skip
+            await store.add_exposures(shown, ExposureLimits(3600, 1000, 5))
+            for exposure in shown[:10]:
+                await store.claim_attribution(exposure, "1", 3600)
+        finally:
+            await store.close()
+
+    asyncio.run(traffic())
+    table = runner.invoke(app, ["experiments", "report", "ab"])
+    assert table.exit_code == 0, table.output
+    assert "Experiment ab (running)" in said(table) and "srm p-value" in said(table)
+    as_json = runner.invoke(app, ["experiments", "report", "ab", "--json"])
+    report = json.loads(as_json.output)
+    assert [v["users"] for v in report["variants"]] == [20, 20]
+    assert sum(v["attributed"] for v in report["variants"]) == 10
+    missing = runner.invoke(app, ["experiments", "report", "zz"])
+    assert missing.exit_code == 2 and "no experiment named 'zz'" in said(missing)
+
+
+def assign_name(i: int) -> str:
+    return "m" if i % 2 else "p"

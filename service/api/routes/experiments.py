@@ -13,9 +13,11 @@ from service.api.schemas import (
     ExperimentList,
     ExperimentName,
     ExperimentOut,
+    ExperimentReport,
     VariantOut,
 )
 from service.experiments.lifecycle import new_experiment, stop
+from service.experiments.report import build_report
 from service.store.errors import ExperimentConflict, UnknownExperiment
 from service.store.records import Experiment, Variant
 
@@ -70,3 +72,16 @@ async def stop_experiment(app_state: AppStateDep, name: ExperimentName) -> Exper
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     app_state.experiments.replace(await app_state.store.experiments())
     return experiment_out(stopped)
+
+
+@router.get("/experiments/{name}/report", responses={**ERRORS, **responses(404)})
+async def experiment_report(app_state: AppStateDep, name: ExperimentName) -> ExperimentReport:
+    """Per variant: users, exposures, attributed events, the per-user and per-exposure rates,
+    lifts against the control with 95 % intervals and p-values; the sample ratio mismatch
+    check; a verdict once every variant has `MOVIE_RECS_EXPERIMENT_MIN_USERS` users."""
+    found = {e.name: e for e in await app_state.store.experiments()}
+    if name not in found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no experiment named {name!r}")
+    counts = await app_state.store.experiment_counts(name)
+    report = build_report(found[name], counts, app_state.settings.experiment_min_users)
+    return ExperimentReport.model_validate(report.to_dict())

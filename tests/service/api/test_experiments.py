@@ -4,11 +4,13 @@ strategy served, and bad definitions refused with a message."""
 from __future__ import annotations
 
 import time
+import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.experiments.assignment import assign
-from service.store.records import MAX_VARIANTS, Experiment, Variant
+from service.store.records import MAX_VARIANTS, Experiment, Exposure, Variant
 from tests.service.api.test_exposures import events, flush
 from tests.support.service import MakeClient
 
@@ -114,3 +116,66 @@ def test_bad_definitions_are_422_with_a_message(client: TestClient) -> None:
         assert answer.json()["detail"]
     assert client.post("/v1/experiments/BAD NAME/stop").status_code == 422
     assert client.get("/v1/experiments").json()["experiments"] == []
+
+
+def seed_counts(client: TestClient, per_variant: dict[str, tuple[int, int]]) -> None:
+    """Users shown lists in each variant (two lists each), of whom some had an event
+    attributed: variant -> (users, converted users), written through the store."""
+    store = client.app.state.app_state.store  # type: ignore[attr-defined]
+    recorder = client.app.state.app_state.exposures  # type: ignore[attr-defined]
+    assert client.portal is not None
+    shown = []
+    for variant, (count, _) in per_variant.items():
+        for i in range(count):
+            for _ in range(2):
+                exposure = Exposure(
+                    uuid.uuid4().hex, f"{variant}-{i}", ("1", "2"), "user", "popular", "m",
+                    time.time(), "model-vs-popular", variant,
+                )  # fmt: skip
+                shown.append(exposure)
+    client.portal.call(store.add_exposures, shown, recorder.limits)
+    for exposure in shown[1::2]:
+        variant, index = exposure.subject.rsplit("-", 1)  # type: ignore[union-attr]
+        if int(index) < per_variant[variant][1]:
+            assert client.portal.call(store.claim_attribution, exposure, "1", 3600.0)
+
+
+def test_the_report_counts_each_variant_and_compares_it_to_the_control(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(experiment_min_users=200)
+    create(client)
+    seed_counts(client, {"model": (150, 30), "popular": (150, 15)})
+    early = client.get("/v1/experiments/model-vs-popular/report").json()
+    assert not early["enough_data"] and early["variants"][1]["verdict"] is None
+    assert "no verdict until every variant has 200 users" in early["note"]
+
+    seed_counts(client, {"model": (400, 80), "popular": (400, 40)})  # ids overlap: 400 each
+    report = client.get("/v1/experiments/model-vs-popular/report").json()
+    model, popular = report["variants"]
+    assert (model["name"], model["users"], model["exposures"]) == ("model", 400, 1100)
+    # users 0-29 had one attributed event in the first round, 0-79 one in the second
+    assert (model["attributed"], model["converted_users"], model["per_user_rate"]) == (110, 80, 0.2)
+    assert popular["per_user_rate"] == 0.1 and model["per_user"] is None
+    lift = popular["per_user"]
+    assert lift["lift"] == pytest.approx(-0.1) and lift["ci_high"] < 0 and lift["p_value"] < 1e-4
+    assert lift["relative_lift"] == pytest.approx(-0.5)
+    assert popular["per_exposure"]["lift"] == pytest.approx(55 / 1100 - 110 / 1100)
+    assert popular["verdict"] == "worse" and report["enough_data"] and not report["srm"]
+    assert report["srm_p_value"] == pytest.approx(1.0)
+
+
+def test_the_report_is_admin_only_and_404_for_an_unknown_experiment(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(api_keys=KEYS, auth_disabled=False)
+    admin = {"Authorization": f"Bearer {ROOT}"}
+    reader = {"Authorization": f"Bearer {READER}"}
+    assert client.post("/v1/experiments", json=BODY, headers=admin).status_code == 201
+    url = "/v1/experiments/model-vs-popular/report"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=reader).status_code == 403
+    empty = client.get(url, headers=admin).json()
+    assert [v["users"] for v in empty["variants"]] == [0, 0] and empty["srm_p_value"] == 1
+    missing = client.get("/v1/experiments/nope/report", headers=admin)
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
