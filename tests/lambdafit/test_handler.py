@@ -89,6 +89,10 @@ def test_cold_start_loads_everything_once_then_warm_calls_reuse_it(lambda_store:
 def test_answers_are_the_apis_own(lambda_store: str, client: TestClient) -> None:
     from_lambda = json.loads(handler(event("1", "8"), None)["body"])
     from_api = client.get("/v1/users/1/recommendations", params={"k": 8}).json()
+    # The API records each list it serves (an exposure, for attribution) and names it; the
+    # Lambda-style handler measures serving only and records none.
+    assert isinstance(from_api.pop("recommendation_id"), str)
+    assert from_lambda.pop("recommendation_id") is None
     assert from_lambda == from_api
 
 
