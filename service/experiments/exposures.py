@@ -41,6 +41,7 @@ class ExposureRecorder:
         self.pending: deque[Exposure] = deque()
         self._dropped = metrics.exposures.labels("dropped")
         self._lock = asyncio.Lock()
+        self._failing = False  # log an outage once, and its end
 
     def record(self, exposure: Exposure) -> None:
         """On the request path: an append, or a count when the queue is full."""
@@ -60,8 +61,13 @@ class ExposureRecorder:
                     await self.store.add_exposures(batch, self.limits)
                 except StoreError as exc:
                     self.metrics.exposures.labels("failed").inc(len(batch))
-                    log.warning("%d exposures not recorded: %s", len(batch), exc)
+                    if not self._failing:
+                        log.warning("exposures not recorded (counted until it recovers): %s", exc)
+                    self._failing = True
                     break
+                if self._failing:
+                    log.info("exposures are recorded again")
+                    self._failing = False
                 recorded += len(batch)
                 self.metrics.exposures.labels("recorded").inc(len(batch))
             self.metrics.exposure_queue.set(len(self.pending))

@@ -35,6 +35,7 @@ class Tracking:
     experiments: Experiments
     recorder: ExposureRecorder
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    failing: bool = False  # log an outage once
 
     @classmethod
     async def start(cls, settings: Settings, store: Store, metrics: Metrics) -> Tracking:
@@ -58,7 +59,11 @@ class Tracking:
         try:
             self.experiments.replace(await self.store.experiments())
         except StoreError as exc:
-            log.warning("experiments not refreshed: %s", exc)
+            if not self.failing:
+                log.warning("experiments not refreshed, the last copy assigns: %s", exc)
+            self.failing = True
+        else:
+            self.failing = False
 
     async def _poll(self) -> None:
         while True:
