@@ -14,6 +14,10 @@ class ArtifactError(Exception):
     """No usable model version at the given path."""
 
 
+class ExportError(Exception):
+    """The NumPy towers differ from the SavedModels: the version must not be published."""
+
+
 def resolve_model_dir(path: Path) -> Path:
     """A version directory as is, or an artifacts directory through its `latest` pointer."""
     path = Path(path)

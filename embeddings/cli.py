@@ -100,6 +100,32 @@ def evaluate_command(
             console.print(metrics_table(metrics, towers.manifest["config"]["top_k"]))
 
 
+def add_numpy_towers_command(
+    model: Annotated[
+        Path,
+        typer.Option("--model", help="A version directory, or an artifacts directory (latest)."),
+    ] = Path("artifacts"),
+    data: DataOption = BUNDLED_DATA,
+) -> None:
+    """Add the NumPy movie tower and probe to a version exported before the service dropped
+    TensorFlow (checked against its SavedModels over the --data catalog, as export checks)."""
+    console = Console()
+    with _friendly_errors():
+        from embeddings.artifacts import resolve_model_dir
+        from embeddings.data import load_dataset
+
+        version_dir = resolve_model_dir(model)
+        movies = load_dataset(data).movies
+        quiet_tensorflow()
+        from embeddings.export import add_numpy_towers
+
+        gap = add_numpy_towers(version_dir, movies)
+        console.print(
+            f"{version_dir}: NumPy towers added, largest gap to the SavedModels {gap:.1e} "
+            f"over {len(movies)} movies and the odd inputs"
+        )
+
+
 class _friendly_errors:
     """Known input problems end in one red line and exit code 2, without a traceback."""
 
@@ -109,10 +135,10 @@ class _friendly_errors:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
-        from embeddings.artifacts import ArtifactError
+        from embeddings.artifacts import ArtifactError, ExportError
         from embeddings.data import DataError
 
-        if isinstance(error, DataError | ArtifactError):
+        if isinstance(error, DataError | ArtifactError | ExportError):
             Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(2) from None
 

@@ -1,8 +1,10 @@
-"""Write one model version: both towers as SavedModels with fixed signatures, and their data.
+"""Write one model version: both towers as SavedModels with fixed signatures, their NumPy
+copies (what the service runs), and their data.
 
 Layout of `artifacts/<version>/` (the contract the service loads; see embeddings/README.md):
-movie_tower/, user_tower/ (SavedModels, `serving_default`), user_tower.npz, vocab/*.txt,
-movie_vectors.npy + movie_ids.json, manifest.json. `artifacts/latest` names the newest version.
+movie_tower/, user_tower/ (SavedModels, `serving_default`), user_tower.npz, movie_tower.npz +
+movie_tower.json, probe.json, vocab/*.txt, movie_vectors.npy + movie_ids.json, manifest.json.
+`artifacts/latest` names the newest version.
 """
 
 from __future__ import annotations
@@ -18,11 +20,39 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from embeddings.features import MovieEncoder, Vocabularies
+from embeddings import numpy_movie_tower, numpy_user_tower
+from embeddings.artifacts import ExportError, LoadedTowers
+from embeddings.data import Movie
+from embeddings.features import (
+    FIRST_YEAR,
+    GENRES,
+    LAST_YEAR,
+    TAG_TOKENS,
+    TITLE_TOKENS,
+    VOCAB_FILES,
+    YEARS_PER_BUCKET,
+    MovieEncoder,
+    Vocabularies,
+)
 from embeddings.model import MovieTower, UserTower
+from embeddings.movie_inputs import MovieRecord, embed_movies
 
 DIR_MODE = 0o755
 FILE_MODE = 0o644
+NUMPY_TOLERANCE = 1e-5  # NumPy vs SavedModel, per vector component
+PROBE_FILE = "probe.json"
+PROBE_MOVIES = 64  # catalog movies in the probe, besides the odd ones
+# Inputs a catalog may send that training never saw: the export checks the NumPy tower on them
+# too, and they go into the probe a replica checks at load.
+ODD_MOVIES = (
+    Movie("", "", None, (), ()),
+    Movie("no-such-id", "Zyzzyva Qwertyuiop", 2031, ("Not A Genre",), ("xyzzy",)),
+    Movie(" 1 ", "  Toy Story (1995)  ", 1995, (" Animation ", "", "Animation"), ("|", "")),
+    Movie("x", "Amélie — Le Fabuleux Destin d'Amélie Poulain (2001\u20132002)", 1850, (), ("été",)),
+    Movie("y", "İstanbul \u212a 東京 \u216b \uff21\uff22 (1953)\n", -5, ("Drama|Comedy",), ()),
+    Movie("z", " ".join(["the", "love", "story", "of", "man", "war"] * 40), 0, ("Drama",), ()),
+    Movie("t", "Heat", None, (), tuple(f"tag{i} the man" for i in range(100))),
+)
 
 
 class MovieTowerModule(tf.Module):
@@ -112,6 +142,139 @@ def save_towers(
     params: dict[str, Any] = user_tower_params(user_tower)  # Any: savez's **kwds are untyped
     np.savez(directory / "user_tower.npz", **params)
     vocabularies.save(directory / "vocab")
+    save_numpy_movie_tower(directory, movie_tower_params(movie_tower), vocabularies)
+
+
+def movie_tower_params(tower: MovieTower) -> dict[str, np.ndarray]:
+    """The weights `embeddings.numpy_movie_tower` needs, by name."""
+    tables = {
+        name: getattr(tower, name).embeddings
+        for name in ("movie_id", "genres", "title", "tags", "year")
+    }
+    dense = {
+        f"{name}_{part}": getattr(getattr(tower, name), part)
+        for name in ("hidden", "project")
+        for part in ("kernel", "bias")
+    }
+    return {name: np.asarray(value.numpy()) for name, value in {**tables, **dense}.items()}
+
+
+def save_numpy_movie_tower(
+    directory: Path, params: Mapping[str, np.ndarray], vocabularies: Vocabularies
+) -> None:
+    """movie_tower.npz (weights) + movie_tower.json (what `MovieEncoder` was built with)."""
+    weights: dict[str, Any] = dict(params)  # Any: savez's **kwds are untyped
+    np.savez(directory / numpy_movie_tower.WEIGHTS_FILE, **weights)
+    spec = {
+        "format": numpy_movie_tower.ENCODER_FORMAT,
+        "vocabularies": {name: getattr(vocabularies, name) for name in VOCAB_FILES},
+        "widths": {"genres": GENRES, "title": TITLE_TOKENS, "tags": TAG_TOKENS},
+        "years": {"first": FIRST_YEAR, "last": LAST_YEAR, "per_bucket": YEARS_PER_BUCKET},
+    }
+    (directory / numpy_movie_tower.ENCODER_FILE).write_text(json.dumps(spec), "utf-8")
+
+
+def check_numpy_towers(
+    directory: Path,
+    towers: LoadedTowers,
+    movies: Sequence[MovieRecord],
+    vectors: np.ndarray,
+    dim: int,
+    history_length: int,
+) -> float:
+    """Compare the NumPy towers, loaded from `directory` as the service loads them, with the
+    SavedModels: every catalog movie (`vectors`: the SavedModel's), the odd inputs, and user
+    histories made of them. ExportError past `NUMPY_TOLERANCE`; else write the probe a replica
+    checks at load and return the largest gap."""
+    movie_tower = numpy_movie_tower.load(directory)
+    user_params = numpy_user_tower.load_params(directory / "user_tower.npz")
+    odd_vectors = embed_movies(towers.movie_tower, ODD_MOVIES, dim)
+    gaps = {
+        "catalog movies": _gap(movie_tower.embed(movies), vectors),
+        "odd movies": _gap(movie_tower.embed(ODD_MOVIES), odd_vectors),
+    }
+    probe_movies = [*movies[:PROBE_MOVIES], *ODD_MOVIES]
+    probe_vectors = np.concatenate([vectors[:PROBE_MOVIES], odd_vectors])
+    history, weights = _probe_histories(len(probe_movies), history_length)
+    users = towers.embed_users(probe_vectors[history], weights)
+    gaps["users"] = _gap(
+        numpy_user_tower.forward(user_params, probe_vectors[history], weights), users
+    )
+    worst = max(gaps, key=lambda k: gaps[k])
+    if gaps[worst] > NUMPY_TOLERANCE:
+        raise ExportError(
+            f"the NumPy towers differ from the SavedModels on the {worst} by "
+            f"{gaps[worst]:.2e} (> {NUMPY_TOLERANCE:.0e}): not published"
+        )
+    probe = {
+        "movies": [
+            {
+                "id": m.id,
+                "title": m.title,
+                "genres": list(m.genres),
+                "tags": list(m.tags),
+                "year": m.year,
+            }
+            for m in probe_movies
+        ],
+        "movie_vectors": probe_vectors.tolist(),
+        "history": history.tolist(),
+        "weights": weights.tolist(),
+        "user_vectors": users.tolist(),
+    }
+    (directory / PROBE_FILE).write_text(json.dumps(probe), "utf-8")
+    return gaps[worst]
+
+
+def add_numpy_towers(directory: Path, movies: Sequence[MovieRecord]) -> float:
+    """Give a version exported before the service dropped TensorFlow what it now loads: the
+    NumPy movie tower, from the SavedModel's own variables and the version's vocabularies, and
+    the probe, checked as an export checks (over `movies`, the SavedModel embedding them too).
+    ExportError (and nothing written) when they differ; the largest gap otherwise."""
+    from embeddings.artifacts import open_towers, read_manifest
+
+    manifest = read_manifest(directory)
+    reader = tf.train.load_checkpoint(str(directory / "movie_tower" / "variables" / "variables"))
+    variable = {
+        **{n: f"{n}/_embeddings" for n in ("movie_id", "genres", "title", "tags", "year")},
+        **{f"{n}_kernel": f"{n}/_kernel" for n in ("hidden", "project")},
+        **{f"{n}_bias": f"{n}/bias" for n in ("hidden", "project")},
+    }
+    params = {
+        name: np.asarray(reader.get_tensor(f"tower/{path}/.ATTRIBUTES/VARIABLE_VALUE"))
+        for name, path in variable.items()
+    }
+    staging = Path(tempfile.mkdtemp(prefix=".numpy-", dir=directory.parent))
+    try:
+        for name in ("manifest.json", "user_tower.npz"):
+            shutil.copy(directory / name, staging / name)
+        save_numpy_movie_tower(staging, params, Vocabularies.load(directory / "vocab"))
+        towers = open_towers(directory, manifest)
+        dim, length = int(manifest["dim"]), int(manifest["history_length"])
+        vectors = embed_movies(towers.movie_tower, movies, dim)
+        gap = check_numpy_towers(staging, towers, movies, vectors, dim, length)
+        for name in (numpy_movie_tower.WEIGHTS_FILE, numpy_movie_tower.ENCODER_FILE, PROBE_FILE):
+            (staging / name).chmod(FILE_MODE)
+            (staging / name).replace(directory / name)
+    finally:
+        shutil.rmtree(staging)
+    return gap
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max()) if a.size else 0.0
+
+
+def _probe_histories(movies: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Four histories of probe movies (indices) with weights: full, short, one, a rating mix."""
+    rng = np.random.default_rng(0)
+    history = rng.integers(0, movies, size=(4, length))
+    weights = np.zeros((4, length), np.float32)
+    weights[0] = 1.0
+    weights[1, :7] = 1.0
+    weights[2, 0] = 1.0
+    weights[3] = rng.choice(np.array([0.1, 0.5, 1.0], np.float32), size=length)
+    return history, weights
 
 
 def save_catalog(directory: Path, movie_ids: Sequence[str], vectors: np.ndarray) -> None:

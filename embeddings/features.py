@@ -121,15 +121,28 @@ class MovieEncoder(tf.Module):
         tags: tf.Tensor,
         year: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
-        # Strip a "(1995)" suffix inside the model too, so titles work with or without it.
-        title = tf.strings.regex_replace(title, YEAR_SUFFIX, "")
-        genre_words = tf.ragged.map_flat_values(tf.strings.strip, tf.strings.split(genres, "|"))
+        words = movie_words(movie_id=movie_id, title=title, genres=genres, tags=tags)
         year = tf.cast(year, tf.int32)
         bucket = (tf.clip_by_value(year, FIRST_YEAR, LAST_YEAR) - FIRST_YEAR) // YEARS_PER_BUCKET
         return {
-            "movie_id": tf.cast(self.movie_ids.lookup(tf.strings.strip(movie_id)), tf.int32),
-            "genres": _lookup(genre_words, self.genres, GENRES),
-            "title": _lookup(tokenize(title), self.title_tokens, TITLE_TOKENS),
-            "tags": _lookup(tokenize(tags), self.tags, TAG_TOKENS),
+            "movie_id": tf.cast(self.movie_ids.lookup(words["movie_id"]), tf.int32),
+            "genres": _lookup(words["genres"], self.genres, GENRES),
+            "title": _lookup(words["title"], self.title_tokens, TITLE_TOKENS),
+            "tags": _lookup(words["tags"], self.tags, TAG_TOKENS),
             "year": tf.where(year > 0, bucket + 1, 0),
         }
+
+
+def movie_words(
+    movie_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor, tags: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    """The strings `MovieEncoder` looks up (the id; ragged word lists), before any vocabulary:
+    what `embeddings.numpy_movie_tower` must split exactly alike."""
+    # Strip a "(1995)" suffix inside the model too, so titles work with or without it.
+    title = tf.strings.regex_replace(title, YEAR_SUFFIX, "")
+    return {
+        "movie_id": tf.strings.strip(movie_id),
+        "genres": tf.ragged.map_flat_values(tf.strings.strip, tf.strings.split(genres, "|")),
+        "title": tokenize(title),
+        "tags": tokenize(tags),
+    }

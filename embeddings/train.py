@@ -23,6 +23,7 @@ from embeddings.data import BUNDLED_DATA, Dataset, load_dataset
 from embeddings.evaluate import evaluate, model_ranking
 from embeddings.examples import Examples, build_examples
 from embeddings.export import (
+    check_numpy_towers,
     publish,
     save_catalog,
     save_popular,
@@ -158,6 +159,8 @@ def train(
     towers = open_towers(staging, {})  # evaluate what ships, not the in-memory model
     vectors = embed_movies(towers.movie_tower, dataset.movies, config.dim)
     save_catalog(staging, split.movie_ids, vectors)
+    # What the service runs (NumPy) must be what was evaluated (the SavedModels): or no version.
+    numpy_gap = check_numpy_towers(staging, towers, dataset.movies, vectors, config.dim, length)
     save_popular(staging, split.movie_ids, [m for m, _ in split.train_sequences()])
     metrics = evaluate(
         split,
@@ -184,6 +187,7 @@ def train(
         "num_movies": len(split.movie_ids),
         "best_epoch": validation.best_epoch + 1,
         f"validation_ndcg@{config.top_k}": round(validation.best, 6),
+        "numpy_max_gap": numpy_gap,
         "title_format": "without the (year) suffix; a trailing (YYYY) is stripped anyway",
         "report": {**dataset.report, **split.report},
     }

@@ -17,7 +17,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from embeddings.cli import evaluate_command, quiet_tensorflow, train_command
+from embeddings.cli import (
+    add_numpy_towers_command,
+    evaluate_command,
+    quiet_tensorflow,
+    train_command,
+)
 from embeddings.data import BUNDLED_DATA
 from service.config import Settings
 from service.experiments_cli import experiments_app
@@ -34,6 +39,7 @@ app = typer.Typer(
 
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("add-numpy-towers")(add_numpy_towers_command)
 app.command("retrain")(retrain_command)
 app.add_typer(models_app, name="models")
 app.add_typer(experiments_app, name="experiments")
