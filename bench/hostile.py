@@ -125,7 +125,7 @@ def main() -> None:
     args, run = begin_run(parser)
     settings = Settings()
     artifacts = settings.artifacts_dir.resolve()
-    version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
+    version = load_towers(artifacts, settings.model_version).version
     console.print(f"the synthetic catalog of {args.size:,} movies (built once, then reused)…")
     url = ensure_catalog(WORK.parent, version, args.size)
     key = secrets.token_urlsafe(24)
@@ -143,7 +143,7 @@ def main() -> None:
     rows: list[tuple[str, str, list[float], list[float], list[float]]] = []
     with Server(env, WORK / "server.log") as server:
         server.wait_ready(timeout=900)
-        server.wait_settled()  # TensorFlow loads after ready: seconds of CPU
+        server.wait_settled()
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
             alone(client, PROBES[0], 100)  # warm-up, and any snapshot write ends meanwhile
             idle = alone(client, Probe("/healthz", "GET", "/healthz", {}), args.alone)[0]

@@ -121,6 +121,9 @@ def per_call_us(fn: Callable[[], object], repeat: int = 2000) -> float:
 
 def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
     """User tower (NumPy, SavedModel) and index search alone, and IVF recall@10 vs exact."""
+    from embeddings.artifacts import open_towers  # TensorFlow: only for this comparison
+
+    saved = open_towers(towers.directory, towers.manifest)
     set_threads(1)
     rng = np.random.default_rng(3)
     history = rng.normal(size=(30, towers.dim)).astype(np.float32)
@@ -133,7 +136,7 @@ def hot_path_parts(towers: Towers, sizes: list[int]) -> dict[str, float]:
     parts = {
         "user tower, NumPy (served)": per_call_us(lambda: towers.embed_user(history, weights)),
         "user tower, SavedModel signature": per_call_us(
-            lambda: towers.embed_user_tf(padded, padded_w), 500
+            lambda: saved.embed_users(padded, padded_w), 500
         ),
     }
     for n in sizes:

@@ -8,7 +8,7 @@ A first replica full-syncs and writes its snapshot; then rounds alternate a repl
 snapshot directory and one without it (a full sync, as every replica started before
 snapshots), each a real `movie-recs serve` timed from spawn to `/readyz` = 200. Each server's
 startup log gives the phases (the lifespan's own timings; "before the app" is the rest:
-interpreter, imports, uvicorn); TensorFlow loads after ready, timed by its log line. Medians.
+interpreter, imports, uvicorn). Medians.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ console = Console(width=200)
 READY = re.compile(
     r"startup phases: model ([\d.]+)s, index ([\d.]+)s, title index ([\d.]+)s, lifespan ([\d.]+)s"
 )
-TENSORFLOW = re.compile(r"SavedModels checked\) in ([\d.]+)s")
 SNAPSHOT_READ = re.compile(r"started from snapshot \S+: .*, ([\d.]+) MB in ([\d.]+)s")
 POLL = 0.01
 GOAL_SECONDS = 12.0  # start to ready from a snapshot at 1M movies
@@ -84,16 +83,14 @@ def one_start(env: dict[str, str], log: Path) -> dict[str, float]:
     server, ready, logged = start(env, log)
     try:
         phases = wait_for(READY, log)
-        tensorflow = wait_for(TENSORFLOW, log)
         model, index, titles, lifespan = (float(x) for x in phases.groups())
         result = {
             "spawn → ready": ready,
             "before the app (interpreter, imports, app)": logged - lifespan,
-            "store + model (NumPy user tower)": model,
+            "store + model (NumPy towers, probe checked)": model,
             "index": index,
             "title index": titles,
             "ready logged → /readyz answered": ready - logged,
-            "TensorFlow + check, after ready": float(tensorflow.group(1)),
         }
         read = SNAPSHOT_READ.search(log.read_text(errors="replace"))
         if read:
@@ -131,7 +128,7 @@ def main() -> None:
     args, run = begin_run(parser)
     settings = Settings()
     artifacts = settings.artifacts_dir.resolve()
-    version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
+    version = load_towers(artifacts, settings.model_version).version
     WORK.mkdir(parents=True, exist_ok=True)
     snapshots = WORK / "snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)

@@ -5,7 +5,7 @@
 For each catalog (0: MovieLens; else a synthetic one, bench/synthetic_catalog.py) on a private
 redis-server, one `movie-recs serve` with one worker and one with two run side by side (on a
 synthetic catalog every worker starts from the snapshot a first replica wrote). Once
-every worker is ready and has loaded TensorFlow (it loads after ready), each process's resident
+every worker is ready, each process's resident
 and proportional set sizes are read from /proc/PID/smaps_rollup (PSS splits shared pages among
 the processes that map them, so it adds up to what the task really uses). Then wrk (-c16,
 recommendations for random users) alternates between the two servers `--repeat` times; medians.
@@ -66,7 +66,6 @@ def start(env: dict[str, str], workers: int, name: str) -> Server:
     server = Server(env, log, workers=workers)
     server.wait_ready(timeout=900)
     wait_lines(log, "ready: model", workers)
-    wait_lines(log, "SavedModels checked", workers)
     return server
 
 
@@ -78,9 +77,9 @@ def main() -> None:
     args, run = begin_run(parser)
     settings = Settings()
     artifacts = settings.artifacts_dir.resolve()
-    version = load_towers(artifacts, settings.model_version, defer_tensorflow=True).version
+    version = load_towers(artifacts, settings.model_version).version
     WORK.mkdir(parents=True, exist_ok=True)
-    memory = Table(title="Memory per process once ready and TensorFlow loaded (MiB)")
+    memory = Table(title="Memory per process once ready (MiB)")
     for column in ("catalog", "server", "process", "RSS", "PSS"):
         memory.add_column(column, justify="right")
     speed = Table(

@@ -107,7 +107,7 @@ def _cold_start() -> Instance:
     settings = Settings()
     from service.towers import load_towers
 
-    towers = load_towers(settings.artifacts_dir, settings.model_version, settings.tf_threads)
+    towers = load_towers(settings.artifacts_dir, settings.model_version)
     lap("model load")
     loop = asyncio.new_event_loop()
     executor = _TimedExecutor()

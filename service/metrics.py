@@ -107,12 +107,13 @@ class Metrics:
         )
         self.model_checked = Gauge(
             "movie_recs_model_checked",
-            "1 once the SavedModels loaded (after ready) and agreed with the NumPy user tower",
+            "1 once the NumPy towers reproduced the export's probe (at startup: else no start)",
             registry=r,
         )
         self.model_check_failed = Gauge(
             "movie_recs_model_check_failed",
-            "1 when the NumPy user tower disagrees with the SavedModel (the replica turns unready)",
+            "Stays 0, kept for existing alarms: a version whose NumPy towers fail the export's "
+            "probe is refused at load (no start; a swap counts in movie_recs_model_swaps)",
             registry=r,
         )
         self.exposures = Counter(

@@ -14,14 +14,13 @@ from service.towers import ModelLoadError, Towers, load_towers
 
 
 class ModelSource:
-    def __init__(self, registry_url: str, cache_dir: Path, tf_threads: int = 1) -> None:
+    def __init__(self, registry_url: str, cache_dir: Path) -> None:
         self.registry_url = registry_url
         self.cache_dir = Path(cache_dir)
-        self.tf_threads = tf_threads
         self.own: Towers | None = None  # the image's model: promotable without the registry
 
     def load(self, version: str) -> Towers:
-        """The towers of `version` (TensorFlow deferred); blocking: call it in a thread.
+        """The towers of `version`, checked; blocking: call it in a thread.
         ModelLoadError says why it cannot be had."""
         if self.own is not None and version == self.own.version:
             return self.own
@@ -29,9 +28,7 @@ class ModelSource:
             directory = open_registry(self.registry_url).fetch(version, self.cache_dir)
         except RegistryError as exc:
             raise ModelLoadError(f"cannot fetch model {version}: {exc}") from None
-        towers = load_towers(
-            directory.parent, directory.name, self.tf_threads, defer_tensorflow=True
-        )
+        towers = load_towers(directory.parent, directory.name)
         if towers.version != version:
             raise ModelLoadError(
                 f"the registry's {version} holds a model that calls itself {towers.version}"

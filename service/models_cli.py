@@ -124,18 +124,18 @@ def show_command(version: VersionArg) -> None:
 
 def _check(settings: Settings, version: str) -> None:
     """Refuse a version a replica could not serve: incomplete, or towers that fail to load or
-    disagree. The image's own model is checked from the artifacts instead."""
+    to reproduce the export's probe (both checked by `load_towers`). The image's own model is
+    checked from the artifacts instead."""
     own = _own_version(settings)
     try:
         if version == own:
-            towers = load_towers(settings.artifacts_dir, settings.model_version)
+            load_towers(settings.artifacts_dir, settings.model_version)
         else:
             registry = open_registry(settings.registry_url)
             if problems := registry.problems(version):
                 raise fail(f"{version} is not complete in the registry: {'; '.join(problems)}")
             directory = registry.fetch(version, settings.model_cache_dir)
-            towers = load_towers(directory.parent, directory.name, settings.tf_threads)
-        towers.require_checked()
+            load_towers(directory.parent, directory.name)
     except (RegistryError, ModelLoadError) as exc:
         raise fail(f"{version} cannot be served: {exc}") from None
 

@@ -2,7 +2,7 @@
 
 The app's lifespan and lambdafit's Lambda-style handler both build it here, so the thing the
 report measures is the thing that serves. What differs stays with the caller: the app tails the
-change log in a task and loads TensorFlow after ready; a function instance only full-syncs.
+change log in a task; a function instance only full-syncs.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def open_replica(
     *,
     snapshots: bool = True,
 ) -> Replica:
-    """Open the store and load the towers (TensorFlow deferred: see towers.py); nothing is
+    """Open the store and load the towers (NumPy, checked: see towers.py); nothing is
     indexed yet (`refresher.catch_up()` or a full sync does that). The model is the version the
     store says to serve, fetched from the registry, else (none promoted, or it cannot be had)
     the settings' own; the refresher follows later promotions. `towers`: an already loaded
@@ -63,7 +63,7 @@ async def open_replica(
     and write snapshot files when the settings name a directory."""
     set_threads(settings.omp_threads)
     store = await store_from_settings(settings)
-    models = ModelSource(settings.registry_url, settings.model_cache_dir, settings.tf_threads)
+    models = ModelSource(settings.registry_url, settings.model_cache_dir)
     try:
         if towers is None:
             towers = await _starting_model(settings, store, models)
@@ -86,13 +86,7 @@ async def open_replica(
 
 
 async def _starting_model(settings: Settings, store: Store, models: ModelSource) -> Towers:
-    own = await asyncio.to_thread(
-        load_towers,
-        settings.artifacts_dir,
-        settings.model_version,
-        settings.tf_threads,
-        defer_tensorflow=True,
-    )
+    own = await asyncio.to_thread(load_towers, settings.artifacts_dir, settings.model_version)
     models.own = own
     promoted = await store.serving_model()
     if promoted is None or promoted == own.version:

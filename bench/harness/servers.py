@@ -99,9 +99,9 @@ class Server:
         raise TimeoutError(f"server not ready in {timeout:.0f} s: {self.log_tail()}")
 
     def wait_settled(self, timeout: float = 120, poll: float = 0.5) -> None:
-        """Wait until the background TensorFlow load after ready is over (the model checked, or
-        its check failed): that load takes seconds of CPU, so a second server started before it
-        ends would have its startup timed against it."""
+        """Wait until the server says its model is checked (or its check failed). Replicas check
+        at load since they dropped TensorFlow, so this returns once ready; kept so
+        a server started next is never timed against a previous one's start-up work."""
         deadline = time.monotonic() + timeout
         settled = ("movie_recs_model_checked 1.0", "movie_recs_model_check_failed 1.0")
         with httpx.Client(timeout=2) as client:

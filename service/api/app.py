@@ -8,9 +8,6 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Future
-from functools import partial
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -89,8 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
         refreshing = asyncio.create_task(refresher.run(), name="refresher")
-        towers.when_tensorflow_loaded(partial(_model_checked, metrics))
-        towers.start_tensorflow()
+        metrics.model_checked.set(1)  # load_towers checked both towers against the probe
         log.info(
             "ready: model %s, %d movies indexed (%s) at sequence %d, from %s; startup phases: "
             "model %.2fs, index %.2fs, title index %.2fs, lifespan %.2fs",
@@ -113,17 +109,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if tracking is not None:
             await tracking.stop()
         await replica.close()
-
-
-def _model_checked(metrics: Metrics, loaded: Future[Any]) -> None:
-    """After the background TensorFlow load: a failed load or check is an alert, and the
-    replica stays unready (readiness reads `Towers.model_error`)."""
-    error = loaded.exception()
-    if error is None:
-        metrics.model_checked.set(1)
-    else:
-        metrics.model_check_failed.set(1)
-        log.error("the model cannot be served, this replica turns unready: %s", error)
 
 
 def create_app(settings: Settings | None = None, towers: Towers | None = None) -> FastAPI:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from service.store import Movie, open_store
-from service.towers import ModelLoadError, Towers
+from service.towers import ModelLoadError, Towers, load_towers
 from tests.support.service import MakeClient
 
 
@@ -44,43 +44,57 @@ def test_every_bundled_movie_gets_the_vector_training_exported(
     assert skewed == [], f"{len(skewed)} movies differ, up to {gaps.max():.2e}"
 
 
-def tampered_model(tiny_model_dir: Path, into: Path) -> Path:
-    """A copy of the model whose NumPy user-tower weights no longer match its SavedModel."""
-    import shutil
+def copy_model(tiny_model_dir: Path, into: Path) -> Path:
+    return Path(shutil.copytree(tiny_model_dir, into / tiny_model_dir.name))  # a version dir
 
-    copy = shutil.copytree(tiny_model_dir, into / tiny_model_dir.name)  # a version directory
-    with np.load(copy / "user_tower.npz") as archive:
+
+def shift_weight(version: Path, archive_name: str, weight: str, by: float) -> None:
+    with np.load(version / archive_name) as archive:
         params = dict(archive)
-    params["project_bias"] = params["project_bias"] + 0.5
-    np.savez(copy / "user_tower.npz", **params)
-    return copy
+    params[weight] = params[weight] + by
+    np.savez(version / archive_name, **params)
 
 
-def test_a_model_that_fails_its_check_after_ready_turns_the_replica_unready(
-    make_client: MakeClient, tiny_model_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("archive", "weight", "tower"),
+    [
+        ("movie_tower.npz", "project_bias", "movie tower"),
+        ("user_tower.npz", "project_bias", "user tower"),
+    ],
+)
+def test_a_model_whose_numpy_towers_miss_the_probe_does_not_start(
+    make_client: MakeClient,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    archive: str,
+    weight: str,
+    tower: str,
 ) -> None:
-    """TensorFlow loads after ready; its check still guards: readiness drops for good, it says
-    why, and the movie tower never embeds a movie."""
-    client = make_client(artifacts_dir=tampered_model(tiny_model_dir, tmp_path))
-    deadline = time.monotonic() + 120
-    while client.get("/readyz").status_code == 200 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    """Weights that no longer give the SavedModels' outputs recorded at export: no replica
+    serves them (startup fails; `models promote` and a hot swap get the same error)."""
+    version = copy_model(tiny_model_dir, tmp_path)
+    shift_weight(version, archive, weight, 1e-3)
 
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    assert "NumPy user tower differs from the SavedModel" in ready.json()["reason"]
-    assert "movie_recs_model_check_failed 1.0" in client.get("/metrics").text
-    towers = client.app.state.app_state.index.towers  # type: ignore[attr-defined]
-    with pytest.raises(ModelLoadError):
-        towers.embed_movies([Movie("new", "A New Film")])
+    with pytest.raises(ModelLoadError, match=f"NumPy {tower} differs from the SavedModel"):
+        load_towers(version.parent, version.name)
+    with pytest.raises(ModelLoadError, match=f"NumPy {tower} differs"):
+        make_client(artifacts_dir=version)
 
 
-def test_a_sound_model_passes_its_check_after_ready(
-    make_client: MakeClient, tiny_model_dir: Path
+def test_a_model_exported_before_numpy_movie_towers_is_refused_with_the_fix(
+    tiny_model_dir: Path, tmp_path: Path
 ) -> None:
+    version = copy_model(tiny_model_dir, tmp_path)
+    (version / "movie_tower.npz").unlink()
+    (version / "probe.json").unlink()
+
+    with pytest.raises(ModelLoadError) as refused:
+        load_towers(version.parent, version.name)
+    assert "exported before the service dropped TensorFlow" in str(refused.value)
+    assert f"movie-recs add-numpy-towers --model {version}" in str(refused.value)
+
+
+def test_a_sound_model_is_checked_when_ready(make_client: MakeClient, tiny_model_dir: Path) -> None:
     client = make_client(artifacts_dir=tiny_model_dir)  # loaded by the app, not the shared one
-    deadline = time.monotonic() + 120
-    while "movie_recs_model_checked 1.0" not in client.get("/metrics").text:
-        assert time.monotonic() < deadline, "TensorFlow never loaded"
-        time.sleep(0.1)
     assert client.get("/readyz").status_code == 200
+    assert "movie_recs_model_checked 1.0" in client.get("/metrics").text

@@ -27,9 +27,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"model": Readiness}})
 async def readyz(request: Request, response: Response) -> Readiness:
-    """Ready when the model is loaded and the index caught up with the change log (as far as
-    the store last said: an unreachable store does not make a replica unready); never again
-    once the SavedModels failed to load or disagreed with the NumPy user tower."""
+    """Ready when the model is loaded (its towers passed their probe) and the index caught up
+    with the change log (as far as the store last said: an unreachable store does not make a
+    replica unready)."""
     app_state = getattr(request.app.state, "app_state", None)
     if app_state is None or app_state.index.live is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
