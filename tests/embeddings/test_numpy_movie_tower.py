@@ -159,3 +159,21 @@ def test_export_refuses_numpy_weights_that_differ(
     with pytest.raises(ExportError, match="differ from the SavedModels on the catalog movies"):
         check_numpy_towers(copy, saved, movies, vectors, 64, 50)
     assert not (copy / "probe.json").exists()
+
+
+def test_an_older_version_gets_its_numpy_tower_from_its_saved_model(
+    tiny_artifacts: Path, tower: NumpyMovieTower, tmp_path: Path
+) -> None:
+    """What `movie-recs add-numpy-towers` does to a version exported before the NumPy tower."""
+    from embeddings.export import add_numpy_towers
+
+    copy = Path(shutil.copytree(tiny_artifacts, tmp_path / "version"))
+    for name in ("movie_tower.npz", "movie_tower.json", "probe.json"):
+        (copy / name).unlink()
+    movies = [m for _, m in read_movies(BUNDLED_DATA, lambda *_: None)]
+
+    assert add_numpy_towers(copy, movies) <= TOLERANCE
+
+    rebuilt = numpy_movie_tower.load(copy)
+    assert np.array_equal(rebuilt.embed(movies), tower.embed(movies))
+    assert (copy / "probe.json").read_text() == (tiny_artifacts / "probe.json").read_text()
