@@ -122,6 +122,7 @@ def run_experiment(
             http.get(f"/v1/experiments/{name}/report").raise_for_status().json()
         )
         server.stop()
+    report["events_posted"] = posted
     return report
 
 
