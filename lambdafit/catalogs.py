@@ -106,7 +106,7 @@ def movielens(
     started = time.perf_counter()
 
     async def write() -> None:
-        from service.index.refresher import vectors_for
+        from service.index.vectors import vectors_for
         from service.towers import load_towers
 
         store = await _fresh_store(url)

@@ -135,7 +135,7 @@ def seeded_sqlite(request: pytest.FixtureRequest, tiny_towers) -> Path:  # type:
     """
     import asyncio
 
-    from service.index.refresher import vectors_for
+    from service.index.vectors import vectors_for
     from service.ingest.importer import import_movielens
     from service.ingest.movielens import read_movielens
 

@@ -505,17 +505,28 @@ class LiveIndex:
 
     def live_items(self) -> tuple[list[str], np.ndarray, MetaTable]:
         """Everything live, for building the next base."""
-        keep = [row for row, mid in enumerate(self.base.ids) if mid not in self.tombstones]
-        ids = [self.base.ids[r] for r in keep] + list(self._delta_ids)
-        metas = self.base.meta.take(np.array(keep, np.int64)).extended(
-            [self.delta[i].meta for i in self._delta_ids]
-        )
+        ids, metas, keep = self._live_rows()
         parts = [self.base.vectors[keep]] if keep else []
         if self._delta_ids:
             parts.append(self._delta_matrix)
         dim = self.base.vectors.shape[1]
         vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         return ids, vectors, metas
+
+    def live_catalog(self) -> tuple[list[str], MetaTable]:
+        """Every live movie's id and columns, without the vectors (a model swap replaces them)."""
+        ids, metas, _ = self._live_rows()
+        return ids, metas
+
+    def _live_rows(self) -> tuple[list[str], MetaTable, list[int]]:
+        """Live ids and columns, and the base rows kept (the base's own table when all are)."""
+        keep = [row for row, mid in enumerate(self.base.ids) if mid not in self.tombstones]
+        ids = [self.base.ids[r] for r in keep] + list(self._delta_ids)
+        kept = self.base.meta
+        if len(keep) < len(self.base):
+            kept = kept.take(np.array(keep, np.int64))
+        metas = kept.extended([self.delta[i].meta for i in self._delta_ids])
+        return ids, metas, keep
 
     def rebased(self, base: BaseIndex, built_from: LiveIndex) -> LiveIndex:
         """Swap in a base built from `built_from`, keeping what was applied since then."""

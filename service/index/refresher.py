@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.index import titles
+from service.index.builder import BuildThread
 from service.index.live import BaseIndex, IndexParams, LiveIndex, MovieMeta
 from service.index.snapshot_file import Identity, SnapshotDir, SnapshotUnusable
+from service.index.vectors import catalog_vectors, vectors_for
 from service.index.view import Serving
 from service.metrics import Metrics
 from service.model_source import ModelSource
@@ -58,23 +60,6 @@ class CatalogLost(Exception):
 
 def meta_of(movie: Movie) -> MovieMeta:
     return MovieMeta(movie.title, movie.genres, movie.year, movie.version)
-
-
-async def vectors_for(store: Store, towers: Towers, movies: Sequence[Movie]) -> np.ndarray:
-    """Embeddings from the store's cache where the (model, movie version) matches, else the tower.
-
-    What the tower computes is written back, so other replicas and restarts reuse it.
-    """
-    if not movies:
-        return np.zeros((0, towers.dim), np.float32)
-    cached = await store.get_embeddings(towers.version, {m.id: m.version for m in movies})
-    misses = [m for m in movies if m.id not in cached]
-    if misses:
-        fresh = await asyncio.to_thread(towers.embed_movies, misses)
-        computed = {m.id: (m.version, fresh[i]) for i, m in enumerate(misses)}
-        await store.put_embeddings(towers.version, computed)
-        cached.update({mid: vec for mid, (_, vec) in computed.items()})
-    return np.stack([cached[m.id] for m in movies]).astype(np.float32)
 
 
 async def full_sync(store: Store, towers: Towers, params: IndexParams) -> tuple[LiveIndex, str]:
@@ -139,6 +124,7 @@ class Refresher:
         self._generation = 0  # bumped by every full sync, so a stale compaction is dropped
         self._store_error: str | None = None  # the last store failure, None once it recovers
         self._catalog_lost: str | None = None  # why the last resync was refused, None after one
+        self._builds = BuildThread()  # swaps and compactions, at a lower CPU priority
 
     # The read-only view (IndexView).
     @property
@@ -371,8 +357,10 @@ class Refresher:
     # Following the promoted model.
     async def follow_model(self) -> None:
         """Between steps: look (every `model_poll_seconds`) at which version the store says to
-        serve; build the index for a new one in the background with its movie tower; once
-        built, catch it up with the log and swap model and index together. A version that
+        serve; build the index for a new one in the background (the served index's movies,
+        each vector from the store's cache or the new movie tower, on the low-priority build
+        thread); once built, catch it up with the log from where the served index stood and
+        swap model and index together. A version that
         cannot be fetched, loaded, checked or indexed leaves the served one in place, is
         reported (`model_error`) and retried with backoff."""
         if self.models is None:
@@ -400,8 +388,22 @@ class Refresher:
         assert self.models is not None
         started = time.perf_counter()
         towers = await asyncio.to_thread(self.models.load, version)
-        await asyncio.to_thread(towers.require_checked)  # SavedModels agree with NumPy
-        live, epoch = await full_sync(self.store, towers, self.params)
+        await asyncio.to_thread(towers.require_checked)  # the version's towers pass their check
+        served, epoch = self.live, self._epoch
+        if served is None:
+            raise StoreError("no index is served yet")
+        builds = self._builds
+        ids, metas = await builds.run(served.live_catalog)
+        vectors, found = await catalog_vectors(self.store, towers, ids, metas.versions)
+        params = self.params
+
+        def build() -> BaseIndex:
+            if found.all():
+                return BaseIndex.build(ids, vectors, metas, params)
+            rows = np.flatnonzero(found)
+            return BaseIndex.build([ids[r] for r in rows], vectors[rows], metas.take(rows), params)
+
+        live = LiveIndex.create(await builds.run(build), served.index_version)
         return Prepared(live, towers, epoch, started)
 
     async def _finish_swap(self, preparing: asyncio.Task[Prepared]) -> None:
@@ -476,7 +478,7 @@ class Refresher:
         def build() -> BaseIndex:
             return BaseIndex.build(*started.live_items(), params, started.base)
 
-        base = await asyncio.to_thread(build)  # all of it off the event loop
+        base = await self._builds.run(build)  # all of it off the event loop, yielding to it
         current = self.live
         if self._generation != generation or current is None:
             return  # a full resync replaced the lineage this base was built from
@@ -535,3 +537,4 @@ class Refresher:
                 compaction.cancel()
             if self._sharing is not None:
                 self._sharing.cancel()  # the thread finishes its file; the rename is atomic
+            self._builds.close()

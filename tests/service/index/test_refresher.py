@@ -272,3 +272,52 @@ async def test_a_compaction_writes_a_snapshot_a_new_replica_starts_from(
         SnapshotDir(tmp_path).newest_seq(Identity(tiny_towers.version, await store.epoch(), PARAMS))
         == await store.head_seq()
     )
+
+
+async def test_a_promoted_model_reindexes_the_served_movies_with_its_own_vectors(
+    store: Store, tiny_towers: Towers, other_tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The swap takes the served index's movies and columns, each vector from the store's cache
+    at the movie's version (what retrain leaves) or else the new movie tower, then catches up
+    with the log: a movie changed, added and deleted while it built is served as the store has
+    it, under the new model."""
+    from embeddings.artifacts import resolve_model_dir
+    from embeddings.registry import open_registry
+    from service.index.vectors import vectors_for
+    from service.model_source import ModelSource
+
+    await store.apply_changes([Upsert(movie(str(i), f"Film {i}")) for i in range(40)])
+    refresher = Refresher(
+        store, tiny_towers, PARAMS, Metrics(), models=ModelSource(str(tmp_path / "r"), tmp_path)
+    )
+    await catch_up(refresher)
+    other = open_registry(tmp_path / "r").publish(resolve_model_dir(other_tiny_model_dir))
+    source = refresher.models
+    assert source is not None
+    new_towers = source.load(other)
+    # Half the catalog cached under the new model, as a retrain's cut leaves it; one entry is
+    # at an older movie version, so it must not be used.
+    first = await store.get_movies([str(i) for i in range(20)])
+    await vectors_for(store, new_towers, list(first.values()))
+    await store.apply_changes([Upsert(movie("5", "Changed"))])
+    await catch_up(refresher)
+
+    await store.promote_model(other)
+    refresher.model_poll_seconds = 0.0
+    await refresher.follow_model()  # starts building
+    await store.apply_changes([Upsert(movie("new", "Arrived")), Delete("7")])
+    preparing = refresher._preparing
+    assert preparing is not None
+    await asyncio.wait_for(asyncio.shield(preparing), 60)
+    await refresher.follow_model()  # catches up and swaps
+
+    live = refresher.live
+    assert live is not None and refresher.towers.version == other
+    assert set(live.ids()) == await live_ids(store)
+    assert refresher.index_version == await store.head_seq()
+    current = await store.get_movies(list(live.ids()))
+    expected = new_towers.embed_movies([current[mid] for mid in sorted(current)])
+    for row, mid in enumerate(sorted(current)):
+        vector, meta = live.get(mid)  # type: ignore[misc]
+        assert meta.title == current[mid].title
+        assert float(vector @ expected[row]) == pytest.approx(1.0, abs=1e-4), mid
