@@ -722,17 +722,20 @@ def swap_parts(url: str, version: str) -> dict[str, Part]:
     """What a replica's `_prepare` does for `version`, each part timed alone in this fresh
     process and run as the refresher runs it (blocking work in a worker thread), with the event
     loop's longest stall meanwhile: registry fetch (verified) + NumPy load, SavedModels load +
-    check (TensorFlow imported first, as a serving replica has it), catalog read, cache read
-    (+ the movie tower on misses), index build."""
+    check (TensorFlow imported first, as a serving replica has it), cache read
+    (+ the movie tower on misses) over the served index's columns, index build."""
     import tensorflow  # noqa: F401  (a serving replica imported it at startup)
 
-    from service.index.live import BaseIndex, index_params, set_threads
+    from service.index.builder import BuildThread
+    from service.index.live import BaseIndex, MetaTable, index_params, set_threads
     from service.index.refresher import SYNC_BATCH, meta_of
+    from service.index.vectors import catalog_vectors
     from service.model_source import ModelSource
     from service.store import Movie
 
     settings = Settings()
     set_threads(settings.omp_threads)
+    builds = BuildThread()
     parts: dict[str, Part] = {}
 
     async def part(label: str, work: Coroutine[Any, Any, T]) -> T:
@@ -758,34 +761,24 @@ def swap_parts(url: str, version: str) -> dict[str, Part]:
             "TensorFlow: SavedModels load + check", asyncio.to_thread(towers.require_checked)
         )
 
-        async def read() -> list[Movie]:
+        async def read() -> tuple[list[str], MetaTable]:
             movies: dict[str, Movie] = {}
             async for batch in store.iter_movies(SYNC_BATCH):
                 movies.update((m.id, m) for m in batch)
-            return list(movies.values())
+            items = list(movies.values())
+            return [m.id for m in items], MetaTable.of(meta_of(m) for m in items)
 
-        items = await part("catalog read", read())
-
-        async def cached() -> dict[str, np.ndarray]:
-            found: dict[str, np.ndarray] = {}
-            for i in range(0, len(items), SYNC_BATCH):
-                chunk = {m.id: m.version for m in items[i : i + SYNC_BATCH]}
-                found.update(await store.get_embeddings(version, chunk))
-            return found
-
-        found = await part(f"cache read, {len(items):,} movies", cached())
-        misses = [m for m in items if m.id not in found]
-        if misses:
-            fresh = await part(
-                f"movie tower on {len(misses):,} cache misses",
-                asyncio.to_thread(towers.embed_movies, misses),
-            )
-            found.update((m.id, fresh[i]) for i, m in enumerate(misses))
-        vectors = np.stack([found[m.id] for m in items]).astype(np.float32)
-        ids, metas = [m.id for m in items], [meta_of(m) for m in items]
+        # The served index's ids and columns, which a swap reuses: read here untimed.
+        ids, metas = await read()
+        vectors, found = await part(
+            f"cache read, {len(ids):,} movies (the new movie tower on misses)",
+            catalog_vectors(store, towers, ids, metas.versions),
+        )
+        if not found.all():
+            raise SystemExit(f"{int((~found).sum())} movies without a vector")
         await part(
-            "index build (FAISS, nprobe calibrated on recall, columns)",
-            asyncio.to_thread(BaseIndex.build, ids, vectors, metas, index_params(settings)),
+            "index build (FAISS, nprobe calibrated on recall), on the low-priority thread",
+            builds.run(lambda: BaseIndex.build(ids, vectors, metas, index_params(settings))),
         )
 
     run_async(prepare, url)
