@@ -269,8 +269,8 @@ async def _promote(
 
 
 def _dry_run(verdict: Verdict) -> str:
-    passed = "would pass the gate" if verdict.passed else "the gate would refuse it"
-    return f"dry run: nothing published, cached or promoted; it {passed}"
+    passed = "it would pass the gate" if verdict.passed else "the gate would refuse it"
+    return f"dry run: nothing published, cached or promoted; {passed}"
 
 
 def _published_manifest(registry: Registry, version: str) -> dict[str, Any] | None:
