@@ -58,7 +58,14 @@ class Settings(BaseSettings):
     )
     data_dir: Path = BUNDLED_DATA
 
-    activity_max_events: int = Field(default=200, ge=1, le=10_000)
+    activity_max_events: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Events kept per user, newest first: what the user tower reads (its "
+        "newest history_length) and what `retrain` learns from (1,000 keep 93.5% of "
+        "ml-latest-small's ratings, 200 kept 59% and trained a model the gate refused).",
+    )
     activity_url: str | None = Field(
         default=None,
         description="A Redis of its own for user activity (histories), with its own eviction "

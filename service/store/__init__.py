@@ -62,7 +62,7 @@ async def store_from_settings(settings: Settings) -> Store:
 async def open_store(
     url: str,
     *,
-    activity_max_events: int = 200,
+    activity_max_events: int = 1000,
     changelog_max_len: int = 100_000,
     history_ttl_seconds: float = HISTORY_TTL_SECONDS,
     activity_url: str | None = None,

@@ -41,7 +41,7 @@ def test_bundled_movielens_imports_fully_and_a_second_run_changes_nothing(
 
     movies, head, events, newest = asyncio.run(check())
     assert (movies, head) == (9742, 9742)  # the second run appended no change entries
-    assert events == 59_152  # 100,836 ratings, bounded to the newest 200 per user
+    assert events == 94_319  # 100,836 ratings, bounded to the newest 1,000 per user
     assert newest == "2492"  # user 1's most recent rating (timestamp 965719662)
 
 

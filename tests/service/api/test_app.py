@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.service import MakeClient
 
-USER = "1"  # has 232 ratings in ml-latest-small; the store keeps the newest 200
+USER = "1"  # has 232 ratings in ml-latest-small, all kept
 
 
 def history_of(client: TestClient, user: str) -> set[str]:

@@ -30,7 +30,7 @@ def quiet(_: str) -> None:
 
 @pytest.fixture
 async def seeded(store_url: str, seed: Seed) -> AsyncIterator[Store]:
-    """A store on each backend holding the seed, keeping up to 200 events a user."""
+    """A store on each backend holding the seed, keeping up to 1,000 events a user."""
     store = await open_store(store_url)
     await seed.into(store)
     try:
