@@ -19,8 +19,8 @@ and Redis is elsewhere), so one replica at 1M by default.
    fixed schedule, each latency counted from its scheduled send, so a stall cannot hide), kept
    through everything below.
 3. A steady window as long as the goal, then the pointer moved with the store API (the
-   `models promote` CLI checks the version first, loading TensorFlow for ~5 s; the clock starts
-   when the pointer moves) and every replica's /readyz polled every 50 ms until each names the
+   `models promote` CLI loads and checks the version first; the clock starts when the pointer
+   moves) and every replica's /readyz polled every 50 ms until each names the
    new version.
 4. A steady window as long as the promotion took (at most the goal), then the rollback, timed
    the same way.
@@ -95,7 +95,7 @@ QUIET_LOAD = 1.5  # one-minute load below which the timed part starts (the cores
 console = Console(width=200)
 
 PROMOTED = re.compile(r"model (\S+) promoted: building its index beside (\S+)")
-TENSORFLOW = re.compile(r"loaded model (\S+) from \S+ \(SavedModels checked\) in ([\d.]+)s")
+LOADED = re.compile(r"loaded model (\S+) from \S+ \(NumPy towers checked[^)]*\) in ([\d.]+)s")
 SERVING = re.compile(
     r"now serving model (\S+) \(was \S+\): \d+ movies at sequence \d+, built in ([\d.]+)s"
 )
@@ -234,7 +234,7 @@ def prepare_store(
 def wait_for_quiet(timeout: float = 600.0) -> float:
     """The one-minute load once below QUIET_LOAD (looked at every 30 s, for up to `timeout`):
     other work shares the cores, and so does this run's own setup (a catalog written, each
-    replica's full sync and TensorFlow load)."""
+    replica's full sync)."""
     deadline = time.monotonic() + timeout
     while (load := os.getloadavg()[0]) >= QUIET_LOAD and time.monotonic() < deadline:
         console.print(f"load {load:.2f}: waiting for it to fall below {QUIET_LOAD}…")
@@ -506,8 +506,8 @@ class Move:
     steady_cpu: list[float]  # CPU seconds a second, steady window
     swap_cpu: list[float]  # CPU seconds in the swap
     noticed: list[float | None]  # seconds to the "promoted: building" line
-    tensorflow: list[float | None]  # the TensorFlow load + check the replica logged
-    tensorflow_at: list[float | None]  # seconds from `moved` to that line
+    loaded: list[float | None]  # the model load + probe check the replica logged
+    loaded_at: list[float | None]  # seconds from `moved` to that line
     built: list[float | None]  # the "built in" the replica logged
     failed_attempts: list[list[str]]  # why each attempt that failed before it swapped
 
@@ -549,7 +549,7 @@ def move(
     time.sleep(SETTLE_SECONDS)
     swap_peak = [peak_rss_mb(p) for p in pids]
     noticed = [w.find(PROMOTED, moved) for w in watches]
-    tensorflow = [w.find(TENSORFLOW, moved) for w in watches]
+    loads = [w.find(LOADED, moved) for w in watches]
     built = [w.find(SERVING, moved) for w in watches]
     console.print(f"{name}: every replica serves {version} after {[round(s, 2) for s in seen]} s")
     return Move(
@@ -563,8 +563,8 @@ def move(
         steady_cpu,
         [b - a for a, b in zip(cpu1, cpu2, strict=True)],
         [n[0] - moved if n else None for n in noticed],
-        [float(t[1].group(2)) if t else None for t in tensorflow],
-        [t[0] - moved if t else None for t in tensorflow],
+        [float(t[1].group(2)) if t else None for t in loads],
+        [t[0] - moved if t else None for t in loads],
         [float(b[1].group(2)) if b else None for b in built],
         [[f.group(1) for _, f in w.find_all(FAILED, moved)] for w in watches],
     )
@@ -617,7 +617,7 @@ def measure(
                 cache = {"MOVIE_RECS_MODEL_CACHE_DIR": str((RUN / f"cache-{i}").resolve())}
                 servers.append(server := Server({**env, **cache}, RUN / f"replica-{i}.log"))
                 server.wait_ready(timeout=1800)
-                server.wait_settled(timeout=600)  # TensorFlow loaded: the next starts alone
+                server.wait_settled(timeout=600)  # its start-up done: the next starts alone
             load = wait_for_quiet()
             console.print(f"load {load:.2f}: measuring")
             script = wrk.user_script(WORK, prefix, *users)
@@ -721,11 +721,9 @@ class LagMonitor:
 def swap_parts(url: str, version: str) -> dict[str, Part]:
     """What a replica's `_prepare` does for `version`, each part timed alone in this fresh
     process and run as the refresher runs it (blocking work in a worker thread), with the event
-    loop's longest stall meanwhile: registry fetch (verified) + NumPy load, SavedModels load +
-    check (TensorFlow imported first, as a serving replica has it), cache read
+    loop's longest stall meanwhile: registry fetch (verified) + NumPy towers loaded and checked
+    against the version's probe, cache read
     (+ the movie tower on misses) over the served index's columns, index build."""
-    import tensorflow  # noqa: F401  (a serving replica imported it at startup)
-
     from service.index.builder import BuildThread
     from service.index.live import BaseIndex, MetaTable, index_params, set_threads
     from service.index.refresher import SYNC_BATCH, meta_of
@@ -752,13 +750,10 @@ def swap_parts(url: str, version: str) -> dict[str, Part]:
         return result
 
     async def prepare(store: Store) -> None:
-        source = ModelSource(str(REGISTRY.resolve()), RUN / "cache-parts", settings.tf_threads)
+        source = ModelSource(str(REGISTRY.resolve()), RUN / "cache-parts")
         towers = await part(
-            "registry fetch (SHA-256 of every file) + NumPy user tower",
+            "registry fetch (SHA-256 of every file) + NumPy towers checked against the probe",
             asyncio.to_thread(source.load, version),
-        )
-        await part(
-            "TensorFlow: SavedModels load + check", asyncio.to_thread(towers.require_checked)
         )
 
         async def read() -> tuple[list[str], MetaTable]:
@@ -894,9 +889,9 @@ def report(c: Catalog, fargate_mib: int) -> tuple[list[Table], list[str]]:
         "move",
         "replica",
         "pointer → build started s",
-        "TensorFlow load + check s (logged)",
+        "model load + probe check s (logged)",
         "built in s (logged: start → swapped)",
-        "TensorFlow done at s",
+        "model loaded at s",
         "failed attempts",
         "pointer → /readyz names it s",
         "slowest request: answered at s, ms",
@@ -950,9 +945,9 @@ def report(c: Catalog, fargate_mib: int) -> tuple[list[Table], list[str]]:
                 m.name,
                 str(i),
                 optional(m.noticed[i]),
-                optional(m.tensorflow[i]),
+                optional(m.loaded[i]),
                 optional(m.built[i], 1),
-                optional(m.tensorflow_at[i]),
+                optional(m.loaded_at[i]),
                 "; ".join(m.failed_attempts[i]) or "0",
                 f"{m.seen[i]:.2f}",
                 "{:.2f}, {:.0f}".format(*slowest(c.samples, i, m.moved, m.end)),
@@ -973,7 +968,7 @@ def report(c: Catalog, fargate_mib: int) -> tuple[list[Table], list[str]]:
         )
     parts = Table(
         title="The promotion's parts, alone: one fresh process, servers stopped (a rollback to "
-        "the image's model skips the fetch and TensorFlow)"
+        "the image's model skips the fetch and the load)"
     )
     parts.add_column("part")
     parts.add_column("seconds", justify="right")
@@ -998,8 +993,8 @@ def report(c: Catalog, fargate_mib: int) -> tuple[list[Table], list[str]]:
         + (f"; transport errors {c.samples.errors}" if c.samples.errors else "")
         + ". Latency counts from each request's scheduled send (no coordinated omission); "
         "failed = not 2xx, 0 = no answer (a 10 s timeout, or the connection closed first).",
-        "The pointer is moved with Store.promote_model (`models promote` checks the version "
-        "first, ~5 s of TensorFlow); the promote's steady window is the goal's length, the "
+        "The pointer is moved with Store.promote_model (`models promote` loads and checks "
+        "the version first); the promote's steady window is the goal's length, the "
         "rollback's as long as the promotion took (at most the goal). The registry is a local "
         f"directory: its fetch verifies {model_mb / 2**20:.1f} MiB of files in place, where S3 "
         "would download them first.",
