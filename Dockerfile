@@ -6,7 +6,7 @@
 #
 #   make train && docker build -t movie-recs .          # bakes artifacts/<latest> (the default)
 #   docker build --build-arg MODEL_SOURCE=train -t movie-recs .   # trains inside the build
-#   docker build --target retrain -t movie-recs-retrain .   # `movie-recs retrain` (+ SciPy)
+#   docker build --target retrain -t movie-recs-retrain .   # `movie-recs retrain` (+ TensorFlow)
 #
 # MODEL_SOURCE=context (default) ships exactly the model you trained and evaluated; `train`
 # makes the image from a bare clone with only Docker (the compose demo uses it).
@@ -33,15 +33,15 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /app
-# This layer changes only when the lock file does (TensorFlow is most of the image). Neither
-# serving nor training needs TensorFlow's C++ headers (290 MB, for building custom ops) or
-# libclang (60 MB, a TensorFlow dependency only its source generators use).
+# This layer changes only when the lock file does. No TensorFlow: the serving replica runs its
+# towers in NumPy (docs/decisions/0029); the `train` extra brings it to the training stages.
+# The packages' own test suites (~48 MB, SciPy's most of it) are never imported: dropped.
 # Absolute mount targets: BuildKit also accepts relative ones, buildah does not.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=/app/uv.lock \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
     uv sync --frozen --no-dev --no-install-project --no-install-package libclang \
-    && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
+    && find /opt/venv/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
 
 FROM deps AS builder
 COPY pyproject.toml uv.lock README.md ./
@@ -59,13 +59,16 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM ${PYTHON_IMAGE} AS model-context
 COPY artifacts/ /src/artifacts/
 
-# Training needs the `train` extra (SciPy, for the co-occurrence baseline). Only the two
-# training stages below build on this layer: the serving image stays without it.
+# Training needs the `train` extra (TensorFlow; SciPy for the co-occurrence baseline). Only the
+# two training stages below build on this layer: the serving image stays without it. Training
+# needs neither TensorFlow's C++ headers (290 MB, for building custom ops) nor libclang (60 MB,
+# a TensorFlow dependency only its source generators use).
 FROM deps AS train-deps
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=/app/uv.lock \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
-    uv sync --frozen --no-dev --extra train --no-install-project --no-install-package libclang
+    uv sync --frozen --no-dev --extra train --no-install-project --no-install-package libclang \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
 
 # Training reads only embeddings/ and data/ (`python -m embeddings`, no project install), so a
 # change to the service or the README reuses the cached model instead of training again.
@@ -152,11 +155,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
     MKL_NUM_THREADS=1 \
-    TF_NUM_INTRAOP_THREADS=1 \
-    TF_NUM_INTEROP_THREADS=1 \
-    TF_CPP_MIN_LOG_LEVEL=2 \
     MOVIE_RECS_OMP_THREADS=1 \
-    MOVIE_RECS_TF_THREADS=1 \
     MOVIE_RECS_ARTIFACTS_DIR=/app/artifacts \
     MOVIE_RECS_MODEL_VERSION=latest
 WORKDIR /app

@@ -26,7 +26,7 @@ SRC=$PWD
 ST=${STATE:-/var/cache/movie-recs-ci}
 CA=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 IMAGE=movie-recs:local                      # the name docker-compose.yml uses
-IMAGE_LIMIT_MB=${IMAGE_LIMIT_MB:-1600}
+IMAGE_LIMIT_MB=${IMAGE_LIMIT_MB:-400}     # no TensorFlow in the serving image (decision 29)
 STORAGE_LIMIT_MB=${STORAGE_LIMIT_MB:-30000}  # past this the cache is dropped, not grown forever
 KEY=$(sed -n 's/^MOVIE_RECS_API_KEYS=\([^,]*\).*/\1/p' .env.example)
 KEY=${KEY##*:}  # the bearer of a 'name:scope+scope:secret' key is its secret (a bare one: all of it)
@@ -91,9 +91,12 @@ podman build --pull=never --format docker --layers -f Dockerfile \
 build_s=$((SECONDS - t0))
 size_mb=$(($(podman image inspect -f '{{.Size}}' "$IMAGE") / 1000000))
 echo "build: ${build_s}s; image $IMAGE: ${size_mb} MB (limit ${IMAGE_LIMIT_MB} MB); inside (MB):"
-podman run --rm --user 0 --entrypoint sh "$IMAGE" -c 'for d in / /usr /opt/venv \
-  /opt/venv/lib/python3.11/site-packages/tensorflow /app /app/artifacts; do du -smx "$d"; done' \
+podman run --rm --user 0 --entrypoint sh "$IMAGE" -c 'for d in / /usr /opt/venv /app /app/artifacts; \
+  do du -smx "$d"; done; du -smx /opt/venv/lib/python3.11/site-packages/* | sort -rn | head -n 6' \
   2> >(quiet) | sed 's/^/  /'
+podman run --rm --entrypoint python "$IMAGE" -c \
+  'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ("tensorflow", "keras")))' \
+  2> >(quiet) || fail "the serving image holds TensorFlow or Keras"
 [ "$size_mb" -le "$IMAGE_LIMIT_MB" ] || fail "image is ${size_mb} MB, above ${IMAGE_LIMIT_MB} MB"
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -141,6 +141,14 @@ class _friendly_errors:
         if isinstance(error, DataError | ArtifactError | ExportError):
             Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(2) from None
+        if isinstance(error, ModuleNotFoundError) and error.name in ("tensorflow", "keras"):
+            Console(stderr=True).print(
+                "[red]error:[/red] training needs TensorFlow, which the serving install leaves "
+                "out: install the `train` extra (`uv sync --extra train`, or the image's "
+                "retrain target)",
+                highlight=False,
+            )
+            raise typer.Exit(2) from None
 
 
 def quiet_tensorflow() -> None:
