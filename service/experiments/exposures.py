@@ -51,12 +51,16 @@ class ExposureRecorder:
         self.pending.append(exposure)
 
     async def flush(self) -> int:
-        """Write everything waiting, a batch at a time; the number recorded. One flush at a
-        time, so batches reach the store in the order they were shown."""
+        """Write what waits now, up to BATCH a store call; the number recorded. One flush at a
+        time, so batches reach the store in the order they were shown; what arrives during a
+        flush waits for the next, so a busy replica writes one batch a `flush_seconds`."""
         recorded = 0
         async with self._lock:
-            while self.pending:
-                batch = [self.pending.popleft() for _ in range(min(BATCH, len(self.pending)))]
+            waiting = len(self.pending)  # not what arrives meanwhile: that is the next batch
+            while waiting > 0 and self.pending:
+                size = min(BATCH, waiting, len(self.pending))
+                waiting -= size
+                batch = [self.pending.popleft() for _ in range(size)]
                 try:
                     await self.store.add_exposures(batch, self.limits)
                 except StoreError as exc:

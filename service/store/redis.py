@@ -134,6 +134,28 @@ return line
 """
 MODEL_HISTORY_KEPT = 100
 
+# KEYS: the exposure log (a stream). ARGV: its max length, the oldest id kept ("<ms>-0"), the
+# subject lists' TTL (ms) and length, 1 when the subject lists live on this Redis; then per
+# exposure: its record, its subject's list key ("" for none), its experiment's exposure-count
+# hash ("" for none) and field. The lists and hashes are not in KEYS: the catalog's Redis is
+# never a cluster, and a list is written here only when activity shares it.
+_ADD_EXPOSURES = """
+local maxlen, minid, ttl = ARGV[1], ARGV[2], ARGV[3]
+local last, here = tonumber(ARGV[4]) - 1, ARGV[5] == '1'
+for i = 6, #ARGV, 4 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, '*', 'r', ARGV[i])
+  local list = ARGV[i + 1]
+  if here and list ~= '' then
+    redis.call('LPUSH', list, ARGV[i])
+    redis.call('LTRIM', list, 0, last)
+    redis.call('PEXPIRE', list, ttl)
+  end
+  if ARGV[i + 2] ~= '' then redis.call('HINCRBY', ARGV[i + 2], ARGV[i + 3], 1) end
+end
+redis.call('XTRIM', KEYS[1], 'MINID', minid)
+return 1
+"""
+
 
 def _seq_of(stream_id: bytes | str) -> int:
     text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
@@ -172,6 +194,7 @@ class RedisStore(Store):
         self._redis: Any = redis_client.single_node(url, bounds, block=MAX_BLOCK_SECONDS)
         self._apply = self._redis.register_script(_APPLY)
         self._promote = self._redis.register_script(_PROMOTE)
+        self._add_exposures = self._redis.register_script(_ADD_EXPOSURES)
         self._activity = RedisActivity(
             self._redis if activity_client is None else activity_client,
             is_cluster=activity_cluster,
@@ -439,38 +462,43 @@ class RedisStore(Store):
 
     # --- exposures, attribution and experiments ------------------------------------------
     async def add_exposures(self, exposures: Sequence[Exposure], limits: ExposureLimits) -> None:
-        """The log and the experiment counts on the catalog's Redis (one pipeline); each
-        subject's list beside its history (one pipeline, split by node on a cluster)."""
+        """One script call on the catalog's Redis: the log, the experiment counts and, when
+        activity shares that Redis, each subject's list (a pipeline of one command a record
+        cost ~4x the CPU); with activity on its own Redis or cluster, the subjects' lists are
+        one pipeline there (split by node on a cluster)."""
         validate_exposures(exposures)
         if not exposures:
             return
-        oldest_ms = int((time.time() - limits.ttl_seconds) * 1000)
+        oldest_ms = max(0, int((time.time() - limits.ttl_seconds) * 1000))
+        ttl_ms = max(1, round(limits.ttl_seconds * 1000))
+        here = not self._separate_activity
+        records = [exposure.to_json() for exposure in exposures]
+        args: list[str | int] = [limits.log_max_len, f"{oldest_ms}-0", ttl_ms, limits.per_subject]
+        args.append(1 if here else 0)
+        for exposure, record in zip(exposures, records, strict=True):
+            subject = exposure.subject
+            counted = exposure.experiment and exposure.variant and subject is not None
+            args += [
+                record,
+                keys.exposures(subject) if subject is not None else "",
+                keys.experiment_exposures(exposure.experiment) if counted else "",  # type: ignore[arg-type]
+                f"{exposure.variant}{ID_SEPARATOR}{subject}" if counted else "",
+            ]
         async with self._deadline("add exposures"):
-            pipe = self._redis.pipeline(transaction=False)
-            for exposure in exposures:
-                pipe.xadd(
-                    keys.EXPOSURES,
-                    {"r": exposure.to_json()},
-                    maxlen=limits.log_max_len,
-                    approximate=False,
-                )
-                if exposure.experiment and exposure.variant and exposure.subject is not None:
-                    field = f"{exposure.variant}{ID_SEPARATOR}{exposure.subject}"
-                    pipe.hincrby(keys.experiment_exposures(exposure.experiment), field, 1)
-            pipe.xtrim(keys.EXPOSURES, minid=f"{max(0, oldest_ms)}-0", approximate=False)
-            await pipe.execute()
+            await self._add_exposures(keys=[keys.EXPOSURES], args=args)
+        if here:
+            return
         by_subject: dict[str, list[str]] = {}
-        for exposure in exposures:
+        for exposure, record in zip(exposures, records, strict=True):
             if exposure.subject is not None:
-                by_subject.setdefault(exposure.subject, []).append(exposure.to_json())
+                by_subject.setdefault(exposure.subject, []).append(record)
         if not by_subject:
             return
-        ttl_ms = max(1, round(limits.ttl_seconds * 1000))
         async with deadline("add subject exposures", self.timeout):
             pipe = self._activity.client.pipeline(transaction=False)
-            for subject, records in by_subject.items():
+            for subject, subject_records in by_subject.items():
                 key = keys.exposures(subject)
-                pipe.lpush(key, *records)  # the batch is oldest first: the newest ends first
+                pipe.lpush(key, *subject_records)  # oldest first: the newest ends first
                 pipe.ltrim(key, 0, limits.per_subject - 1)
                 pipe.pexpire(key, ttl_ms)
             await pipe.execute()

@@ -57,7 +57,9 @@ async def test_an_outage_drops_and_counts_then_recording_resumes(own_redis: Redi
 
         recorder.record(shown())
         assert await recorder.flush() == 1
-        assert len(await store.subject_exposures("u1")) == 5
+        # the batch sent to the frozen server may still land once it thaws: "failed" means
+        # not known to be recorded
+        assert len(await store.subject_exposures("u1")) in (5, 6)
     finally:
         own_redis.thaw()
         await store.close()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+import redis
 
-from service.store import Event, InvalidRecord, Store
+from bench.harness.redis import RedisServer
+from service.store import Event, InvalidRecord, Store, keys, open_store
 from service.store.errors import ExperimentConflict, UnknownExperiment
 from service.store.records import (
     MAX_KEPT_EXPERIMENTS,
@@ -141,3 +144,25 @@ async def test_experiments_kept_are_bounded_and_expired_ones_go_with_their_count
     kept = [e.name for e in await store.experiments()]
     assert len(kept) == MAX_KEPT_EXPERIMENTS and kept[-1] == f"e{MAX_KEPT_EXPERIMENTS + 4}"
     assert "old" not in kept and await store.experiment_counts("old") == {}
+
+
+async def test_subject_lists_live_beside_the_history_when_activity_has_its_own_redis(
+    redis_url: str, tmp_path: Path
+) -> None:
+    with RedisServer(tmp_path / "activity") as activity:
+        store = await open_store(redis_url, activity_url=activity.url, activity_max_events=5)
+        try:
+            limits = ExposureLimits(ttl_seconds=3600, log_max_len=100, per_subject=3)
+            shown = [exposure(experiment=None) for _ in range(5)]
+            await store.add_exposures(shown, limits)
+            assert [e.id for e in await store.subject_exposures("u1")] == [
+                e.id for e in shown[:1:-1]
+            ]
+            assert await store.count_exposure_log() == 5
+            listed = redis.Redis.from_url(activity.url)
+            assert listed.exists(keys.exposures("u1")) and listed.ttl(keys.exposures("u1")) > 0
+            listed.close()
+            await store.erase_user("u1")
+            assert await store.subject_exposures("u1") == []
+        finally:
+            await store.close()
