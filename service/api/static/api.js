@@ -60,4 +60,6 @@ export const api = {
   search: (text) => call("GET", `/v1/movies${q({ q: text, limit: 8 })}`),
   movie: (id) => call("GET", `/v1/movies/${enc(id)}`),
   similar: (id) => call("GET", `/v1/movies/${enc(id)}/similar?k=6`),
+  experiments: () => call("GET", "/v1/experiments"),
+  report: (name) => call("GET", `/v1/experiments/${enc(name)}/report`),
 };

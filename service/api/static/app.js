@@ -1,6 +1,7 @@
 // The page: whose taste, their history, recommendations with reasons, search, similar movies.
 import { api, AuthRequired, hasKey, setKey } from "./api.js";
 import { startLive } from "./live.js";
+import { startExperiment } from "./experiment.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION = "movie-recs:session-history";
@@ -12,6 +13,7 @@ const state = {
   ranks: new Map(), // movie id -> rank in the list shown before the last change
   changed: false, // the last refresh follows an event: mark what entered or moved
   ticket: 0,
+  shown: null, // the recommendations shown: their recommendation_id and movie ids
 };
 
 function el(tag, attrs = {}, ...children) {
@@ -168,7 +170,10 @@ function renderRecs(recs) {
   $("recs-title").textContent = `Recommended for ${who}`;
   $("recs-meta").textContent =
     `${recs.strategy} · model ${recs.model_version} · index v${recs.index_version} · ` +
-    `${recs.history_length} history items used`;
+    `${recs.history_length} history items used` +
+    (recs.experiment ? ` · experiment ${recs.experiment}: variant ${recs.variant}` : "");
+  // the list's id goes with an event for one of its movies (explicit attribution)
+  state.shown = { id: recs.recommendation_id, movies: new Set(recs.items.map((i) => i.movie_id)) };
   const scale = scaleOf(recs.items);
   const previous = state.ranks;
   const rows = recs.items.map((item, rank) => {
@@ -193,7 +198,8 @@ async function record(movie, event) {
   try {
     if (state.mode === "user") {
       if (!state.user) return toast("Choose a user first.", "error");
-      await api.addEvent(state.user, { movie_id: movie.movie_id, ...event });
+      const from = state.shown?.movies.has(movie.movie_id) ? state.shown.id : undefined;
+      await api.addEvent(state.user, { movie_id: movie.movie_id, ...event, recommendation_id: from });
     } else {
       state.session = [
         { movie_id: movie.movie_id, title: movie.title, year: movie.year, rating: null, ...event },
@@ -301,6 +307,7 @@ async function start() {
   $("genres").replaceChildren(...status.genres.map((g) =>
     el("label", { class: "check" }, el("input", { type: "checkbox", value: g }), g)));
   startLive(status, { onError: handle, record });
+  startExperiment();
   try {
     const sample = await api.sampleUsers();
     $("sample-users").replaceChildren(...sample.users.map((u) =>

@@ -9,10 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
@@ -299,3 +301,41 @@ def test_the_page_marks_a_model_change(
         assert console.errors == []
     finally:
         next(servers, None)  # the generator stops its server
+
+
+def test_the_experiment_panel_shows_the_report_and_events_carry_their_list(
+    tmp_path: Path, seeded_sqlite: Path, tiny_model_dir: Path, page: tuple[Page, Console]
+) -> None:
+    tab, console = page
+    for server in start_server(tmp_path, seeded_sqlite, tiny_model_dir):
+        variants = [
+            {"name": "model", "strategy": "personalized"},
+            {"name": "pop", "strategy": "popular"},
+        ]
+        body = {"name": "page-ab", "variants": variants}
+        created = httpx.post(f"{server.url}/v1/experiments", json=body)
+        assert created.status_code == 201, created.text
+        tab.goto(server.url)
+        panel = tab.locator("#experiment")
+        expect(panel).to_be_visible()
+        expect(tab.locator("#experiment-title")).to_have_text("Experiment page-ab")
+        expect(tab.locator("#experiment-rows tr")).to_have_count(2)
+        expect(tab.locator("#experiment-note")).to_contain_text("no verdict until")
+
+        choose_user(tab, "1")
+        expect(tab.locator("#recs-meta")).to_contain_text("experiment page-ab: variant ")
+        variant = tab.locator("#recs-meta").inner_text().rsplit("variant ", 1)[1].strip()
+        time.sleep(0.3)  # the list is written to the store within 0.1 s
+        tab.locator("#recs .movie").first.get_by_role("button", name="Watched").click()
+        row = tab.locator(f'#experiment-rows tr[data-variant="{variant}"]')
+        expect(row.locator("td").nth(1)).to_have_text("1", timeout=12_000)  # one user shown
+        expect(row.locator("td").nth(2)).to_have_text("100.0 %", timeout=12_000)  # and watched
+        report = httpx.get(f"{server.url}/v1/experiments/page-ab/report").json()
+        attributed = {v["name"]: v["attributed"] for v in report["variants"]}
+        assert attributed[variant] == 1
+        explicit = (
+            f'movie_recs_attributed_events_total{{experiment="page-ab",how="explicit",'
+            f'variant="{variant}"}} 1.0'
+        )
+        assert explicit in httpx.get(f"{server.url}/metrics").text  # the page sent the list's id
+    assert console.errors == []
