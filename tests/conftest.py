@@ -178,7 +178,7 @@ MODEL_SETTINGS = {"artifacts_dir", "model_version", "tf_threads"}
 def make_client(app_settings: Settings, tiny_towers: Towers) -> Iterator[MakeClient]:
     """Build a started app (lifespan run) with setting overrides; closed after the test.
 
-    The apps share the session's loaded tiny model (no SavedModel load per test) unless a test
+    The apps share the session's loaded tiny model (no model load per test) unless a test
     overrides where the model comes from.
     """
     opened: list[TestClient] = []
