@@ -127,6 +127,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="", help="Synthetic catalog sizes besides MovieLens.")
+    parser.add_argument(
+        "--no-movielens",
+        action="store_true",
+        help="The synthetic sizes only, in a section of their own.",
+    )
     args, run = begin_run(parser)
     WORK.mkdir(parents=True, exist_ok=True)
     part = request_path_us()
@@ -139,7 +144,9 @@ def main() -> None:
         table.add_column(column, justify="right")
     deltas: list[str] = []
     with RedisServer() as redis:
-        catalogs: list[tuple[str, int | None]] = [("ml-latest-small", None)]
+        catalogs: list[tuple[str, int | None]] = (
+            [] if args.no_movielens else [("ml-latest-small", None)]
+        )
         catalogs += [(f"synthetic {int(n):,}", int(n)) for n in args.sizes.split(",") if n]
         for name, size in catalogs:
             console.print(f"filling Redis with {name}…")
@@ -166,7 +173,9 @@ def main() -> None:
     ]
     for note in notes:
         console.print(note)
-    run.record("exposures", table, notes=notes)
+    sizes = ", ".join(f"{int(n):,}" for n in args.sizes.split(",") if n)
+    name = f"exposures, {sizes} synthetic movies" if args.no_movielens else "exposures"
+    run.record(name, table, notes=notes)
 
 
 if __name__ == "__main__":
