@@ -17,6 +17,12 @@ three failed checks (30 s): a target unhealthy for longer than a cold start is a
 cannot catch up, or one without an index or a working model (its `/readyz` says which).
 
 Every alarm says what missing data means for it (`treat_missing_data`), and notifies on OK too.
+
+A scheduled retrain that fails has no metric: ECS says so as an event (the task stopped with an
+exit code other than 0 or 1, or failed to start), which an EventBridge rule sends to the same
+topic (`on_failed_retrain`); without it a broken retrain would only show as a model growing
+stale. Exit 1 (the gate refused the candidate, or the pointer moved) is the gate doing its
+job: the registry and the run's log say why, and it does not page anyone.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import math
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -76,6 +85,7 @@ class Alarms(Construct):
         key.grant(
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
         )
+        self.key = key
         self.topic = sns.Topic(
             self,
             "Topic",
@@ -168,6 +178,45 @@ class Alarms(Construct):
                 "itself (these are not target 5xx).",
             ),
         ]
+
+    def on_failed_retrain(
+        self, task_definition: ecs.TaskDefinition, cluster: ecs.ICluster, stage: str
+    ) -> events.Rule:
+        """A retrain task that stopped with an exit code other than 0 and 1, or never started,
+        is told to the alarm topic with its reason and exit code."""
+        self.key.grant(
+            iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        rule = events.Rule(
+            self,
+            "RetrainFailed",
+            description=f"movie-recs {stage}: a retrain task failed",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Task State Change"],
+                detail={
+                    "clusterArn": [cluster.cluster_arn],
+                    "taskDefinitionArn": [task_definition.task_definition_arn],
+                    "lastStatus": ["STOPPED"],
+                    "$or": [
+                        {"containers": {"exitCode": [{"anything-but": [0, 1]}]}},
+                        {"stopCode": ["TaskFailedToStart"]},
+                    ],
+                },
+            ),
+        )
+        reason = events.EventField.from_path("$.detail.stoppedReason")
+        code = events.EventField.from_path("$.detail.containers[0].exitCode")
+        rule.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"movie-recs {stage}: the retrain task failed (exit code {code}; {reason}). "
+                    "The serving model is unchanged; see the retrain log group."
+                ),
+            )
+        )
+        return rule
 
     @staticmethod
     def _redis_memory(cache: RedisCache) -> cloudwatch.IMetric:

@@ -106,6 +106,7 @@ class MovieRecsStack(Stack):
             cache=self.cache,
             log_group=self.api.log_group,
         )
+        self.alarms.on_failed_retrain(self.retrain.task_definition, self.api.cluster, config.stage)
 
         CfnOutput(self, "Url", value=self.load_balancer.url)
         CfnOutput(self, "ApiKeysSecret", value=secrets.api_keys.secret_name)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from embeddings.registry import RegistryError, open_registry
 from service.config import Settings
-from service.store import Promotion, StoreError, store_from_settings
+from service.store import UNCHECKED, Promotion, StoreError, Unchecked, store_from_settings
 from service.terminal import console, fail
 from service.towers import ModelLoadError, load_towers
 
@@ -140,11 +140,13 @@ def _check(settings: Settings, version: str) -> None:
         raise fail(f"{version} cannot be served: {exc}") from None
 
 
-def _promote(settings: Settings, version: str, note: str) -> Promotion:
+def _promote(
+    settings: Settings, version: str, note: str, replacing: str | Unchecked | None = UNCHECKED
+) -> Promotion:
     async def run() -> Promotion:
         store = await store_from_settings(settings)
         try:
-            return await store.promote_model(version, note)
+            return await store.promote_model(version, note, replacing=replacing)
         finally:
             await store.close()
 
@@ -185,4 +187,5 @@ def rollback_command() -> None:
     if previous is None or previous == serving:
         raise fail(f"nothing to roll back to from {serving}")
     _check(settings, previous)
-    _say(_promote(settings, previous, f"rollback from {serving}"))
+    # Only from the version it looked at: a promotion landing meanwhile is not undone blindly.
+    _say(_promote(settings, previous, f"rollback from {serving}", replacing=serving))

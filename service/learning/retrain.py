@@ -45,7 +45,7 @@ from embeddings.registry import Registry, RegistryError, open_registry
 from service.config import PROJECT_ROOT, Settings
 from service.learning.dataset import Cut, read_dataset
 from service.learning.gate import Verdict, score_both
-from service.store import Store, store_from_settings
+from service.store import PromotionRaced, Store, store_from_settings
 
 TOOL_TIMEOUT_SECONDS = 10.0  # each store call: pages of histories, not one request's read
 CACHE_BATCH = 2000
@@ -251,20 +251,20 @@ async def _promote(
         return False, f"not promoted (--no-promote); it {passed}", 0
     if not verdict.passed:
         return False, f"the gate refused it: {verdict.reason}", 1
-    current = await store.serving_model()
-    if current != serving.named:
-        return (
-            False,
-            f"the serving model changed from {serving.named or 'none'} to {current or 'none'} "
-            "during the run, so the gate compared with the wrong model: not promoted; run it "
-            "again",
-            1,
-        )
     note = (
         f"retrain: NDCG@{verdict.k} {verdict.candidate.ndcg:.4f} vs {verdict.serving.ndcg:.4f} "
         f"({serving.version}), tolerance {verdict.tolerance:g}"
     )
-    await store.promote_model(version, note)
+    try:  # only if the pointer still names the model the gate compared with
+        await store.promote_model(version, note, replacing=serving.named)
+    except PromotionRaced as exc:
+        return (
+            False,
+            f"the serving model changed from {serving.named or 'none'} to "
+            f"{exc.current or 'none'} during the run, so the gate compared with the wrong "
+            "model: not promoted; run it again",
+            1,
+        )
     return True, f"promoted: {verdict.reason}", 0
 
 

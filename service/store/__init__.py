@@ -6,14 +6,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from service.store.base import Store
-from service.store.errors import InvalidRecord, StoreError, StoreUnavailable
+from service.store.errors import InvalidRecord, PromotionRaced, StoreError, StoreUnavailable
 from service.store.records import (
+    UNCHECKED,
     ChangeEntry,
     Delete,
     Event,
     Movie,
     MovieChange,
     Promotion,
+    Unchecked,
     Upsert,
     WriteResult,
 )
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from service.config import Settings
 
 __all__ = [
+    "UNCHECKED",
     "ChangeEntry",
     "Delete",
     "Event",
@@ -29,9 +32,11 @@ __all__ = [
     "Movie",
     "MovieChange",
     "Promotion",
+    "PromotionRaced",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "Unchecked",
     "Upsert",
     "WriteResult",
     "open_store",

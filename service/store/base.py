@@ -13,6 +13,7 @@ import numpy as np
 
 from service.store.history import History
 from service.store.records import (
+    UNCHECKED,
     ChangeEntry,
     Event,
     Experiment,
@@ -21,6 +22,7 @@ from service.store.records import (
     Movie,
     MovieChange,
     Promotion,
+    Unchecked,
     WriteResult,
 )
 
@@ -147,8 +149,13 @@ class Store(abc.ABC):
         """The model version every replica should serve; None until one was promoted."""
 
     @abc.abstractmethod
-    async def promote_model(self, version: str, note: str = "") -> Promotion:
-        """Point every replica at `version`, atomically with its line in the history."""
+    async def promote_model(
+        self, version: str, note: str = "", *, replacing: str | Unchecked | None = UNCHECKED
+    ) -> Promotion:
+        """Point every replica at `version`, atomically with its line in the history. With
+        `replacing`, only if the pointer still names that version (None: names none), else
+        PromotionRaced and nothing changes: a retrain's gate, or a rollback, was decided
+        against the model the pointer named when it looked."""
 
     @abc.abstractmethod
     async def model_history(self, limit: int = 20) -> list[Promotion]:

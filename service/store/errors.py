@@ -15,6 +15,17 @@ class InvalidRecord(StoreError, ValueError):
     """A record that must not be written; nothing of the batch it came in was written."""
 
 
+class PromotionRaced(StoreError):
+    """The serving pointer no longer names what the promotion was decided against."""
+
+    def __init__(self, expected: str | None, current: str | None) -> None:
+        super().__init__(
+            f"the serving model is {current or 'none'}, not {expected or 'none'}: it moved "
+            "since this promotion was decided; nothing was changed"
+        )
+        self.current = current
+
+
 class ExperimentConflict(StoreError):
     """An experiment by that name exists, or another one is running (a 409)."""
 

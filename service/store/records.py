@@ -7,6 +7,7 @@ checks before a write all use these.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import re
@@ -250,7 +251,16 @@ def plausible_ratings(ratings: np.ndarray, timestamps: np.ndarray) -> np.ndarray
         return np.asarray(fine & np.isfinite(timestamps) & (timestamps >= 0))
 
 
-@dataclass(frozen=True, slots=True)
+class Unchecked(enum.Enum):
+    """`promote_model` without a compare-and-set (a typed sentinel: None means "names none")."""
+
+    TOKEN = 0
+
+
+UNCHECKED = Unchecked.TOKEN
+
+
+@dataclass(frozen=True)
 class Promotion:
     """One move of the serving pointer: which version, when, why, and what it replaced."""
 

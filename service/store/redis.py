@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,10 +26,11 @@ from redis.exceptions import RedisClusterException, RedisError, WatchError
 from service.store import history, keys, redis_client
 from service.store.base import Store
 from service.store.encoding import events_from_keys, pack_vector, unpack_dedupe, unpack_vector
-from service.store.errors import ExperimentConflict, UnknownExperiment
+from service.store.errors import ExperimentConflict, PromotionRaced, UnknownExperiment
 from service.store.history import History
 from service.store.records import (
     ID_SEPARATOR,
+    UNCHECKED,
     ChangeEntry,
     Delete,
     Event,
@@ -38,6 +40,7 @@ from service.store.records import (
     Movie,
     MovieChange,
     Promotion,
+    Unchecked,
     Upsert,
     WriteResult,
     admit_experiment,
@@ -125,6 +128,9 @@ return {0, result, versions}
 # The pointer and its history line move together; the line names what it replaced.
 _PROMOTE = """
 local previous = redis.call('GET', KEYS[1])
+if ARGV[5] == '1' and (previous or '') ~= ARGV[6] then
+  return cjson.encode({raced = true, current = previous or cjson.null})
+end
 local line = cjson.encode({version = ARGV[1], at = tonumber(ARGV[2]), note = ARGV[3],
                            previous = previous or cjson.null})
 redis.call('SET', KEYS[1], ARGV[1])
@@ -633,12 +639,19 @@ class RedisStore(Store):
             value = await self._redis.get(keys.SERVING_MODEL)
         return value.decode() if value else None
 
-    async def promote_model(self, version: str, note: str = "") -> Promotion:
+    async def promote_model(
+        self, version: str, note: str = "", *, replacing: str | Unchecked | None = UNCHECKED
+    ) -> Promotion:
+        checked = replacing is not UNCHECKED
+        expected = replacing if isinstance(replacing, str) else ""  # "" stands for none
         async with self._deadline("promote model"):
             raw = await self._promote(
                 keys=[keys.SERVING_MODEL, keys.MODEL_HISTORY],
-                args=[version, repr(time.time()), note, MODEL_HISTORY_KEPT],
+                args=[version, repr(time.time()), note, MODEL_HISTORY_KEPT, int(checked), expected],
             )
+        answer = json.loads(raw)
+        if answer.get("raced"):
+            raise PromotionRaced(expected or None, answer["current"])
         return Promotion.from_json(raw)
 
     async def model_history(self, limit: int = 20) -> list[Promotion]:

@@ -33,9 +33,10 @@ from service.store.encoding import (
     unpack_dedupe,
     unpack_vector,
 )
-from service.store.errors import ExperimentConflict, StoreError, UnknownExperiment
+from service.store.errors import ExperimentConflict, PromotionRaced, StoreError, UnknownExperiment
 from service.store.history import History
 from service.store.records import (
+    UNCHECKED,
     ChangeEntry,
     Delete,
     Event,
@@ -45,6 +46,7 @@ from service.store.records import (
     Movie,
     MovieChange,
     Promotion,
+    Unchecked,
     Upsert,
     WriteResult,
     admit_experiment,
@@ -702,10 +704,15 @@ class SQLiteStore(Store):
 
         return await self._run(query)
 
-    async def promote_model(self, version: str, note: str = "") -> Promotion:
+    async def promote_model(
+        self, version: str, note: str = "", *, replacing: str | Unchecked | None = UNCHECKED
+    ) -> Promotion:
         def promote(conn: sqlite3.Connection) -> Promotion:
             row = conn.execute("SELECT version FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
-            promotion = Promotion(version, time.time(), note, str(row[0]) if row else None)
+            current = str(row[0]) if row else None
+            if replacing is not UNCHECKED and current != replacing:
+                raise PromotionRaced(replacing, current)
+            promotion = Promotion(version, time.time(), note, current)
             conn.execute(
                 "INSERT INTO promotions (version, at, note, previous) VALUES (?, ?, ?, ?)",
                 (promotion.version, promotion.at, promotion.note, promotion.previous),

@@ -80,10 +80,39 @@ def test_the_topic_is_encrypted_with_a_key_cloudwatch_may_use(synth: Synth) -> N
     ]
     assert grants and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(grants[0]["Action"])
     (policy,) = synth.resources("AWS::SNS::TopicPolicy").values()
-    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Condition"] == {
-        "Bool": {"aws:SecureTransport": "false"}
-    }
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]  # the failed-retrain rule
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+
+
+def test_a_failed_retrain_is_told_to_the_alarm_topic(synth: Synth) -> None:
+    """ECS's event for this retrain task definition, stopped with an exit code other than 0
+    (promoted or told not to) and 1 (the gate refused), or failed to start, reaches the topic,
+    whose key lets EventBridge encrypt."""
+    rules = synth.resources("AWS::Events::Rule")
+    (failed,) = [r["Properties"] for r in rules.values() if "EventPattern" in r["Properties"]]
+    pattern = failed["EventPattern"]
+    assert pattern["source"] == ["aws.ecs"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    detail = pattern["detail"]
+    retrain = synth.logical_id(synth.stack.retrain.task_definition)
+    assert detail["taskDefinitionArn"] == [{"Ref": retrain}]
+    assert detail["lastStatus"] == ["STOPPED"]
+    assert detail["$or"] == [
+        {"containers": {"exitCode": [{"anything-but": [0, 1]}]}},
+        {"stopCode": ["TaskFailedToStart"]},
+    ]
+    (target,) = failed["Targets"]
+    topic = synth.logical_id(synth.stack.alarms.topic)
+    assert target["Arn"] == {"Ref": topic}
+    assert "exit code" in target["Input"]
+    key_id = synth.one("AWS::SNS::Topic")["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    statements = synth.resources("AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]
+    (events,) = [s for s in statements if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(events["Action"])
 
 
 def test_the_alarm_email_is_subscribed_when_configured(synth: Synth, prod: Synth) -> None:

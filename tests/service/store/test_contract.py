@@ -15,6 +15,7 @@ from service.store import (
     Event,
     InvalidRecord,
     Movie,
+    PromotionRaced,
     Store,
     StoreError,
     Upsert,
@@ -415,6 +416,22 @@ def test_redis_epoch_changes_when_the_server_restarts_with_its_data(redis_proc) 
     after, head_after = asyncio.run(epoch_and_head())
     assert head_after == head  # the data came back...
     assert after != before  # ...but readers are told to resync
+
+
+async def test_a_promotion_decided_against_another_pointer_changes_nothing(store: Store) -> None:
+    """A retrain's gate (or a rollback) judged against the model the pointer named then: if the
+    pointer moved meanwhile, the promotion is refused whole, history included."""
+    with pytest.raises(PromotionRaced) as raced:
+        await store.promote_model("v2", replacing="v1")  # nothing is promoted yet
+    assert raced.value.current is None
+    await store.promote_model("v1", replacing=None)
+    await store.promote_model("v3", "by hand")  # lands during a run that saw v1
+    with pytest.raises(PromotionRaced, match="the serving model is v3, not v1"):
+        await store.promote_model("v2", "retrain", replacing="v1")
+    assert await store.serving_model() == "v3"
+    assert [p.version for p in await store.model_history()] == ["v3", "v1"]
+    moved = await store.promote_model("v2", "retrain", replacing="v3")
+    assert (moved.previous, await store.serving_model()) == ("v3", "v2")
 
 
 async def test_the_serving_pointer_moves_with_its_history(store: Store) -> None:
