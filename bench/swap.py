@@ -724,7 +724,6 @@ def swap_parts(url: str, version: str) -> dict[str, Part]:
     loop's longest stall meanwhile: registry fetch (verified) + NumPy towers loaded and checked
     against the version's probe, cache read
     (+ the movie tower on misses) over the served index's columns, index build."""
-    from service.index.builder import BuildThread
     from service.index.live import BaseIndex, MetaTable, index_params, set_threads
     from service.index.refresher import SYNC_BATCH, meta_of
     from service.index.vectors import catalog_vectors
@@ -733,7 +732,6 @@ def swap_parts(url: str, version: str) -> dict[str, Part]:
 
     settings = Settings()
     set_threads(settings.omp_threads)
-    builds = BuildThread()
     parts: dict[str, Part] = {}
 
     async def part(label: str, work: Coroutine[Any, Any, T]) -> T:
@@ -772,8 +770,8 @@ def swap_parts(url: str, version: str) -> dict[str, Part]:
         if not found.all():
             raise SystemExit(f"{int((~found).sum())} movies without a vector")
         await part(
-            "index build (FAISS, nprobe calibrated on recall), on the low-priority thread",
-            builds.run(lambda: BaseIndex.build(ids, vectors, metas, index_params(settings))),
+            "index build (FAISS, nprobe calibrated on recall, columns)",
+            asyncio.to_thread(BaseIndex.build, ids, vectors, metas, index_params(settings)),
         )
 
     run_async(prepare, url)

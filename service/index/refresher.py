@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.index import titles
-from service.index.builder import BuildThread
 from service.index.live import BaseIndex, IndexParams, LiveIndex, MovieMeta
 from service.index.snapshot_file import Identity, SnapshotDir, SnapshotUnusable
 from service.index.vectors import catalog_vectors, vectors_for
@@ -124,7 +123,6 @@ class Refresher:
         self._generation = 0  # bumped by every full sync, so a stale compaction is dropped
         self._store_error: str | None = None  # the last store failure, None once it recovers
         self._catalog_lost: str | None = None  # why the last resync was refused, None after one
-        self._builds = BuildThread()  # swaps and compactions, at a lower CPU priority
 
     # The read-only view (IndexView).
     @property
@@ -358,8 +356,8 @@ class Refresher:
     async def follow_model(self) -> None:
         """Between steps: look (every `model_poll_seconds`) at which version the store says to
         serve; build the index for a new one in the background (the served index's movies,
-        each vector from the store's cache or the new movie tower, on the low-priority build
-        thread); once built, catch it up with the log from where the served index stood and
+        each vector from the store's cache or the new movie tower, in a worker thread); once
+        built, catch it up with the log from where the served index stood and
         swap model and index together. A version that
         cannot be fetched, loaded, checked or indexed leaves the served one in place, is
         reported (`model_error`) and retried with backoff."""
@@ -392,8 +390,7 @@ class Refresher:
         served, epoch = self.live, self._epoch
         if served is None:
             raise StoreError("no index is served yet")
-        builds = self._builds
-        ids, metas = await builds.run(served.live_catalog)
+        ids, metas = await asyncio.to_thread(served.live_catalog)
         vectors, found = await catalog_vectors(self.store, towers, ids, metas.versions)
         params = self.params
 
@@ -403,7 +400,7 @@ class Refresher:
             rows = np.flatnonzero(found)
             return BaseIndex.build([ids[r] for r in rows], vectors[rows], metas.take(rows), params)
 
-        live = LiveIndex.create(await builds.run(build), served.index_version)
+        live = LiveIndex.create(await asyncio.to_thread(build), served.index_version)
         return Prepared(live, towers, epoch, started)
 
     async def _finish_swap(self, preparing: asyncio.Task[Prepared]) -> None:
@@ -478,7 +475,7 @@ class Refresher:
         def build() -> BaseIndex:
             return BaseIndex.build(*started.live_items(), params, started.base)
 
-        base = await self._builds.run(build)  # all of it off the event loop, yielding to it
+        base = await asyncio.to_thread(build)  # all of it off the event loop
         current = self.live
         if self._generation != generation or current is None:
             return  # a full resync replaced the lineage this base was built from
@@ -537,4 +534,3 @@ class Refresher:
                 compaction.cancel()
             if self._sharing is not None:
                 self._sharing.cancel()  # the thread finishes its file; the rename is atomic
-            self._builds.close()
