@@ -12,7 +12,7 @@ import functools
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import faiss
 import numpy as np
@@ -75,6 +75,12 @@ class IndexParams:
 
 
 CALIBRATION_QUERIES = 200
+T = TypeVar("T")
+Heavy = Callable[[Callable[[], Any]], Any]  # runs a long FAISS call and returns its result
+
+
+def _here(call: Callable[[], T]) -> T:
+    return call()
 
 
 def index_params(settings: Settings) -> IndexParams:
@@ -109,8 +115,12 @@ class BaseIndex:
         meta: Sequence[MovieMeta],
         params: IndexParams = IndexParams(),
         previous: BaseIndex | None = None,
+        heavy: Heavy = _here,
     ) -> BaseIndex:
-        """`previous`: a base whose trained IVF cells may be reused (compaction)."""
+        """`previous`: a base whose trained IVF cells may be reused (compaction). `heavy` runs
+        the FAISS calls that take seconds at 1M (training the cells, adding, the exact search
+        of the recall calibration): they hold no GIL, so a caller may run them on a thread of
+        lower CPU priority (`service/index/background.py`) while the Python parts stay here."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(ids) != len(vectors) or len(meta) != len(ids):
             raise ValueError("ids, vectors and meta must have the same length")
@@ -118,7 +128,7 @@ class BaseIndex:
         index: faiss.Index
         kind: IndexKind
         if len(ids) > params.ann_threshold:
-            index = _ivf(vectors, params, previous)
+            index = _ivf(vectors, params, previous, heavy)
             kind = "ivf"
         else:
             index = faiss.IndexFlatIP(dim)
@@ -126,9 +136,9 @@ class BaseIndex:
         recall = 1.0
         rerank = params.ivf_rerank if kind == "ivf" and params.ivf_codes != "Flat" else 0
         if len(ids):
-            index.add(vectors)
+            heavy(lambda: index.add(vectors))
             if kind == "ivf" and params.ivf_recall_goal > 0:
-                recall = _calibrate(index, vectors, params, rerank)
+                recall = _calibrate(index, vectors, params, rerank, heavy)
         return cls(
             ids=list(ids),
             vectors=vectors,
@@ -216,7 +226,9 @@ def _search(
     return np.take_along_axis(exact, order, axis=1).astype(np.float32), rows
 
 
-def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -> Any:
+def _ivf(
+    vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None, heavy: Heavy = _here
+) -> Any:
     """An empty IVF index with trained cells: the previous base's if its size is close."""
     n, dim = vectors.shape
     if (
@@ -233,7 +245,7 @@ def _ivf(vectors: np.ndarray, params: IndexParams, previous: BaseIndex | None) -
     fresh: Any = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
     sample_size = min(n, nlist * params.train_points_per_cell)
     sample = vectors[np.random.default_rng(0).choice(n, sample_size, replace=False)]
-    fresh.train(sample)
+    heavy(lambda: fresh.train(sample))
     fresh.nprobe = params.ivf_nprobe
     return fresh
 
@@ -257,7 +269,9 @@ def recall_at_k(
     return float(hits / truth.size)
 
 
-def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams, rerank: int) -> float:
+def _calibrate(
+    index: Any, vectors: np.ndarray, params: IndexParams, rerank: int, heavy: Heavy = _here
+) -> float:
     """Set the least nprobe (from `ivf_nprobe` up, within an eighth) whose recall@10 vs exact
     reaches the goal on sample queries, and return that recall. Queries are catalog vectors
     plus noise in every direction, harder for IVF than a vector that sits inside one cell.
@@ -271,7 +285,7 @@ def _calibrate(index: Any, vectors: np.ndarray, params: IndexParams, rerank: int
     queries = vectors[rng.choice(n, count, replace=False)] + 0.3 * rng.normal(size=(count, dim))
     queries = np.ascontiguousarray(queries / np.linalg.norm(queries, axis=1, keepdims=True))
     queries = queries.astype(np.float32)
-    truth = exact_neighbours(vectors, queries, min(10, n))
+    truth = heavy(lambda: exact_neighbours(vectors, queries, min(10, n)))
 
     def recall_at(nprobe: int) -> float:
         index.nprobe = nprobe

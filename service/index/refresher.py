@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.index import titles
+from service.index.background import Background
 from service.index.live import BaseIndex, IndexParams, LiveIndex, MovieMeta
 from service.index.snapshot_file import Identity, SnapshotDir, SnapshotUnusable
 from service.index.vectors import catalog_vectors, vectors_for
@@ -123,6 +124,7 @@ class Refresher:
         self._generation = 0  # bumped by every full sync, so a stale compaction is dropped
         self._store_error: str | None = None  # the last store failure, None once it recovers
         self._catalog_lost: str | None = None  # why the last resync was refused, None after one
+        self._background = Background()  # the long FAISS calls of swaps and compactions
 
     # The read-only view (IndexView).
     @property
@@ -392,13 +394,14 @@ class Refresher:
             raise StoreError("no index is served yet")
         ids, metas = await asyncio.to_thread(served.live_catalog)
         vectors, found = await catalog_vectors(self.store, towers, ids, metas.versions)
-        params = self.params
+        params, heavy = self.params, self._background.run
 
         def build() -> BaseIndex:
             if found.all():
-                return BaseIndex.build(ids, vectors, metas, params)
+                return BaseIndex.build(ids, vectors, metas, params, heavy=heavy)
             rows = np.flatnonzero(found)
-            return BaseIndex.build([ids[r] for r in rows], vectors[rows], metas.take(rows), params)
+            kept = [ids[r] for r in rows]
+            return BaseIndex.build(kept, vectors[rows], metas.take(rows), params, heavy=heavy)
 
         live = LiveIndex.create(await asyncio.to_thread(build), served.index_version)
         return Prepared(live, towers, epoch, started)
@@ -472,8 +475,10 @@ class Refresher:
             return
         params = self.params
 
+        heavy = self._background.run
+
         def build() -> BaseIndex:
-            return BaseIndex.build(*started.live_items(), params, started.base)
+            return BaseIndex.build(*started.live_items(), params, started.base, heavy=heavy)
 
         base = await asyncio.to_thread(build)  # all of it off the event loop
         current = self.live
@@ -534,3 +539,4 @@ class Refresher:
                 compaction.cancel()
             if self._sharing is not None:
                 self._sharing.cancel()  # the thread finishes its file; the rename is atomic
+            self._background.close()
