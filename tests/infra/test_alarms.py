@@ -108,7 +108,12 @@ def test_a_failed_retrain_is_told_to_the_alarm_topic(synth: Synth) -> None:
     (target,) = failed["Targets"]
     topic = synth.logical_id(synth.stack.alarms.topic)
     assert target["Arn"] == {"Ref": topic}
-    assert "exit code" in target["Input"]
+    message = target["InputTransformer"]
+    assert message["InputPathsMap"] == {
+        "detail-containers-0--exitCode": "$.detail.containers[0].exitCode",
+        "detail-stoppedReason": "$.detail.stoppedReason",
+    }
+    assert "exit code <detail-containers-0--exitCode>" in message["InputTemplate"]
     key_id = synth.one("AWS::SNS::Topic")["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
     statements = synth.resources("AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]
     (events,) = [s for s in statements if s.get("Principal") == {"Service": "events.amazonaws.com"}]
