@@ -116,8 +116,12 @@ class BaseIndex:
         params: IndexParams = IndexParams(),
         previous: BaseIndex | None = None,
         heavy: Heavy = _here,
+        rows_of: BaseIndex | None = None,
     ) -> BaseIndex:
-        """`previous`: a base whose trained IVF cells may be reused (compaction). `heavy` runs
+        """`previous`: a base whose trained IVF cells may be reused (compaction). `rows_of`: a
+        base whose id list `ids` is (a model swap with no pending change): its id list and
+        id -> row map are shared, not built again (1M Python objects fewer to build and free on
+        a swap). `heavy` runs
         the FAISS calls that take seconds at 1M (training the cells, adding, the exact search
         of the recall calibration): they hold no GIL, so a caller may run them on a thread of
         lower CPU priority (`service/index/background.py`) while the Python parts stay here."""
@@ -139,11 +143,14 @@ class BaseIndex:
             heavy(lambda: index.add(vectors))
             if kind == "ivf" and params.ivf_recall_goal > 0:
                 recall = _calibrate(index, vectors, params, rerank, heavy)
+        shared = rows_of is not None and ids is rows_of.ids
         return cls(
-            ids=list(ids),
+            ids=rows_of.ids if shared and rows_of is not None else list(ids),
             vectors=vectors,
             meta=meta if isinstance(meta, MetaTable) else MetaTable.of(meta),
-            row_of={mid: row for row, mid in enumerate(ids)},
+            row_of=rows_of.row_of
+            if shared and rows_of is not None
+            else {mid: row for row, mid in enumerate(ids)},
             faiss_index=index,
             kind=kind,
             recall=recall,
@@ -527,8 +534,11 @@ class LiveIndex:
         vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         return ids, vectors, metas
 
-    def live_catalog(self) -> tuple[list[str], MetaTable]:
-        """Every live movie's id and columns, without the vectors (a model swap replaces them)."""
+    def live_catalog(self) -> tuple[Sequence[str], MetaTable]:
+        """Every live movie's id and columns, without the vectors (a model swap replaces them):
+        the base's own id list and table when nothing is pending."""
+        if not self.tombstones and not self._delta_ids:
+            return self.base.ids, self.base.meta
         ids, metas, _ = self._live_rows()
         return ids, metas
 

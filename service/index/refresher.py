@@ -394,13 +394,13 @@ class Refresher:
             raise StoreError("no index is served yet")
         ids, metas = await asyncio.to_thread(served.live_catalog)
         vectors, found = await catalog_vectors(self.store, towers, ids, metas.versions)
-        params, heavy = self.params, self._background.run
+        params, heavy, base = self.params, self._background.run, served.base
 
         def build() -> BaseIndex:
             if found.all():
-                return BaseIndex.build(ids, vectors, metas, params, heavy=heavy)
+                return BaseIndex.build(ids, vectors, metas, params, heavy=heavy, rows_of=base)
             rows = np.flatnonzero(found)
-            kept = [ids[r] for r in rows]
+            kept = [ids[r] for r in rows.tolist()]
             return BaseIndex.build(kept, vectors[rows], metas.take(rows), params, heavy=heavy)
 
         live = LiveIndex.create(await asyncio.to_thread(build), served.index_version)

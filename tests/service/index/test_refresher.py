@@ -321,3 +321,35 @@ async def test_a_promoted_model_reindexes_the_served_movies_with_its_own_vectors
         vector, meta = live.get(mid)  # type: ignore[misc]
         assert meta.title == current[mid].title
         assert float(vector @ expected[row]) == pytest.approx(1.0, abs=1e-4), mid
+
+
+async def test_a_swap_with_nothing_pending_shares_the_served_id_map(
+    store: Store, tiny_towers: Towers, other_tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Same movies in the same rows: the new base keeps the served one's id list and map (at
+    1M, a million objects not built on the swap nor freed when the old index goes), with the
+    new model's vectors."""
+    from embeddings.artifacts import resolve_model_dir
+    from embeddings.registry import open_registry
+    from service.model_source import ModelSource
+
+    await store.apply_changes([Upsert(movie(str(i), f"Film {i}")) for i in range(30)])
+    source = ModelSource(str(tmp_path / "r"), tmp_path)
+    refresher = Refresher(store, tiny_towers, PARAMS, Metrics(), models=source)
+    await catch_up(refresher)
+    served = refresher.live
+    assert served is not None and not served.pending
+    other = open_registry(tmp_path / "r").publish(resolve_model_dir(other_tiny_model_dir))
+    await store.promote_model(other)
+    refresher.model_poll_seconds = 0.0
+    await refresher.follow_model()
+    preparing = refresher._preparing
+    assert preparing is not None
+    await asyncio.wait_for(asyncio.shield(preparing), 60)
+    await refresher.follow_model()
+
+    swapped = refresher.live
+    assert swapped is not None and refresher.towers.version == other
+    assert swapped.base.ids is served.base.ids and swapped.base.row_of is served.base.row_of
+    fresh = source.load(other).embed_movies(list((await store.get_movies(["7"])).values()))
+    assert float(swapped.get("7")[0] @ fresh[0]) == pytest.approx(1.0, abs=1e-4)  # type: ignore[index]
