@@ -68,7 +68,9 @@ async def _store_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _invalid_record(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=422)
+    """A record the store's rules refuse, shaped as every other 422 (the documented schema)."""
+    error = {"loc": ["body"], "msg": str(exc), "type": "value_error"}
+    return JSONResponse({"detail": [error]}, status_code=422)
 
 
 def _json_safe(value: Any) -> Any:
