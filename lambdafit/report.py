@@ -150,6 +150,16 @@ def _headline(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
     body = []
     if d["tf"] is not None:
         body.append(_tf_row(d["tf"]))
+    else:
+        body.append(
+            [
+                CLAIM_TF,
+                "50 MB zipped (direct upload)",
+                "not in the serving closure: TensorFlow is the `train` extra (both towers are "
+                "served in NumPy)",
+                "**moot for serving**: the package carries no TensorFlow",
+            ]
+        )
     body.append(_unzipped_row(d))
     serving = _serving_row(results)
     if serving:
