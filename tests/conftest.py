@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pytest_redis import factories
 
-from bench.harness.redis import redis_server_path
+from bench.harness.redis import RedisServer, redis_server_path
 from embeddings.data import BUNDLED_DATA
 from service.api.app import create_app
 from service.config import Settings
@@ -43,6 +43,17 @@ def redis_url(redis_proc) -> Iterator[str]:  # type: ignore[no-untyped-def]
     client.flushall()
     client.close()
     yield url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for tests that freeze, kill or fill it."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,16 +15,6 @@ from service.store.records import Exposure, ExposureLimits
 
 pytestmark = pytest.mark.anyio
 LIMITS = ExposureLimits(ttl_seconds=3600, log_max_len=1000, per_subject=10)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def shown(subject: str = "u1") -> Exposure:
