@@ -45,12 +45,6 @@ class Towers:
     user_params: dict[str, np.ndarray]
     movie_tower: NumpyMovieTower
     popular: list[tuple[str, float]] = field(default_factory=list)  # for users without history
-    # Readiness reads it: a Towers exists only once its probe passed, so nothing is wrong.
-    model_error: str | None = None
-
-    def require_checked(self) -> None:
-        """A no-op kept for callers that check a version before serving it: `load_towers`
-        already compared both towers to the probe and raised ModelLoadError on a mismatch."""
 
     def embed_user(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Movie vectors newest first [n, dim] and their weights [n] -> one unit vector."""

@@ -387,8 +387,7 @@ class Refresher:
     async def _prepare(self, version: str) -> Prepared:
         assert self.models is not None
         started = time.perf_counter()
-        towers = await asyncio.to_thread(self.models.load, version)
-        await asyncio.to_thread(towers.require_checked)  # the version's towers pass their check
+        towers = await asyncio.to_thread(self.models.load, version)  # checked by its probe
         served, epoch = self.live, self._epoch
         if served is None:
             raise StoreError("no index is served yet")

@@ -35,14 +35,12 @@ async def readyz(request: Request, response: Response) -> Readiness:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(ready=False, reason="starting: model or index not loaded")
     index = app_state.index
-    model_error = index.towers.model_error
-    ready = index.caught_up and model_error is None
+    ready = index.caught_up  # a Towers exists only once its probe passed
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    reason = f"model cannot be served: {model_error}" if model_error else None
     return Readiness(
         ready=ready,
-        reason=None if ready else reason or "catching up with the change log",
+        reason=None if ready else "catching up with the change log",
         model_version=index.towers.version,
         model_swap_error=index.model_error,
         index_version=index.index_version,
