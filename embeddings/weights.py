@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 WATCH = 1.0
 MIN_WEIGHT = 0.1
 MAX_RATING = 5.0
+# A rating at or below this is a dislike: the movie pushes recommendations away from it instead
+# of towards it (the service's setting `MOVIE_RECS_DISLIKE_MAX_RATING` may move it; training uses
+# this default). One place for the rule, shared by training and serving.
+DISLIKE_MAX_RATING = 2.0
 
 
 def event_weight(kind: str, rating: float | None = None) -> float:
@@ -34,3 +38,12 @@ def rating_weights(ratings: np.ndarray) -> np.ndarray:
     import numpy as np
 
     return np.clip(np.asarray(ratings, np.float64) / MAX_RATING, MIN_WEIGHT, 1.0).astype(np.float32)
+
+
+def disliked_ratings(ratings: np.ndarray, at: float = DISLIKE_MAX_RATING) -> np.ndarray:
+    """Which ratings are dislikes (<= `at`); NaN (no rating) is not."""
+    import numpy as np
+
+    values = np.asarray(ratings, np.float64)
+    with np.errstate(invalid="ignore"):
+        return values <= at
