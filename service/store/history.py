@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings.weights import WATCH, rating_weights
+from embeddings.weights import DISLIKE_MAX_RATING, WATCH, disliked_ratings, rating_weights
 from service.store.errors import InvalidRecord
 from service.store.records import Event, EventKind
 
@@ -30,7 +30,8 @@ from service.store.records import Event, EventKind
 FORMAT = 3
 HEADER = 4
 FIXED = np.dtype([("ts", ">f8"), ("rating", ">f8"), ("kind", "u1")])
-KINDS: tuple[EventKind, EventKind] = ("watch", "rate")
+# A kind's code is its position: append new kinds, never reorder (stored records keep codes).
+KINDS: tuple[EventKind, ...] = ("watch", "rate", "dislike")
 _KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
 _NO_RATING = np.float64("nan")
 
@@ -40,7 +41,7 @@ class History:
     """A user's retained events newest first, as columns (no per-event objects)."""
 
     movie_ids: list[str]
-    kinds: np.ndarray  # uint8: 0 watch, 1 rate
+    kinds: np.ndarray  # uint8: 0 watch, 1 rate, 2 dislike
     ratings: np.ndarray  # float64, NaN when the event has none
     timestamps: np.ndarray  # float64 unix seconds
 
@@ -53,6 +54,21 @@ class History:
         weights = rating_weights(ratings)  # NaN (no rating) stays NaN, then counts as a watch
         weights[(self.kinds[rows] != _KIND_CODE["rate"]) | np.isnan(weights)] = WATCH
         return weights
+
+    def disliked(self, at: float = DISLIKE_MAX_RATING) -> np.ndarray:
+        """Which events say "not this": a `dislike`, or a rating at or below `at`
+        (`embeddings.weights.disliked_ratings`, the rule training shares)."""
+        rated = self.kinds == _KIND_CODE["rate"]
+        return np.asarray(
+            (self.kinds == _KIND_CODE["dislike"]) | (rated & disliked_ratings(self.ratings, at))
+        )
+
+    def liked(self, at: float) -> np.ndarray:
+        """Which events may explain a recommendation: a watch, or a rating of at least `at`
+        (a dislike or a lukewarm rating is not a reason a user would agree with)."""
+        rated = self.kinds == _KIND_CODE["rate"]
+        with np.errstate(invalid="ignore"):
+            return np.asarray((self.kinds == _KIND_CODE["watch"]) | (rated & (self.ratings >= at)))
 
     def events(self) -> list[Event]:
         """As `Event`s, for callers that show them one by one (not the recommendation path)."""

@@ -19,7 +19,8 @@ import numpy as np
 
 from service.store.errors import InvalidRecord
 
-EventKind = Literal["watch", "rate"]
+EventKind = Literal["watch", "rate", "dislike"]
+EVENT_KINDS: tuple[EventKind, ...] = ("watch", "rate", "dislike")  # a dislike pushes away
 ChangeOp = Literal["upsert", "delete"]
 
 MAX_ID_LENGTH = 128
@@ -234,8 +235,10 @@ def validate_events(user_id: str, events: Sequence[Event]) -> None:
     validate_user_id(user_id)
     _check_ids({event.movie_id for event in events}, "movie id")
     for event in events:
-        if event.kind not in ("watch", "rate"):
-            raise InvalidRecord(f"event kind must be 'watch' or 'rate', not {event.kind!r}")
+        if event.kind not in EVENT_KINDS:
+            raise InvalidRecord(
+                f"event kind must be one of {', '.join(EVENT_KINDS)}, not {event.kind!r}"
+            )
         rating = event.rating
         if event.kind == "rate" and (rating is None or not MIN_RATING <= rating <= MAX_RATING):
             raise InvalidRecord(f"a 'rate' event needs a rating from {MIN_RATING} to {MAX_RATING}")

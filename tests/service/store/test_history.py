@@ -197,3 +197,32 @@ async def test_sqlite_format_1_histories_are_converted_on_open(sqlite_url: str) 
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert "activity" not in tables
+
+
+async def test_a_dislike_is_kept_and_read_back_on_both_backends(store: Store) -> None:
+    """The `dislike` kind (code 2) goes through either backend's merge and comes back as
+    itself; a record written before the kind existed (codes 0 and 1) reads as it did."""
+    old = h.merge(None, [h.entry(e) for e in TRICKY[:3]], 10)
+    assert set(h.decode(old).kinds.tolist()) <= {0, 1}  # what stores held before
+    await store.add_events("u", [Event("5", "dislike", 300.0), *TRICKY[:2]])
+    events = await store.recent_events("u")
+    assert events[0] == Event("5", "dislike", 300.0)
+    assert [e.kind for e in events[1:]] == ["watch", "watch"]
+    assert h.decode(old).events() == sorted(TRICKY[:3], key=h.entry, reverse=True)
+
+
+def test_disliked_and_liked_follow_the_one_rule() -> None:
+    """A dislike event, or a rating at or below the threshold (embeddings.weights), is
+    disliked; a watch or a rating at or above the reason threshold is liked; neither both."""
+    history = h.History.of(
+        [
+            Event("a", "dislike", 5.0),
+            Event("b", "rate", 4.0, 2.0),
+            Event("c", "rate", 3.0, 2.5),
+            Event("d", "rate", 2.0, 3.0),
+            Event("e", "watch", 1.0),
+        ]
+    )
+    assert history.disliked().tolist() == [True, True, False, False, False]
+    assert history.disliked(at=0.0).tolist() == [True, False, False, False, False]
+    assert history.liked(3.0).tolist() == [False, False, False, True, True]
