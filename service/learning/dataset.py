@@ -38,6 +38,8 @@ CHANGES_PAGE = 1000
 CATCH_UP_ROUNDS = 5
 WATCH_RATING = MAX_RATING  # embeddings.weights: rating_weights(5.0) == WATCH == 1.0
 _RATE = KINDS.index("rate")
+_DISLIKE = KINDS.index("dislike")
+DISLIKE_RATING = 1.0  # what a `dislike` event trains as: a one-star rating (a dislike)
 
 
 class CutError(Exception):
@@ -187,6 +189,7 @@ class _Events:
         latest = rows[np.sort(first)][::-1]  # each movie's latest event, oldest first
         rated = (history.kinds[latest] == _RATE) & ~np.isnan(history.ratings[latest])
         ratings = np.where(rated, history.ratings[latest], WATCH_RATING)
+        ratings[history.kinds[latest] == _DISLIKE] = DISLIKE_RATING
         self.users[user] = (codes[latest], ratings.astype(np.float32), history.timestamps[latest])
         self.report["events_after_cut"] += int((~in_time).sum())
         self.report["events_unknown_movie"] += int((in_time & ~known).sum())
