@@ -93,7 +93,7 @@ def cost_command(
 ) -> None:
     """Price each design from the recorded measurements and lambdafit/prices.toml (seconds).
 
-    Re-measures only the serving dependencies without TensorFlow (a listing of files), then
+    Re-measures only the serving dependencies (a listing of files), then
     rewrites lambda-fit.md, its cost section and table, and the plots; the ~6 minutes of
     measuring both designs are not repeated.
     """

@@ -136,12 +136,6 @@ def _measure_running(
 
     first = recommend(users[0])
     first_seconds = time.perf_counter() - server.spawned
-    # TensorFlow (the movie tower a webhook's movie needs) loads after ready, in the background,
-    # and its import holds the GIL for seconds: requests in that window were measured ~4x slower
-    # (11 ms vs 3 ms). Warm latency and the refresh are measured once it is in, as a replica
-    # runs for the rest of its life; the first answer above is the one a cold replica gives.
-    _wait("TensorFlow", lambda: "movie_recs_model_checked 1.0" in client.get("/metrics").text, 300)
-    tensorflow_seconds = time.perf_counter() - server.spawned
     warm = []
     for i in range(requests):
         started = time.perf_counter()
@@ -154,7 +148,6 @@ def _measure_running(
     return {
         "first_answer_seconds": first_seconds,
         "first_strategy": first["strategy"],
-        "tensorflow_loaded_seconds": tensorflow_seconds,
         "movies": readiness["index_size"],
         "warm_seconds": warm,
         "webhook_seconds": freshness,

@@ -1,10 +1,11 @@
 """How big the service's runtime dependencies are, installed and as wheels.
 
 The closure is walked from the installed `movie-recs` distribution's own requirements (extras
-off: no report, infra or dev packages; `uvicorn[standard]` followed as declared). Installed size
-is the sum of the files each distribution's RECORD lists, as they are on this disk. Zipped size
-is the wheel uv would install on this machine, read from `uv.lock`'s recorded `size` field
-(a wheel is a zip archive: what a Lambda .zip package of that dependency would carry).
+off: no train, report, infra or dev packages; an extra a requirement names is followed).
+Installed size is the sum of the files each distribution's RECORD lists, as they are on this
+disk. Zipped size is the wheel uv would install on this machine, read from `uv.lock`'s recorded
+`size` field (a wheel is a zip archive: what a Lambda .zip package of that dependency would
+carry).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 ROOT = "movie-recs"
-# Serving without TensorFlow (issue 27): the closure with TensorFlow and what only it pulls in cut
-# off, as the package would be once TensorFlow is a training-only extra.
-TENSORFLOW = frozenset({"tensorflow", "tensorflow-cpu"})
 
 
 @dataclass(frozen=True)

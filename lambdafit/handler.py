@@ -2,11 +2,11 @@
 
 A Lambda instance keeps module-level state while it is warm and is frozen between invocations:
 no background task runs, so nothing tails the change log. Its first invocation (the cold start)
-therefore imports TensorFlow, loads the towers, reads every movie vector from the store and
-builds the index; later invocations reuse that state as it was, stale. A catalog change reaches
-an instance only through a new cold start, or a full reload inside an invocation
-(`reload_state`). The request path is the service's own `Recommender`; the state is built by
-the same `full_sync` the container runs at startup.
+therefore imports the service (NumPy, FAISS), loads the NumPy towers, reads every movie vector
+from the store and builds the index; later invocations reuse that state as it was, stale. A
+catalog change reaches an instance only through a new cold start, or a full reload inside an
+invocation (`reload_state`). The request path is the service's own `Recommender`; the state is
+built by the same `full_sync` the container runs at startup.
 
 The state is loaded in the first invocation rather than at import, so one code path measures it
 (`timeline`). On AWS the 10 s init limit applies to module import; an init that overruns it is
@@ -101,9 +101,6 @@ def _cold_start() -> Instance:
         timeline[name] = now - mark
         mark = now
 
-    import tensorflow  # noqa: F401  (timed on its own: the biggest import)
-
-    lap("import tensorflow")
     settings = Settings()
     from service.towers import load_towers
 

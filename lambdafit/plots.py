@@ -14,7 +14,7 @@ from lambdafit.summary import MIB, PHASES, CatalogSummary, label, short, summari
 FIRST_RECOMMENDATION = "lambda-fit-first-recommendation.png"
 DEPENDENCIES = "lambda-fit-dependencies.png"
 TOP_PACKAGES = 10
-PHASE_COLOURS = ("#bbbbbb", "#8da0cb", "#e78ac3", "#a6d854", "#fc8d62", "#66c2a5", "#333333")
+PHASE_COLOURS = ("#bbbbbb", "#8da0cb", "#a6d854", "#fc8d62", "#66c2a5", "#333333")
 
 
 def _pyplot() -> Any:

@@ -6,6 +6,7 @@ TensorFlow figure is quoted as given). Verdicts are computed from the numbers, n
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from lambdafit import limits
@@ -53,6 +54,8 @@ def render(results: dict[str, Any], cost: str = "") -> str:
         _header(results),
         _simulated(results),
         _headline(results, rows),
+        _still_standing(results, rows),
+        _before_after(results),
         _dependencies(results),
         _state(results, rows),
         _cold(results, rows),
@@ -77,7 +80,7 @@ def _header(results: dict[str, Any]) -> str:
         f"{m.get('load_average_at_end')} at end (1, 5, 15 min): other jobs shared this machine, "
         "so absolute times are noisy; compare the two designs within one run.\n"
         f"- **Model**: `{results['model']['version']}` ({mib(results['model']['bytes'])}), "
-        f"FAISS/OpenMP threads {s['omp_threads']}, TensorFlow threads {s['tf_threads']}, "
+        f"FAISS/OpenMP threads {s['omp_threads']}, "
         f"exact index up to {s['ann_threshold']:,} movies and an approximate one above (the "
         f"tables name it), store: {s['store']}.\n"
         "- **Units**: MB means MiB (2^20 bytes), as AWS counts its limits "
@@ -120,9 +123,7 @@ def _simulated(results: dict[str, Any]) -> str:
         f"- **Warm latency** is {s['requests']} sequential requests per catalog. Lambda-style: "
         "a direct call of `handler` (event parsing, the user's history from the store, user "
         "tower, index search, JSON body); no API Gateway, no invoke overhead. Container: an "
-        "HTTP request over loopback (the same work plus HTTP, routing and auth), once the "
-        "replica has loaded TensorFlow in the background (seconds after ready; requests in "
-        "that window are slower, the first answer is measured before it).\n"
+        "HTTP request over loopback (the same work plus HTTP, routing and auth), once ready.\n"
         "- **Measured directly**: installed dependency sizes (files listed in each "
         "distribution's RECORD), wheel sizes (the `size` uv.lock records for the wheel this "
         "platform installs), all times, and peak resident memory (`VmHWM` of the probe "
@@ -161,9 +162,6 @@ def _headline(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
             ]
         )
     body.append(_unzipped_row(d))
-    serving = _serving_row(results)
-    if serving:
-        body.append(serving)
     body.append(_image_row(d))
     if rows:
         big = rows[-1]
@@ -287,9 +285,6 @@ def _dependencies(results: dict[str, Any]) -> str:
         ]
     )
     body.append(_image_row(d))
-    serving = _serving_row(results)
-    if serving:
-        body.insert(2, serving)
     per_package = [
         [
             p["name"],
@@ -325,85 +320,127 @@ def _dependencies(results: dict[str, Any]) -> str:
         + missing
         + f"\n![dependency size by package]({DEPENDENCIES})\n\n"
         + table(["package", "version", "installed", "wheel (zipped)", "share"], per_package)
-        + _without_tensorflow(results)
     )
 
 
-def _serving_numbers(results: dict[str, Any]) -> dict[str, Any] | None:
-    packages = results.get("dependencies_without_tensorflow")
-    if packages is None:
-        return None
-    installed = sum(p["installed_bytes"] for p in packages)
-    extra = results["model"]["bytes"] + results["model"]["source_bytes"]
-    return {
-        "packages": packages,
-        "installed": installed,
-        "package": installed + extra,
-        "wheels": sum(p["wheel_bytes"] or 0 for p in packages) + extra,
-        "extra": extra,
-    }
-
-
-def _serving_row(results: dict[str, Any]) -> list[str] | None:
-    n = _serving_numbers(results)
-    if n is None:
-        return None
-    return [
-        CLAIM_DEPS + " (serving without TensorFlow)",
-        "250 MB unzipped (package + layers)",
-        f"{len(n['packages'])} packages installed {mib(n['installed'])} + model and code "
-        f"{mib(n['extra'])} = {mib(n['package'])}",
-        verdict(n["package"], limits.UNZIPPED_BYTES, "still does not fit", "does not hold: fits"),
-    ]
-
-
-def _without_tensorflow(results: dict[str, Any]) -> str:
-    """Which of the article's claims survive a serving process that needs no TensorFlow."""
-    n = _serving_numbers(results)
-    rows = summaries(results)
-    if n is None or not rows:
+def _still_standing(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
+    """Which of the article's claims survive a serving process that needs no TensorFlow,
+    each decided by this run's numbers."""
+    if not rows:
         return ""
-    fits = n["package"] <= limits.UNZIPPED_BYTES
-    top = ", ".join(f"{p['name']} {mib(p['installed_bytes'])}" for p in n["packages"][:3])
-    body = []
-    for s in rows:
-        cold = s.cold_median - s.phases["import tensorflow"]
-        load = s.phases["state load"] + s.phases["index build"]
-        body.append(
-            [
-                label(s),
-                f"{secs(cold)}: " + verdict(cold, limits.INIT_SECONDS, "over", "within"),
-                f"{secs(load)}: " + verdict(load, limits.INIT_SECONDS, "over", "within"),
-                secs(s.reload_seconds),
-            ]
-        )
+    d = _deps_numbers(results)
+    top = ", ".join(f"{p['name']} {mib(p['installed_bytes'])}" for p in d["packages"][:3])
+    fits = d["image"] <= limits.UNZIPPED_BYTES
     size = (
-        f"Cut off at TensorFlow, the same closure is {len(n['packages'])} packages, "
-        f"{mib(n['installed'])} installed (largest: {top}); with the model and the code, "
-        f"{mib(n['package'])}: "
-        + verdict(n["package"], limits.UNZIPPED_BYTES, "still over", "within")
-        + " Lambda's 250 MB unzipped limit"
-        + (", so **the package-size claim no longer holds**" if fits else "")
-        + f" (zipped about {mib(n['wheels'])}: over the 50 MB direct upload, so a .zip would "
-        "go through S3)."
+        f"- **Package size**: the serving closure is {len(d['packages'])} packages, "
+        f"{mib(d['installed'])} installed (largest: {top}); with the model and the code "
+        f"{mib(d['image'])}, "
+        + verdict(d["image"], limits.UNZIPPED_BYTES, "over", "within")
+        + " Lambda's 250 MB unzipped limit: "
+        + ("**the package-size claim no longer holds**" if fits else "**it still holds**")
+        + f" (zipped about {mib(d['wheels'])}"
+        + (
+            ", over the 50 MB direct upload: a .zip goes through S3)."
+            if d["wheels"] > limits.ZIP_UPLOAD_BYTES
+            else ")."
+        )
+    )
+    lines = [
+        "### Which of the article's claims still stand\n",
+        "Serving needs no TensorFlow (issue 27: both towers in NumPy, TensorFlow the `train` "
+        "extra), so the TensorFlow figure is **moot for serving**. The rest, from this run:\n",
+        size,
+    ]
+    for r in rows:
+        load = r.phases["state load"] + r.phases["index build"]
+        lines.append(
+            f"- **State load and cold start, {label(r)}**: state load + index build "
+            f"{secs(load)} ("
+            + verdict(load, limits.INIT_SECONDS, "over", "within")
+            + f" the 10 s init); cold start → first answer {secs(r.cold_median)} ("
+            + verdict(r.cold_median, limits.INIT_SECONDS, "over", "within")
+            + ")."
+        )
+    big = rows[-1]
+    lines.append(f"- **Refresh, {label(big)}**: " + _refresh_verdict(big) + ".")
+    lines.append(
+        "- **Memory** is not the obstacle at any size measured (section 2); loading it is."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _before_after(results: dict[str, Any]) -> str:
+    """The replica before and after TensorFlow left it, from `bench.startup --baseline`."""
+    run = results.get("before_after")
+    if not run:
+        return ""
+    header = ["measure"]
+    for name in run["catalogs"]:
+        header += [f"{name}: before", "after", "after / before"]
+    measures = [
+        ("spawn → ready", "ready", secs),
+        ("spawn → first recommendation", "first_answer", secs),
+        (f"recommendations/s, first {run['window_seconds']} s after ready", "early_rps", _rate),
+        (f"recommendations/s, the {run['window_seconds']} s after", "later_rps", _rate),
+        ("new movie: webhook at ready → recommendable", "webhook", secs),
+        ("RSS once ready", "rss_ready", _mb),
+        (f"RSS after {2 * run['window_seconds']} s of load", "rss_after", _mb),
+        ("peak RSS", "peak", _mb),
+    ]
+    body = []
+    for title, key, show in measures:
+        row = [title]
+        for by_code in run["catalogs"].values():
+            before, after = (_median([r[key] for r in by_code[c]]) for c in ("before", "after"))
+            row += [show(before), show(after), f"{after / before:.2f}x"]
+        body.append(row)
+    images = run.get("images") or {}
+    image_rows = (
+        [
+            [
+                title,
+                f"{images['before'][key]:,.0f} MB",
+                f"{images['after'][key]:,.0f} MB",
+                f"{images['after'][key] / images['before'][key]:.2f}x",
+            ]
+            for title, key in (
+                ("image", "size_mb"),
+                ("image compressed (the pull)", "compressed_mb"),
+                ("of which the base image", "base_mb"),
+                ("of which the base, compressed", "base_compressed_mb"),
+            )
+        ]
+        if {"before", "after"} <= images.keys()
+        else []
     )
     return (
-        "\n### Without TensorFlow\n\n"
-        "The serving process is being made TensorFlow-free (issue 27: both towers in NumPy, "
-        f"TensorFlow a training-only extra). {size} What still stands does not depend on "
-        "TensorFlow: the state load and the refresh, and so the cold start of a large catalog. "
-        "The cold start here is this run's median minus its TensorFlow import (the model load "
-        "still reads the SavedModels):\n\n"
-        + table(
-            [
-                "catalog",
-                "cold start without the TensorFlow import (10 s init limit)",
-                "state load + index build, every cold start",
-                "full reload after a catalog change, per instance",
-            ],
-            body,
+        "## Serving without TensorFlow: before vs after\n\n"
+        f"`{run['command']}` on {run['date']}: commit {run['commit']} (after) against "
+        f"{run['baseline_commit']} (before: the last commit whose replicas imported TensorFlow), "
+        f"each on its own copy of the catalog in Redis, {run['repeat']} interleaved starts each, "
+        f"medians; load {run['load_at_start']} at start, "
+        f"{run['load_average_at_end'][0]} at end.\n\n"
+        + table(header, body)
+        + (
+            "\nThe images as `.ci/container-smoke.sh` builds them (podman, stand-in base; MB = "
+            "10^6 bytes, as `docker images` shows):\n\n"
+            + table(["", "before", "after", "after / before"], image_rows)
+            if image_rows
+            else ""
         )
     )
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.0f} MiB"
 
 
 def _state(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
@@ -497,7 +534,8 @@ def _cold(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
         + "\n*interpreter start*: spawn to the probe's first line; "
         "*import handler*: the handler's modules (NumPy, FAISS, pydantic, and FastAPI for the "
         "service's own response schema and helpers); "
-        "*model load*: both SavedModels and the NumPy user tower, checked against each other; "
+        "*model load*: both NumPy towers from the export, checked against its probe (no "
+        "TensorFlow: issue 27); "
         "*state load*: every movie and its cached vector read from the store; "
         "*index build*: FAISS; *first answer*: the first request itself.\n"
         + "\n### The container pays it once per replica\n\n"
@@ -515,8 +553,7 @@ def _cold(results: dict[str, Any], rows: list[CatalogSummary]) -> str:
         "only when `/readyz` says its index is loaded and caught up, so no user waits for it. "
         "The measured replica starts from the index snapshot the first replica wrote after its "
         "full sync (one file read, then the change log tailed from its position), as every "
-        "replica after the first does; TensorFlow (the movie tower) loads after ready, in the "
-        "background. "
+        "replica after the first does. "
         "A Lambda cold start happens on the request path, for every new concurrent instance.\n"
     )
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.harness import machine as harness_machine
 from bench.harness.servers import ServerStopped, server_env
-from lambdafit import catalogs, container, deps
+from lambdafit import before_after, catalogs, container, deps
 from lambdafit.catalogs import Catalog
 from service.config import PROJECT_ROOT, Settings
 
@@ -62,10 +62,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "commit": harness_machine.commit(PROJECT_ROOT),
-        "versions": {
-            name: version(name)
-            for name in ("tensorflow-cpu", "faiss-cpu", "numpy", "fastapi", "uvicorn")
-        },
+        "versions": {name: version(name) for name in ("faiss-cpu", "numpy", "fastapi", "uvicorn")},
     }
 
 
@@ -211,10 +208,12 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
             "webhooks": options.webhooks,
             "container": options.container,
         },
-        "dependencies": [asdict(p) for p in deps.measure(PROJECT_ROOT / "uv.lock")],
-        "dependencies_without_tensorflow": serving_closure(),
+        "dependencies": serving_closure(),
         "catalogs": [],
     }
+    recorded = before_after.load()
+    if recorded is not None:
+        results["before_after"] = recorded
     for make in prepare(options, settings, model, say):
         cat = make()
         results["catalogs"].append(measure_catalog(cat, options, model, say))
@@ -225,20 +224,20 @@ def run(options: Options, settings: Settings, command: str, say: Say = print) ->
 
 
 def serving_closure() -> list[dict[str, Any]]:
-    """The runtime dependencies with TensorFlow cut off: what a TensorFlow-free serving package
-    carries (seconds to measure: every RECORD file is listed, nothing is imported)."""
-    lock = PROJECT_ROOT / "uv.lock"
-    return [asdict(p) for p in deps.measure(lock, without=deps.TENSORFLOW)]
+    """The serving process's runtime dependencies, TensorFlow a training extra outside them
+    (seconds to measure: every RECORD file is listed, nothing is imported)."""
+    return [asdict(p) for p in deps.measure(PROJECT_ROOT / "uv.lock")]
 
 
 def cost(out: Path) -> dict[str, Any]:
-    """Measure the serving closure without TensorFlow into `lambda-fit.json` (the rest of it
-    stays as recorded), then re-render the report, cost section and plots included."""
+    """Measure the serving closure into `lambda-fit.json` (the rest of it stays as recorded),
+    then re-render the report, cost section and plots included."""
     source = out / "lambda-fit.json"
     if not source.is_file():
         raise LambdaFitError(f"no {source}: run the measurements first (make lambda-fit)")
     results: dict[str, Any] = json.loads(source.read_text("utf-8"))
-    results["dependencies_without_tensorflow"] = serving_closure()
+    results["dependencies"] = serving_closure()
+    results.pop("dependencies_without_tensorflow", None)  # recorded while serving had TensorFlow
     source.write_text(json.dumps(results, indent=1), "utf-8")
     return render(out)
 

@@ -64,6 +64,21 @@ def test_importing_the_handler_loads_no_web_framework() -> None:
     assert loaded.strip() == "[]"
 
 
+def test_a_cold_start_never_imports_tensorflow(lambda_store: str) -> None:
+    """The cold start lambda-fit times is a TensorFlow-free replica's (issue 27): a fresh
+    process answers its first event with neither TensorFlow nor Keras imported."""
+    probe = (
+        "import json, sys; from lambdafit.handler import handler; "
+        "answer = handler({'pathParameters': {'user_id': '1'}}, None); "
+        "print(json.dumps([answer['statusCode'], "
+        "[m for m in ('tensorflow', 'keras') if m in sys.modules]]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, check=True
+    ).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == [200, []]
+
+
 def test_cold_start_loads_everything_once_then_warm_calls_reuse_it(lambda_store: str) -> None:
     first = handler(event("1"), None)
     instance = current_instance()
@@ -74,7 +89,7 @@ def test_cold_start_loads_everything_once_then_warm_calls_reuse_it(lambda_store:
     assert body["index_version"] == 9742
     assert instance is not None
     assert set(instance.timeline) == {
-        "import tensorflow", "model load", "state load", "index build", "first answer",
+        "model load", "state load", "index build", "first answer",
     }  # fmt: skip
 
     loaded, timeline = instance.replica.refresher.live, dict(instance.timeline)

@@ -20,7 +20,7 @@ def test_the_runtime_closure_holds_the_service_stack_and_no_extras() -> None:
     packages = {p.name: p for p in deps.measure(PROJECT_ROOT / "uv.lock")}
 
     for needed in ("faiss-cpu", "numpy", "fastapi", "uvicorn", "uvloop"):
-        assert needed in packages  # uvloop: through uvicorn[standard]
+        assert needed in packages  # uvloop: a main dependency (not uvicorn[standard])
     # Serving runs both towers in NumPy: TensorFlow is the train extra, outside the closure.
     for extra in ("tensorflow-cpu", "matplotlib", "aws-cdk-lib", "pytest", "ruff", "movie-recs"):
         assert extra not in packages
