@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from embeddings.data import BUNDLED_DATA
+from embeddings.weights import DISLIKE_MAX_RATING
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,6 +217,15 @@ class Settings(BaseSettings):
         default=1000,
         ge=1,
         description="Users every variant needs before a report gives a verdict.",
+    )
+    # --- taste (issue 26) ---------------------------------------------------------------------
+    dislike_max_rating: float = Field(
+        default=DISLIKE_MAX_RATING,
+        ge=0,
+        le=5,
+        description="A rating at or below this (of 5) is a dislike: not read by the user tower, "
+        "it pushes its neighbours down (0: only `dislike` events are). The model was trained "
+        f"with {DISLIKE_MAX_RATING:g}.",
     )
     page: bool = Field(
         default=False, description="Serve the demo page at / (on under `movie-recs demo`)."

@@ -1,22 +1,32 @@
 """The request path, free of HTTP: history -> user tower -> index search -> filter -> explain.
 
 It reads the live index once per call, so a swap in the middle of a request is invisible.
-The Lambda-style handler reuses it unchanged.
+The Lambda-style handler reuses it unchanged. Disliked movies (a `dislike`, or a rating at or
+below the setting) are not read by the user tower; they push a wider pool away from themselves
+(`service/rerank.py`), as does a diversity above 0 (MMR).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from embeddings.weights import DISLIKE_MAX_RATING
+from service import rerank
 from service.index.columns import NO_YEAR, MetaTable
 from service.index.live import LiveIndex, MovieMeta
 from service.index.view import IndexView, Serving
 from service.store.history import History
-from service.towers import Towers
+
+# "because you watched X" names a watch or a rating of at least this (of 5): a lukewarm 2.5 is
+# not a reason a user would agree with, any more than a dislike is.
+REASON_MIN_RATING = 3.0
+# Why an item is in the list: near a history movie the user liked (`because` names it), chosen
+# by the user vector with no liked movie to name ("popular with people like you"), or popular.
+Reason = Literal["because", "people_like_you", "popular"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +78,8 @@ class Item:
     movie_id: str
     meta: MovieMeta
     score: float
-    because: tuple[str, str] | None  # (movie id, title) of the nearest history movie
+    because: tuple[str, str] | None  # (movie id, title) of the nearest liked history movie
+    reason: Reason = "because"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +95,9 @@ class Recommender:
     """Reads the served index and model once per call (`IndexView.serving`): a model swap in
     the middle of a request is invisible."""
 
-    def __init__(self, index: IndexView):
+    def __init__(self, index: IndexView, dislike_max_rating: float = DISLIKE_MAX_RATING):
         self.index = index
+        self.dislike_max_rating = dislike_max_rating
 
     def serving(self) -> Serving:
         serving = self.index.serving
@@ -125,18 +137,25 @@ class Recommender:
         filters: Filters = Filters(),
         exclude_seen: bool = True,
         popular: bool = False,
+        diversity: float = 0.0,
+        max_per_genre: int | None = None,
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
         event counts as seen, not only the ones the tower reads. `popular`: the popular
-        movies whatever the history (an experiment's variant). Raises UnknownGenres."""
+        movies whatever the history (an experiment's variant). `diversity` 0..1: MMR's weight
+        on variety; `max_per_genre`: at most that many items share a genre (when the pool
+        allows). Raises UnknownGenres."""
         serving = self.serving()
         live, towers = serving.live, serving.towers
         self._check(live, filters)
         seen = set(history.movie_ids)
         used: list[int] = []  # positions in `history` of the events the tower reads
-        used_ids: list[str] = []
         vectors: list[np.ndarray] = []
-        titles: list[str] = []
+        reasons: list[tuple[str, str]] = []  # liked events the tower reads: (id, title)
+        reason_vectors: list[np.ndarray] = []
+        dislikes: list[np.ndarray] = []
+        disliked = history.disliked(self.dislike_max_rating)
+        liked = history.liked(REASON_MIN_RATING)
         taken: set[str] = set()
         length = towers.history_length
         for position, movie_id in enumerate(history.movie_ids):
@@ -144,48 +163,77 @@ class Recommender:
                 continue
             taken.add(movie_id)
             found = live.get(movie_id)
-            if found is not None:
-                used.append(position)
-                used_ids.append(movie_id)
-                vectors.append(found[0])
-                titles.append(found[1].title)
-                if len(used) == length:
-                    break
+            if found is None:
+                continue
+            if disliked[position]:
+                if len(dislikes) < length:
+                    dislikes.append(found[0])
+                continue
+            used.append(position)
+            vectors.append(found[0])
+            if liked[position]:
+                reasons.append((movie_id, found[1].title))
+                reason_vectors.append(found[0])
+            if len(used) == length:
+                break
+        rerank_pool = bool(dislikes) or diversity > 0 or max_per_genre is not None
+        fetch = rerank.pool_size(k, max_per_genre is not None) if rerank_pool else k
 
         def accept(movie_id: str, meta: MovieMeta) -> bool:
             return not (exclude_seen and movie_id in seen) and filters.admits(meta)
 
         if not used or popular:
-            return self._popular(live, towers, k, accept)
-        matrix = np.stack(vectors)
-        user = towers.embed_user(matrix, history.weights(np.array(used)))
-        hits = live.search(
-            user,
-            k,
-            (lambda _, meta: filters.admits(meta)) if filters.active else None,
-            live.base.selection(filters, filters.mask) if filters.active else None,
-            seen.__contains__ if exclude_seen else None,
-        )
-        items: list[Item] = []
-        if hits:
+            strategy: Literal["personalized", "popular"] = "popular"
+            hits = self._popular(live, towers.popular, fetch, accept)
+        else:
+            strategy = "personalized"
+            user = towers.embed_user(np.stack(vectors), history.weights(np.array(used)))
+            hits = live.search(
+                user,
+                fetch,
+                (lambda _, meta: filters.admits(meta)) if filters.active else None,
+                live.base.selection(filters, filters.mask) if filters.active else None,
+                seen.__contains__ if exclude_seen else None,
+            )
+        found_vectors = None
+        if hits and (rerank_pool or (strategy == "personalized" and reasons)):
             found_vectors = np.stack([live.get(mid)[0] for mid, _, _ in hits])  # type: ignore[index]
-            nearest = np.argmax(found_vectors @ matrix.T, axis=1)
+        if rerank_pool and found_vectors is not None:
+            scores = np.array([score for _, score, _ in hits], np.float64)
+            if dislikes:
+                scores = rerank.push_away(scores, found_vectors, np.stack(dislikes))
+            genres = [meta.genres for _, _, meta in hits] if max_per_genre is not None else None
+            order = rerank.diversify(scores, found_vectors, k, diversity, genres, max_per_genre)
+            hits = [(hits[i][0], float(scores[i]), hits[i][2]) for i in order]
+            found_vectors = found_vectors[order]
+        if strategy == "popular":
+            items = [Item(mid, meta, score, None, "popular") for mid, score, meta in hits]
+        elif not reasons or found_vectors is None:
+            items = [Item(mid, meta, score, None, "people_like_you") for mid, score, meta in hits]
+        else:
+            nearest = np.argmax(found_vectors @ np.stack(reason_vectors).T, axis=1)
             items = [
-                Item(mid, meta, score, (used_ids[j], titles[j]))
+                Item(mid, meta, score, reasons[j])
                 for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
             ]
-        return Result("personalized", towers.version, live.index_version, len(used), items)
+        used_count = len(used) if strategy == "personalized" else 0
+        return Result(strategy, towers.version, live.index_version, used_count, items)
 
     @staticmethod
-    def _popular(live: LiveIndex, towers: Towers, k: int, accept: object) -> Result:
-        items: list[Item] = []
-        for movie_id, score in towers.popular:
+    def _popular(
+        live: LiveIndex,
+        ranked: list[tuple[str, float]],
+        k: int,
+        accept: Callable[[str, MovieMeta], bool],
+    ) -> list[tuple[str, float, MovieMeta]]:
+        hits: list[tuple[str, float, MovieMeta]] = []
+        for movie_id, score in ranked:
             found = live.get(movie_id)
-            if found is not None and accept(movie_id, found[1]):  # type: ignore[operator]
-                items.append(Item(movie_id, found[1], score, None))
-                if len(items) == k:
+            if found is not None and accept(movie_id, found[1]):
+                hits.append((movie_id, score, found[1]))
+                if len(hits) == k:
                     break
-        return Result("popular", towers.version, live.index_version, 0, items)
+        return hits
 
     def similar(self, movie_id: str, k: int) -> tuple[Serving, list[Item]] | None:
         """Nearest movies to one movie; None when the movie is not in this replica's index."""

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
+from service.api.schemas import DIVERSITY_HELP, MAX_K, MAX_PER_GENRE_HELP
 from service.store.records import ID_PATTERN, MAX_ID_LENGTH, MAX_YEAR, MIN_YEAR
 
 # Ids in paths, for users and movies alike.
@@ -20,3 +21,6 @@ IdPath = Annotated[
 YearQuery = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)]
 # An optional id in a query: who is shown a list (a user or an anonymous session).
 IdQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+# The diversity knob and the genre cap (`service/rerank.py`): out of range is a 422.
+DiversityQuery = Annotated[float, Query(ge=0, le=1, description=DIVERSITY_HELP)]
+MaxPerGenreQuery = Annotated[int | None, Query(ge=1, le=MAX_K, description=MAX_PER_GENRE_HELP)]

@@ -24,6 +24,7 @@ from service.store.records import (
     MIN_YEAR,
     RECOMMENDATION_ID_PATTERN,
     STRATEGIES,
+    EventKind,
 )
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ MAX_HISTORY = 200
 MAX_EVENTS = 200
 MAX_GENRES = 20
 MAX_FUTURE_SECONDS = 3600  # client clocks drift by minutes; hours ahead is a bug, not drift
+DIVERSITY_HELP = (
+    "0 (default): the ranking as scored; up to 1: a more varied list (MMR over a wider pool) "
+    "for some accuracy (docs/benchmarks.md, diversity)."
+)
+MAX_PER_GENRE_HELP = "At most this many items share a genre, while the pool allows."
 
 # Numbers in bodies must be finite (NaN would also poison a score or a sort).
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -65,7 +71,9 @@ class EventIn(BaseModel):
     model_config = STRICT
 
     movie_id: MovieId
-    kind: Literal["watch", "rate"] = "watch"
+    kind: EventKind = Field(
+        default="watch", description="`dislike`: not for me (pushes its neighbours down)."
+    )
     rating: Rating | None = None
     timestamp: float | None = Field(
         default=None, ge=0, le=4_102_444_800, description="Unix seconds; default: now."
@@ -76,8 +84,8 @@ class EventIn(BaseModel):
     def _rating_matches_kind(self) -> EventIn:
         if self.kind == "rate" and self.rating is None:
             raise ValueError(f"a 'rate' event needs a rating ({MIN_RATING} to {MAX_RATING})")
-        if self.kind == "watch" and self.rating is not None:
-            raise ValueError("a 'watch' event carries no rating; use kind 'rate'")
+        if self.kind != "rate" and self.rating is not None:
+            raise ValueError(f"a {self.kind!r} event carries no rating; use kind 'rate'")
         if self.timestamp is not None and self.timestamp > time.time() + MAX_FUTURE_SECONDS:
             raise ValueError(
                 f"timestamp is more than {MAX_FUTURE_SECONDS} s ahead of the server's clock"
@@ -120,7 +128,13 @@ class RecommendedItem(BaseModel):
     year: int | None
     score: float = Field(description="Inner product with the user vector (popularity for popular).")
     because: Because | None = Field(
-        description="The movie of the history nearest to this item (none for popular)."
+        description="The liked or watched history movie nearest to this item (a watch or a "
+        "rating of 3 or more; never a dislike). None when no such movie, and for popular."
+    )
+    reason: Literal["because", "people_like_you", "popular"] = Field(
+        description="`because`: near the `because` movie; `people_like_you`: chosen from the "
+        "user's history with no liked movie to name (popular with people like you); "
+        "`popular`: the popular list (no usable history)."
     )
 
 
@@ -142,7 +156,7 @@ class HistoryItem(BaseModel):
     model_config = STRICT
 
     movie_id: MovieId
-    kind: Literal["watch", "rate"] = "watch"
+    kind: EventKind = "watch"
     rating: Rating | None = None
 
 
@@ -167,6 +181,8 @@ class AnonymousRequest(BaseModel):
     year_max: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
     min_index_version: int | None = Field(default=None, ge=0)
     session_id: SessionId | None = None
+    diversity: float = Field(default=0.0, ge=0, le=1, description=DIVERSITY_HELP)
+    max_per_genre: int | None = Field(default=None, ge=1, le=MAX_K, description=MAX_PER_GENRE_HELP)
 
 
 class MovieOut(BaseModel):
@@ -233,7 +249,7 @@ class UserEvent(BaseModel):
     title: str | None = Field(description="None when the movie left the catalog.")
     year: int | None
     genres: list[str]
-    kind: Literal["watch", "rate"]
+    kind: EventKind
     rating: float | None
     timestamp: float = Field(description="Unix seconds.")
 
@@ -285,6 +301,7 @@ def to_items(items: Sequence[Item]) -> list[RecommendedItem]:
             because=Because(movie_id=item.because[0], title=item.because[1])
             if item.because
             else None,
+            reason=item.reason,
         )
         for item in items
     ]
@@ -313,6 +330,7 @@ def response_body(result: Result, user_id: str | None, shown: Shown | None = Non
             "because": {"movie_id": item.because[0], "title": item.because[1]}
             if item.because
             else None,
+            "reason": item.reason,
         }
         for item in result.items
     ]

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from service.api.deps import AppStateDep, require_index_version
 from service.api.errors import VERSIONED_ERRORS
 from service.api.exposure import show
-from service.api.params import IdPath, YearQuery
+from service.api.params import DiversityQuery, IdPath, MaxPerGenreQuery, YearQuery
 from service.api.schemas import (
     MAX_GENRES,
     MAX_K,
@@ -65,6 +65,8 @@ async def recommend(
     exclude_seen: bool,
     subject: str | None,
     surface: str,
+    diversity: float = 0.0,
+    max_per_genre: int | None = None,
 ) -> tuple[Result, Shown]:
     """On the loop when quick (~1-2 ms at 1M: unfiltered, or a filter whose admitted rows are
     known and few); else in a worker thread under a deadline. The subject's variant (when an
@@ -72,12 +74,11 @@ async def recommend(
     recommender = app_state.recommender
     assigned = app_state.experiments.assign(subject)
     popular = assigned is not None and assigned.variant.strategy == "popular"
+    args = (history, k, filters, exclude_seen, popular, diversity, max_per_genre)
     if recommender.quick(filters):
-        result = recommender.recommend(history, k, filters, exclude_seen, popular)
+        result = recommender.recommend(*args)
     else:
-        result = await app_state.offload.run(
-            recommender.recommend, history, k, filters, exclude_seen, popular
-        )
+        result = await app_state.offload.run(recommender.recommend, *args)
     shown = show(
         app_state, subject, surface, result.strategy, result.model_version, result.items, assigned
     )
@@ -99,12 +100,17 @@ async def user_recommendations(
     year_min: YearQuery = None,
     year_max: YearQuery = None,
     min_index_version: Annotated[int | None, Query(ge=0)] = None,
+    diversity: DiversityQuery = 0.0,
+    max_per_genre: MaxPerGenreQuery = None,
 ) -> Response:
-    """Top-k movies for a user from their recent activity (most popular if they have none)."""
+    """Top-k movies for a user from their recent activity (most popular if they have none);
+    disliked movies push their neighbours down."""
     filters = make_filters(app_state, genres, year_min, year_max)
     await require_index_version(app_state, min_index_version)
     history = await app_state.store.recent_history(user_id)
-    result, shown = await recommend(app_state, history, k, filters, exclude_seen, user_id, "user")
+    result, shown = await recommend(
+        app_state, history, k, filters, exclude_seen, user_id, "user", diversity, max_per_genre
+    )
     return JSONBody(response_body(result, user_id, shown))
 
 
@@ -115,6 +121,14 @@ async def anonymous_recommendations(app_state: AppStateDep, body: AnonymousReque
     await require_index_version(app_state, body.min_index_version)
     history = History.of([Event(h.movie_id, h.kind, 0.0, h.rating) for h in body.history])
     result, shown = await recommend(
-        app_state, history, body.k, filters, body.exclude_seen, body.session_id, "anonymous"
+        app_state,
+        history,
+        body.k,
+        filters,
+        body.exclude_seen,
+        body.session_id,
+        "anonymous",
+        body.diversity,
+        body.max_per_genre,
     )
     return JSONBody(response_body(result, None, shown))
