@@ -82,7 +82,7 @@ async def open_replica(
     except BaseException:
         await store.close()
         raise
-    return Replica(settings, store, refresher, Recommender(refresher))
+    return Replica(settings, store, refresher, Recommender(refresher, settings.dislike_max_rating))
 
 
 async def _starting_model(settings: Settings, store: Store, models: ModelSource) -> Towers:
