@@ -1,4 +1,4 @@
-"""Recording what a user watched or rated; the next recommendation reflects it."""
+"""Recording what a user watched, rated or disliked; the next recommendation reflects it."""
 
 from __future__ import annotations
 

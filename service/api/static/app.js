@@ -65,6 +65,13 @@ function actions(movie) {
     el("button", {
       type: "button",
       class: "small ghost",
+      "aria-label": `Not for me: ${name}`,
+      title: "Not for me: show fewer movies like this one",
+      onclick: () => record(movie, { kind: "dislike" }),
+    }, "Not for me"),
+    el("button", {
+      type: "button",
+      class: "small ghost",
       "aria-label": `Movies similar to ${name}`,
       onclick: () => showSimilar(movie),
     }, "Similar"),
@@ -89,7 +96,9 @@ function movieRow(movie, { scale, mark } = {}) {
     movie.because !== undefined
       ? el("p", { class: "because" }, movie.because
           ? ["because you watched ", el("b", {}, movie.because.title)]
-          : "popular with everyone (no history yet)")
+          : movie.reason === "people_like_you"
+            ? "popular with people like you"
+            : "popular with everyone (no history to go on)")
       : null,
     actions(movie),
   );
@@ -115,7 +124,10 @@ function filters() {
   const chosen = [genres.length ? `${genres.length} genre(s)` : "", $("year-min").value || $("year-max").value ? "years" : ""]
     .filter(Boolean).join(", ");
   $("filter-summary").textContent = chosen ? `(${chosen})` : "";
+  const diversity = Number($("diversity").value);
+  $("diversity-value").textContent = diversity.toFixed(1);
   return {
+    diversity: diversity > 0 ? diversity : undefined, // 0 is the default: keep the URL plain
     exclude_seen: $("exclude-seen").checked,
     genres: genres.length ? genres : undefined,
     year_min: year("year-min"),
@@ -160,8 +172,10 @@ function renderHistory(items) {
     el("li", {},
       el("span", { class: "title" }, e.title ?? `movie ${e.movie_id} (left the catalog)`),
       e.year ? el("span", { class: "year" }, e.year) : null,
-      el("span", { class: e.kind === "rate" ? "rating" : "watched" },
-        e.kind === "rate" ? `${"★".repeat(Math.round(e.rating))} ${e.rating}` : "watched"),
+      e.kind === "rate"
+        ? el("span", { class: "rating" }, `${"★".repeat(Math.round(e.rating))} ${e.rating}`)
+        : el("span", { class: e.kind === "dislike" ? "disliked" : "watched" },
+            e.kind === "dislike" ? "not for me" : "watched"),
     )));
 }
 
@@ -194,7 +208,7 @@ function renderRecs(recs) {
 }
 
 async function record(movie, event) {
-  const what = event.kind === "rate" ? `rated ${event.rating}/5` : "watched";
+  const what = { rate: `rated ${event.rating}/5`, dislike: "not for me", watch: "watched" }[event.kind];
   try {
     if (state.mode === "user") {
       if (!state.user) return toast("Choose a user first.", "error");

@@ -203,6 +203,37 @@ def test_an_anonymous_session_is_personalized_after_two_clicks(
     assert console.errors == []
 
 
+def test_not_for_me_and_the_variety_slider(server: Server, page: tuple[Page, Console]) -> None:
+    """A dislike shows in the history and leaves the popular list pushed away from it (no
+    reason of it); the variety slider sends `diversity` and the list changes."""
+    tab, console = page
+    tab.goto(server.url)
+    tab.get_by_label("an anonymous session").check()
+    expect(tab.locator("#recs .movie")).to_have_count(10)
+    tab.get_by_role("searchbox", name="Movie title").fill("robocop 1987")
+    result = tab.locator("#search-results .movie").filter(has_text="RoboCop").first
+    expect(result).to_be_visible()
+    result.get_by_role("button", name="Not for me").click()
+    expect(tab.locator("#history li .disliked").first).to_have_text("not for me")
+    expect(tab.locator("#recs-meta")).to_contain_text("popular")
+    expect(tab.locator("#recs")).to_have_attribute("aria-busy", "false")
+    assert "RoboCop" not in titles(tab, "#recs")
+    reasons = tab.locator("#recs .because").all_inner_texts()
+    assert reasons and all(r.startswith("popular with everyone") for r in reasons), reasons
+    before = titles(tab, "#recs")
+
+    with tab.expect_request(
+        lambda r: r.url.endswith("/v1/recommendations") and r.method == "POST"
+    ) as sent:
+        tab.get_by_label("Variety").fill("0.8")
+    assert sent.value.post_data_json["diversity"] == 0.8
+    expect(tab.locator("#diversity-value")).to_have_text("0.8")
+    expect(tab.locator("#recs")).to_have_attribute("aria-busy", "false")
+    expect(tab.locator("#recs .movie")).to_have_count(10)
+    assert titles(tab, "#recs") != before
+    assert console.errors == []
+
+
 def test_a_webhook_movie_arrives_on_the_open_page(
     server: Server, page: tuple[Page, Console], tmp_path: Path
 ) -> None:
