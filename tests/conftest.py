@@ -131,6 +131,18 @@ def other_tiny_model_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sequential_model_dir(request: pytest.FixtureRequest) -> Path:
+    """A tiny model whose user tower is the sequential one (TrainConfig.user_tower)."""
+    from dataclasses import replace
+
+    from embeddings.train import TINY_CONFIG, train_tiny
+
+    config = replace(TINY_CONFIG, user_tower="sequential")
+    key = _fingerprint("embeddings/*.py", "data/ml-latest-small/*.csv")
+    return _cached(request, f"tiny-sequential-{key}", lambda out: train_tiny(out, config=config))
+
+
+@pytest.fixture(scope="session")
 def tiny_towers(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     from service.towers import load_towers
 
