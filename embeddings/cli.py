@@ -40,12 +40,29 @@ def train_command(
             "trained movies, else 0.",
         ),
     ] = None,
+    user_tower: Annotated[
+        str | None,
+        typer.Option(
+            "--user-tower",
+            help="pooling: attention pooling of the history; sequential: causal self-attention "
+            "over it, the rating an input (embeddings/README.md). Default: the config's.",
+        ),
+    ] = None,
+    eval_events: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-events",
+            min=1,
+            help="Events held out per user for validation and again for test (1: the last one; "
+            "5: five test cases per user, a tighter interval, less to train on).",
+        ),
+    ] = None,
 ) -> None:
     """Train the two-tower model, evaluate it and publish it as artifacts/<version>/ + latest."""
     console = Console()
     with _friendly_errors():
         from embeddings.config import TrainConfig
-        from embeddings.data import load_dataset
+        from embeddings.data import DataError, load_dataset
         from embeddings.report import data_table, metrics_table
 
         started = time.perf_counter()
@@ -54,8 +71,13 @@ def train_command(
         quiet_tensorflow()
         from embeddings.train import train
 
+        if user_tower not in (None, "pooling", "sequential"):
+            raise DataError(f"--user-tower {user_tower}: pooling or sequential")
         config = TrainConfig().with_overrides(
-            epochs=epochs, history_refresh_steps=history_refresh_steps
+            epochs=epochs,
+            history_refresh_steps=history_refresh_steps,
+            user_tower=user_tower,
+            eval_events=eval_events,
         )
         result = train(dataset, out, config=config, seed=seed, log=console.print)
         console.print(metrics_table(result.manifest["metrics"], config.top_k))

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
+
+from embeddings.weights import DISLIKE_MAX_RATING
+
+UserTowerKind = Literal["pooling", "sequential"]
 
 # The automatic history cache (`TrainConfig.for_catalog`): from this many trained movies, a
 # cache refreshed every this many steps.
@@ -27,6 +31,18 @@ class TrainConfig:
     word_dim: int = 32
     movie_hidden: int = 256
     user_hidden: int = 128
+    # "pooling": attention pooling of the history; "sequential": causal self-attention blocks
+    # over it, with learned positions and the rating as an input (embeddings/model.py).
+    user_tower: UserTowerKind = "pooling"
+    user_blocks: int = 2  # sequential only
+    user_heads: int = 2  # sequential only
+    user_dropout: float = 0.2  # sequential only, in training
+    # A rating <= this weighs 0: no input of the user tower (None: every rating is an input).
+    dislike_max_rating: float | None = DISLIKE_MAX_RATING
+    # Whether a disliked event is still a training target (what the user watched next).
+    dislike_targets: bool = True
+    # Held-out events per user for validation and for test (1: leave-last-out).
+    eval_events: int = 1
     min_word_count: int = 2
     # 0: history vectors through the movie tower with gradients each step; k > 0: from a cache
     # of the catalog's vectors refreshed every k steps (embeddings/model.py, TwoTowerTrainer).

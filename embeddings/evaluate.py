@@ -1,7 +1,8 @@
 """Model vs baselines on one split: full ranking over the catalog, seen movies excluded.
 
-All three methods answer the same cases (one per user: its last interaction, everything before it
-as history) on the same catalog. Cold movies (held out of training) stay candidates for every
+All three methods answer the same cases (per user its last interaction, or its last few, each
+from everything before it) on the same catalog; each figure comes with its 95 % interval over the
+cases. Cold movies (held out of training) stay candidates for every
 method; the cases whose target is one of them are also reported alone, against random.
 """
 
@@ -22,7 +23,14 @@ from embeddings.baselines import (
 )
 from embeddings.data import Dataset
 from embeddings.examples import newest_first
-from embeddings.metrics import Ranking, random_hit_rate, rank_targets
+from embeddings.metrics import (
+    Ranking,
+    expected_hits,
+    expected_ndcg,
+    interval95,
+    random_hit_rate,
+    rank_targets,
+)
 from embeddings.split import EvalCases, Split, Stage, leave_last_out
 
 CHUNK = 512  # cases ranked at once: 512 x 62k catalog x 8 B = 250 MB
@@ -32,11 +40,13 @@ UserEmbedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # [B, L, D], [B, 
 def user_inputs(
     cases: EvalCases, movie_vectors: np.ndarray, length: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """User-tower inputs of every case: vectors of the last `length` movies, newest first."""
+    """User-tower inputs of every case: vectors of the last `length` movies that are inputs
+    (weight > 0: a dislike is none), newest first."""
     history = np.zeros((len(cases), length, movie_vectors.shape[1]), dtype=np.float32)
     weights = np.zeros((len(cases), length), dtype=np.float32)
     for row, (movies, movie_weights) in enumerate(zip(cases.histories, cases.weights, strict=True)):
-        indices, weights[row] = newest_first(movies, movie_weights, length)
+        inputs = movie_weights > 0
+        indices, weights[row] = newest_first(movies[inputs], movie_weights[inputs], length)
         real = indices >= 0
         history[row, real] = movie_vectors[indices[real]]
     return history, weights
@@ -101,6 +111,10 @@ def evaluate(
         **baseline_rankings(split, cases),
     }
     result: dict[str, Any] = {name: _summary(ranking, k) for name, ranking in rankings.items()}
+    liked = ~cases.disliked_targets()
+    result["liked_targets"] = {
+        name: _summary(ranking.subset(liked), k) for name, ranking in rankings.items()
+    }
     cold = split.cold[cases.targets]
     seen = np.array([len(h) for h in cases.histories], dtype=np.int64)
     every = split.cold_cases().sample(max_cold_cases, seed)
@@ -117,9 +131,12 @@ def evaluate(
 
 
 def _summary(ranking: Ranking, k: int) -> dict[str, Any]:
+    """HR and NDCG with the half-width of their 95 % normal interval over the cases."""
     return {
         f"hr@{k}": round(ranking.hit_rate(k), 6),
         f"ndcg@{k}": round(ranking.ndcg(k), 6),
+        f"hr@{k}_ci95": round(interval95(expected_hits(ranking.above, ranking.tied, k)), 6),
+        f"ndcg@{k}_ci95": round(interval95(expected_ndcg(ranking.above, ranking.tied, k)), 6),
         "cases": len(ranking.above),
     }
 
@@ -134,6 +151,8 @@ def evaluate_towers(dataset: Dataset, towers: LoadedTowers) -> dict[str, Any]:
         min_rating=config["min_rating"],
         cold_fraction=config["cold_fraction"],
         seed=towers.manifest["seed"],
+        events=config.get("eval_events", 1),
+        dislike_max_rating=config.get("dislike_max_rating"),  # a version from before: none
     )
     vectors = embed_movies(towers.movie_tower, dataset.movies, int(towers.manifest["dim"]))
     return evaluate(

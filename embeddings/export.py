@@ -34,7 +34,7 @@ from embeddings.features import (
     MovieEncoder,
     Vocabularies,
 )
-from embeddings.model import MovieTower, UserTower
+from embeddings.model import MovieTower, SequentialUserTower, UserTower
 from embeddings.movie_inputs import MovieRecord, embed_movies
 
 DIR_MODE = 0o755
@@ -84,7 +84,7 @@ class MovieTowerModule(tf.Module):
         return {"embedding": self.tower(features, training=False)}
 
 
-def _user_module(tower: UserTower, length: int, dim: int) -> tf.Module:
+def _user_module(tower: UserTower | SequentialUserTower, length: int, dim: int) -> tf.Module:
     class UserTowerModule(tf.Module):
         """Movie vectors of the history (newest first, zero padded) and weights -> vector."""
 
@@ -104,8 +104,10 @@ def _user_module(tower: UserTower, length: int, dim: int) -> tf.Module:
     return UserTowerModule()
 
 
-def user_tower_params(tower: UserTower) -> dict[str, np.ndarray]:
+def user_tower_params(tower: UserTower | SequentialUserTower) -> dict[str, np.ndarray]:
     """The weights `embeddings.numpy_user_tower.forward` needs, by name."""
+    if isinstance(tower, SequentialUserTower):
+        return tower.numpy_params()
     return {
         "position": np.asarray(tower.position.numpy()),
         "query": np.asarray(tower.query.numpy()),
@@ -121,7 +123,7 @@ def save_towers(
     *,
     encoder: MovieEncoder,
     movie_tower: MovieTower,
-    user_tower: UserTower,
+    user_tower: UserTower | SequentialUserTower,
     vocabularies: Vocabularies,
     history_length: int,
     dim: int,

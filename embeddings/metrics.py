@@ -72,3 +72,10 @@ def random_hit_rate(num_movies: int, seen_counts: np.ndarray, k: int) -> float:
     """Expected HR@k of a uniformly random ranking of the unseen movies."""
     candidates = np.maximum(num_movies - seen_counts, 1)
     return float(np.minimum(1.0, k / candidates).mean()) if len(seen_counts) else 0.0
+
+
+def interval95(values: np.ndarray) -> float:
+    """Half-width of the 95 % normal interval of the mean of per-case values (0 below 2)."""
+    if len(values) < 2:
+        return 0.0
+    return float(1.96 * np.std(values, ddof=1) / np.sqrt(len(values)))

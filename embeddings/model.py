@@ -4,9 +4,14 @@ Movie tower: vector = normalize(content MLP(genres, title words, tag words, year
 The id embedding is dropped at random in training, so the content MLP alone must place a movie
 well: that is the vector of a movie added after training (unknown id -> content only).
 
-User tower: attention pooling of the movie vectors of the last L movies (newest first), each
-weighted by `event weight * exp(position score + content score)`, then a residual MLP. No user id:
-any history (a new user, an anonymous session, movies newer than the model) has a vector.
+User towers (`TrainConfig.user_tower`), both over the movie vectors of the last L movies (newest
+first) and their weights, no user id: any history (a new user, an anonymous session, movies newer
+than the model) has a vector.
+- pooling: attention pooling, each movie weighted by `event weight * exp(position score +
+  content score)`, then a residual MLP;
+- sequential: causal self-attention blocks (SASRec-like, pre-norm) over movie vector + learned
+  position + an embedding of the rating bucket read from the weight; the newest position's
+  output is the user.
 """
 
 from __future__ import annotations
@@ -119,6 +124,166 @@ class UserTower(layers.Layer):
         return l2_normalize(pooled + self.project(self.hidden(pooled)))
 
 
+RATING_BUCKETS = 10  # half stars: weight r / 5 -> bucket 2r in 1..10 (a watch weighs 1: 10)
+LAYER_NORM_EPSILON = 1e-6
+
+
+def rating_buckets(weights: tf.Tensor) -> tf.Tensor:
+    """The half-star bucket of each weight (weight = stars / 5; 0 = padding, bucket 0)."""
+    bucket = ops.clip(ops.round(weights * RATING_BUCKETS), 1, RATING_BUCKETS)
+    return ops.cast(ops.where(weights > 0, bucket, 0), "int32")
+
+
+def _layer_norm(x: tf.Tensor, scale: tf.Variable, bias: tf.Variable) -> tf.Tensor:
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) / ops.sqrt(variance + LAYER_NORM_EPSILON) * scale + bias
+
+
+def sequential_param_names(blocks: int) -> tuple[str, ...]:
+    """The weights of a sequential tower, by name (the NumPy port reads the same names)."""
+    per_block = (
+        "norm1_scale",
+        "norm1_bias",
+        "query",
+        "key",
+        "value",
+        "output",
+        "output_bias",
+        "norm2_scale",
+        "norm2_bias",
+        "ffn1",
+        "ffn1_bias",
+        "ffn2",
+        "ffn2_bias",
+    )
+    blockwise = tuple(f"block{b}_{name}" for b in range(blocks) for name in per_block)
+    return ("position", "rating", *blockwise, "final_scale", "final_bias", "out", "out_bias")
+
+
+class SequentialUserTower(layers.Layer):
+    """Causal self-attention over the history, mirrored by `embeddings.numpy_user_tower`.
+
+    Input at slot i (newest first): sqrt(D) * movie vector + position_i + rating[bucket_i]. A
+    slot attends to itself and older real slots (keys of padding are masked), so with
+    newest-first slots the newest one sees the whole history; the last block runs the newest
+    slot's query only (the only output used). The user is normalize(x + LayerNorm(x) @ out +
+    out_bias) of the newest slot's stream x. An empty history gives a fixed unit vector (every
+    key masked), never NaN.
+    """
+
+    def __init__(
+        self,
+        *,
+        history_length: int,
+        dim: int,
+        hidden: int,
+        blocks: int,
+        heads: int,
+        dropout: float,
+        seed: int,
+    ) -> None:
+        super().__init__(name="user_tower")
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
+        self.blocks, self.heads, self.dim = blocks, heads, dim
+        self.dropout = layers.Dropout(dropout, seed=seed)
+        seeds = iter(range(seed * 1000, seed * 1000 + 1000))  # a distinct draw per matrix
+
+        def glorot() -> keras.initializers.Initializer:
+            return keras.initializers.GlorotUniform(next(seeds))
+
+        def small() -> keras.initializers.Initializer:
+            return keras.initializers.RandomNormal(stddev=0.02, seed=next(seeds))
+
+        # Value and output start as the identity, the FFN's and the head's last layers as 0:
+        # at the start the user is the newest movie plus an attention-weighted mean of the
+        # history, today's pooling, and training moves it from there.
+        identity = keras.initializers.Identity()
+        shapes: dict[str, tuple[tuple[int, ...], keras.initializers.Initializer | str]] = {
+            "position": ((history_length, dim), small()),
+            "rating": ((RATING_BUCKETS + 1, dim), small()),
+        }
+        for b in range(blocks):
+            shapes[f"block{b}_query"] = ((dim, dim), glorot())
+            shapes[f"block{b}_key"] = ((dim, dim), glorot())
+            shapes[f"block{b}_value"] = ((dim, dim), identity)
+            shapes[f"block{b}_output"] = ((dim, dim), identity)
+            shapes[f"block{b}_output_bias"] = ((dim,), "zeros")
+            for norm in ("norm1", "norm2"):
+                shapes[f"block{b}_{norm}_scale"] = ((dim,), "ones")
+                shapes[f"block{b}_{norm}_bias"] = ((dim,), "zeros")
+            shapes[f"block{b}_ffn1"] = ((dim, hidden), glorot())
+            shapes[f"block{b}_ffn1_bias"] = ((hidden,), "zeros")
+            shapes[f"block{b}_ffn2"] = ((hidden, dim), "zeros")
+            shapes[f"block{b}_ffn2_bias"] = ((dim,), "zeros")
+        shapes["final_scale"] = ((dim,), "ones")
+        shapes["final_bias"] = ((dim,), "zeros")
+        shapes["out"] = ((dim, dim), "zeros")
+        shapes["out_bias"] = ((dim,), "zeros")
+        self.params = {
+            name: self.add_weight(shape=shape, initializer=init, name=name)
+            for name, (shape, init) in shapes.items()
+        }
+
+    def numpy_params(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(v.numpy()) for name, v in self.params.items()} | {
+            "heads": np.array(self.heads, np.float32)
+        }
+
+    def call(self, history: tf.Tensor, weights: tf.Tensor, training: bool = False) -> tf.Tensor:
+        p = self.params
+        length = ops.shape(history)[1]
+        scale = float(np.sqrt(self.dim))  # unit movie vectors to the scale of a normalized slot
+        buckets = rating_buckets(weights)
+        x = history * scale + p["position"][:length] + ops.take(p["rating"], buckets, axis=0)
+        slots = ops.arange(length)
+        real = (weights > 0)[:, None]
+        for b in range(self.blocks):
+            last = b == self.blocks - 1
+            # allowed[b, i, j]: slot i attends slot j (j as old as i or older, and real); the
+            # last block runs the newest slot's query only.
+            causal = slots[None, :] >= (slots[:1] if last else slots)[:, None]
+            allowed = ops.logical_and(causal[None], real)
+            h = _layer_norm(x, p[f"block{b}_norm1_scale"], p[f"block{b}_norm1_bias"])
+            attended = self._attention(h[:, :1] if last else h, h, allowed, b)
+            x = (x[:, :1] if last else x) + self.dropout(attended, training=training)
+            h = _layer_norm(x, p[f"block{b}_norm2_scale"], p[f"block{b}_norm2_bias"])
+            inner = ops.relu(ops.matmul(h, p[f"block{b}_ffn1"]) + p[f"block{b}_ffn1_bias"])
+            ffn = ops.matmul(inner, p[f"block{b}_ffn2"]) + p[f"block{b}_ffn2_bias"]
+            x = x + self.dropout(ffn, training=training)
+        newest = x[:, 0]
+        head = _layer_norm(newest, p["final_scale"], p["final_bias"])
+        return l2_normalize(newest + ops.matmul(head, p["out"]) + p["out_bias"])
+
+    def _attention(
+        self, queries: tf.Tensor, keys: tf.Tensor, allowed: tf.Tensor, block: int
+    ) -> tf.Tensor:
+        """Multi-head attention of `queries` [B, Q, D] over `keys` [B, L, D]; masked slots get
+        exactly 0 (and a query with nothing allowed attends to nothing)."""
+        p, heads = self.params, self.heads
+        width = self.dim // heads
+
+        def split(x: tf.Tensor, name: str) -> tf.Tensor:
+            projected = ops.matmul(x, p[f"block{block}_{name}"])
+            shape = ops.shape(projected)
+            return ops.transpose(
+                ops.reshape(projected, (shape[0], shape[1], heads, width)), (0, 2, 1, 3)
+            )
+
+        q, k, v = split(queries, "query"), split(keys, "key"), split(keys, "value")
+        logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / float(np.sqrt(width))
+        mask = allowed[:, None]
+        logits = ops.where(mask, logits, MASKED_LOGIT)
+        attention = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
+        attention = attention * ops.cast(mask, "float32")
+        attention = attention / ops.maximum(ops.sum(attention, axis=-1, keepdims=True), 1e-9)
+        out = ops.transpose(ops.matmul(attention, v), (0, 2, 1, 3))
+        shape = ops.shape(out)
+        merged = ops.reshape(out, (shape[0], shape[1], self.dim))
+        return ops.matmul(merged, p[f"block{block}_output"]) + p[f"block{block}_output_bias"]
+
+
 class TwoTowerTrainer(keras.Model):
     """Trains both towers on (history, weights, target) batches of catalog indices.
 
@@ -139,7 +304,7 @@ class TwoTowerTrainer(keras.Model):
     def __init__(
         self,
         movie_tower: MovieTower,
-        user_tower: UserTower,
+        user_tower: UserTower | SequentialUserTower,
         catalog: Mapping[str, np.ndarray],
         log_q: np.ndarray,
         temperature: float,

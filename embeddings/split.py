@@ -1,9 +1,12 @@
 """Leave-last-out split with a set of cold movies, the one split every method is measured on.
 
-Per user, sorted by time (ties keep file order): the last interaction is the test case, the one
-before it the validation case, the rest is training. About `cold_fraction` of the rated movies
-are also removed from training entirely, so the content-only path of the movie tower can be
-measured on movies the model never saw, like movies added to the catalog after training.
+Per user, sorted by time (ties keep file order): the last `events` interactions are the test
+cases (1 by default: the last one), the `events` before them the validation cases, the rest is
+training; each case is predicted from everything before it. A disliked event (a rating <= 2 of
+5) has weight 0: it is seen (never ranked) but no input of the user tower, as at serving.
+About `cold_fraction` of the rated movies are also removed from training entirely, so the
+content-only path of the movie tower can be measured on movies the model never saw, like movies
+added to the catalog after training.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from embeddings.data import DataError, Dataset
-from embeddings.weights import rating_weights
+from embeddings.weights import DISLIKE_MAX_RATING, disliked_ratings, rating_weights
 
 Stage = Literal["validation", "test"]
 MIN_EVALUATED_INTERACTIONS = 3  # one to learn from, one to validate, one to test
@@ -25,12 +28,17 @@ MIN_EVALUATED_INTERACTIONS = 3  # one to learn from, one to validate, one to tes
 
 @dataclass(frozen=True)
 class EvalCases:
-    """One case per user: everything before the target is history (and is excluded as seen)."""
+    """Cases (one or a few per user): everything before the target is history (and is excluded
+    as seen); the history's events of weight 0 (dislikes) are no input of the user tower."""
 
     users: list[str]
     histories: list[np.ndarray]  # catalog indices, oldest first, cold movies included
     weights: list[np.ndarray]
     targets: np.ndarray  # catalog index of the held-out movie
+    disliked: np.ndarray | None = None  # bool per case: the target is a dislike (None: none is)
+
+    def disliked_targets(self) -> np.ndarray:
+        return np.zeros(len(self), bool) if self.disliked is None else self.disliked
 
     def __len__(self) -> int:
         return len(self.users)
@@ -39,7 +47,11 @@ class EvalCases:
         for begin in range(0, len(self), size):
             rows = slice(begin, begin + size)
             yield EvalCases(
-                self.users[rows], self.histories[rows], self.weights[rows], self.targets[rows]
+                self.users[rows],
+                self.histories[rows],
+                self.weights[rows],
+                self.targets[rows],
+                self.disliked_targets()[rows],
             )
 
     def sample(self, size: int, seed: int) -> EvalCases:
@@ -52,6 +64,7 @@ class EvalCases:
             [self.histories[i] for i in keep],
             [self.weights[i] for i in keep],
             self.targets[keep],
+            self.disliked_targets()[keep],
         )
 
 
@@ -60,32 +73,42 @@ class Split:
     movie_ids: list[str]  # catalog order (movies.csv)
     users: list[str]
     sequences: list[np.ndarray]  # catalog indices per user, oldest first
-    weights: list[np.ndarray]
+    weights: list[np.ndarray]  # 0: a disliked event (no input)
     cold: np.ndarray  # bool [num_movies]: never seen in training
     report: Counter[str] = field(default_factory=Counter)
+    events: int = 1  # held-out events per user, per stage
+
+    def evaluated(self, movies: np.ndarray) -> bool:
+        return len(movies) >= 2 * self.events + 1
 
     def train_sequences(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per user the training part without cold movies: (movies, weights), oldest first."""
         result = []
+        held_out = 2 * self.events
         for movies, weights in zip(self.sequences, self.weights, strict=True):
-            if len(movies) >= MIN_EVALUATED_INTERACTIONS:
-                movies, weights = movies[:-2], weights[:-2]
+            if self.evaluated(movies):
+                movies, weights = movies[:-held_out], weights[:-held_out]
             keep = ~self.cold[movies]
             result.append((movies[keep], weights[keep]))
         return result
 
     def cases(self, stage: Stage) -> EvalCases:
-        """Validation: history = training part, target = second to last. Test: target = last."""
-        end = -2 if stage == "validation" else -1
-        users, histories, weights, targets = [], [], [], []
+        """Validation: the `events` before the last `events`; test: the last `events`. Each from
+        everything before it (for a later test case, the earlier held-out events too)."""
+        users, histories, weights, targets, disliked = [], [], [], [], []
         for user, movies, w in zip(self.users, self.sequences, self.weights, strict=True):
-            if len(movies) < MIN_EVALUATED_INTERACTIONS:
+            if not self.evaluated(movies):
                 continue
-            users.append(user)
-            histories.append(movies[:end])
-            weights.append(w[:end])
-            targets.append(movies[end])
-        return EvalCases(users, histories, weights, np.array(targets, dtype=np.int64))
+            first = len(movies) - (2 if stage == "validation" else 1) * self.events
+            for end in range(first, first + self.events):
+                users.append(user)
+                histories.append(movies[:end])
+                weights.append(w[:end])
+                targets.append(movies[end])
+                disliked.append(w[end] == 0)
+        return EvalCases(
+            users, histories, weights, np.array(targets, dtype=np.int64), np.array(disliked, bool)
+        )
 
     def cold_cases(self) -> EvalCases:
         """Every interaction with a cold movie (not a user's first), from the ones before it.
@@ -106,9 +129,16 @@ class Split:
 
 
 def leave_last_out(
-    dataset: Dataset, *, min_rating: float, cold_fraction: float, seed: int
+    dataset: Dataset,
+    *,
+    min_rating: float,
+    cold_fraction: float,
+    seed: int,
+    events: int = 1,
+    dislike_max_rating: float | None = DISLIKE_MAX_RATING,
 ) -> Split:
-    """Build the split. Ratings below `min_rating` are dropped (0 keeps every rating)."""
+    """Build the split. Ratings below `min_rating` are dropped (0 keeps every rating); ratings
+    <= `dislike_max_rating` weigh 0 (None: none does, every rating is an input)."""
     ratings = dataset.ratings
     report: Counter[str] = Counter()
     movie_ids = [m.id for m in dataset.movies]
@@ -126,7 +156,12 @@ def leave_last_out(
     order = np.lexsort((ratings.timestamps[keep], user_rank))
     user_rank = user_rank[order]
     movies = ratings.movie_index[keep][order].astype(np.int64)
-    weights_all = rating_weights(ratings.ratings[keep][order])
+    stars = ratings.ratings[keep][order]
+    weights_all = rating_weights(stars)
+    if dislike_max_rating is not None:
+        disliked = disliked_ratings(stars, dislike_max_rating)
+        weights_all[disliked] = 0.0
+        report["disliked_ratings"] = int(disliked.sum())
     starts = np.flatnonzero(np.r_[True, user_rank[1:] != user_rank[:-1]])
     bounds = np.r_[starts, len(user_rank)]
     by_rank = np.argsort(rank)
@@ -139,17 +174,15 @@ def leave_last_out(
         n = end - begin
         if n == 1:
             report["users_with_one_interaction"] += 1
-        elif n < MIN_EVALUATED_INTERACTIONS:
+        elif n < 2 * events + 1:
             report["users_too_short_to_evaluate"] += 1
     report["users"] = len(users)
-    if all(len(s) < MIN_EVALUATED_INTERACTIONS for s in sequences):
-        raise DataError(
-            f"no user has {MIN_EVALUATED_INTERACTIONS} or more interactions: nothing to evaluate"
-        )
+    if all(len(s) < 2 * events + 1 for s in sequences):
+        raise DataError(f"no user has {2 * events + 1} or more interactions: nothing to evaluate")
 
     cold = _choose_cold(np.unique(movies), len(movie_ids), cold_fraction, seed)
     report["cold_movies"] = int(cold.sum())
-    split = Split(movie_ids, users, sequences, weights, cold, report)
+    split = Split(movie_ids, users, sequences, weights, cold, report, events)
     if not any(len(m) > 1 for m, _ in split.train_sequences()):
         raise DataError("no user has two training interactions: nothing to learn from")
     return split

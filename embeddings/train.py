@@ -38,7 +38,7 @@ from embeddings.features import (
     build_vocabularies,
     encode_catalog,
 )
-from embeddings.model import MovieTower, TwoTowerTrainer, UserTower
+from embeddings.model import MovieTower, SequentialUserTower, TwoTowerTrainer, UserTower
 from embeddings.movie_inputs import embed_movies
 from embeddings.optimizer import optimizer_for
 from embeddings.split import EvalCases, Split, leave_last_out
@@ -213,7 +213,12 @@ class Prepared:
 def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
     """Split, vocabularies, encoded catalog, examples and the towers (also the step profiler's)."""
     split = leave_last_out(
-        dataset, min_rating=config.min_rating, cold_fraction=config.cold_fraction, seed=seed
+        dataset,
+        min_rating=config.min_rating,
+        cold_fraction=config.cold_fraction,
+        seed=seed,
+        events=config.eval_events,
+        dislike_max_rating=config.dislike_max_rating,
     )
     sequences = split.train_sequences()
     trained = np.zeros(len(split.movie_ids), dtype=bool)
@@ -223,7 +228,7 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
     vocabularies = build_vocabularies(dataset.movies, trained, min_count=config.min_word_count)
     encoder = MovieEncoder(vocabularies)
     catalog = encode_catalog(encoder, dataset.movies)
-    examples = build_examples(sequences, config.history_length)
+    examples = build_examples(sequences, config.history_length, config.dislike_targets)
     movie_tower = MovieTower(
         vocabularies.sizes(),
         year_buckets=YEAR_BUCKETS,
@@ -233,9 +238,7 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
         id_dropout=config.id_dropout,
         seed=seed,
     )
-    user_tower = UserTower(
-        history_length=config.history_length, dim=config.dim, hidden=config.user_hidden
-    )
+    user_tower = user_tower_for(config, seed)
     trainer = TwoTowerTrainer(
         movie_tower,
         user_tower,
@@ -246,6 +249,22 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
         config.mask_seen,
     )
     return Prepared(config, split, trained, vocabularies, encoder, examples, trainer)
+
+
+def user_tower_for(config: TrainConfig, seed: int) -> UserTower | SequentialUserTower:
+    if config.user_tower == "sequential":
+        return SequentialUserTower(
+            history_length=config.history_length,
+            dim=config.dim,
+            hidden=config.user_hidden,
+            blocks=config.user_blocks,
+            heads=config.user_heads,
+            dropout=config.user_dropout,
+            seed=seed,
+        )
+    return UserTower(
+        history_length=config.history_length, dim=config.dim, hidden=config.user_hidden
+    )
 
 
 def _fit(
@@ -331,7 +350,13 @@ def tiny_dataset(data_dir: Path, users: int = TINY_USERS) -> Dataset:
     return Dataset(movies=full.movies, ratings=ratings, report=full.report)
 
 
-def train_tiny(artifacts: Path, *, data_dir: Path | None = None, seed: int = 0) -> Path:
+def train_tiny(
+    artifacts: Path,
+    *,
+    data_dir: Path | None = None,
+    seed: int = 0,
+    config: TrainConfig = TINY_CONFIG,
+) -> Path:
     """Train and publish a tiny real model in seconds (for tests); returns its version directory.
 
     Same code path and artifact layout as a full training, on 40 users of the bundled data.
@@ -341,7 +366,7 @@ def train_tiny(artifacts: Path, *, data_dir: Path | None = None, seed: int = 0) 
     result = train(
         tiny_dataset(data_dir),
         Path(artifacts),
-        config=TINY_CONFIG,
+        config=config,
         seed=seed,
         verbose=0,
         log=_quiet,

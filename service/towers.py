@@ -47,14 +47,20 @@ class Towers:
     popular: list[tuple[str, float]] = field(default_factory=list)  # for users without history
 
     def embed_user(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Movie vectors newest first [n, dim] and their weights [n] -> one unit vector."""
-        length = self.history_length
-        padded = np.zeros((1, length, self.dim), np.float32)
-        padded_weights = np.zeros((1, length), np.float32)
-        n = min(len(history), length)
-        padded[0, :n] = history[:n]
-        padded_weights[0, :n] = weights[:n]
-        vector: np.ndarray = numpy_user_tower.forward(self.user_params, padded, padded_weights)[0]
+        """Movie vectors newest first [n, dim] and their weights [n] -> one unit vector.
+
+        Only the newest min(n, L) events go in, unpadded (padding is masked in both towers, so
+        the vector is the padded one's): the sequential tower's cost grows with L squared.
+        An empty history is one padding slot: the tower's fixed vector.
+        """
+        n = min(len(history), self.history_length)
+        if n == 0:
+            rows = np.zeros((1, 1, self.dim), np.float32)
+            row_weights = np.zeros((1, 1), np.float32)
+        else:
+            rows = np.asarray(history[:n], np.float32)[None]
+            row_weights = np.asarray(weights[:n], np.float32)[None]
+        vector: np.ndarray = numpy_user_tower.forward(self.user_params, rows, row_weights)[0]
         return vector
 
     def embed_movies(self, movies: Sequence[Movie]) -> np.ndarray:

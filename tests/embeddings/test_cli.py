@@ -42,7 +42,7 @@ def test_evaluate_json_is_one_object_scripts_can_read(tiny_artifacts: Path) -> N
     result = runner.invoke(app, ["evaluate", "--model", str(tiny_artifacts.parent), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
-    assert set(metrics) == {"model", "popularity", "cooccurrence", "cold_movies"}
+    assert set(metrics) == {"model", "popularity", "cooccurrence", "cold_movies", "liked_targets"}
     for method in ("model", "popularity", "cooccurrence"):
         assert 0.0 <= metrics[method]["hr@10"] <= 1.0
         assert metrics[method]["cases"] == 610  # the bundled data, every user

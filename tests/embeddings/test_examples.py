@@ -40,6 +40,24 @@ def test_an_epoch_visits_every_example_once_in_a_seeded_order() -> None:
     assert again.tolist() == targets.tolist()
 
 
+def test_a_dislike_is_no_input_and_a_target_only_if_asked() -> None:
+    """Weight 0 (a dislike) never enters a history, as the service leaves it out of a user's:
+    the next input takes its slot."""
+    sequence = (np.array([5, 6, 7, 8]), np.array([1.0, 0.0, 0.6, 0.8]))
+    examples = build_examples([sequence], 3)
+    history, weights, targets = examples.batch(examples.positions)
+    assert targets.tolist() == [6, 7, 8]
+    assert history.tolist() == [[5, PAD, PAD], [5, PAD, PAD], [7, 5, PAD]]
+    assert weights.tolist() == np.array([[1, 0, 0], [1, 0, 0], [0.6, 1, 0]], np.float32).tolist()
+    liked_only = build_examples([sequence], 3, dislike_targets=False)
+    assert liked_only.targets().tolist() == [7, 8]
+
+
+def test_an_event_with_no_input_before_it_is_no_example() -> None:
+    examples = build_examples([(np.array([1, 2, 3]), np.array([0.0, 1.0, 1.0]))], 2)
+    assert examples.targets().tolist() == [3]
+
+
 def test_newest_first_keeps_the_most_recent() -> None:
     history, weights = newest_first(np.array([1, 2, 3]), np.array([1.0, 0.5, 0.2]), 2)
     assert history.tolist() == [3, 2]

@@ -86,3 +86,12 @@ def test_cooccurrence_cost_cap_counts_each_users_recent_interactions() -> None:
     assert recent_cap(np.array([3, 4])) is None  # small data: every interaction counts
     assert recent_cap(np.array([10, 10]), budget=100) == 7  # 2 x 7^2 = 98 <= 100
     assert recent_cap(np.array([1, 10]), budget=50) == 7
+
+
+def test_interval95_is_the_normal_interval_of_the_mean() -> None:
+    from embeddings.metrics import interval95
+
+    hits = np.array([1.0, 0.0] * 50)
+    assert interval95(hits) == pytest.approx(1.96 * np.sqrt(0.25 * 100 / 99) / 10)
+    assert interval95(np.ones(400)) == 0.0
+    assert interval95(np.array([1.0])) == 0.0

@@ -22,7 +22,7 @@ def test_test_and_validation_interactions_never_reach_training(bundled_split) ->
     }
     for stage in ("validation", "test"):
         cases = split.cases(stage)
-        assert len(cases) == 610
+        assert len(cases) == 610  # one per user: leave-last-out
         held_out = {(u, int(m)) for u, m in zip(cases.users, cases.targets, strict=True)}
         assert not held_out & train
     test, validation = split.cases("test"), split.cases("validation")
@@ -54,7 +54,49 @@ def test_history_is_everything_before_the_target_in_time(write_data: WriteData) 
     assert test.histories[0].tolist() == [index["1"], index["2"], index["5"]]
     assert validation.targets.tolist() == [index["5"]]
     assert split.train_sequences()[0][0].tolist() == [index["1"], index["2"]]
-    assert test.weights[0].tolist() == pytest.approx([1.0, 0.2, 0.8])
+    # The 1-star rating is a dislike: seen (in the history) but weight 0, no input.
+    assert test.weights[0].tolist() == pytest.approx([1.0, 0.0, 0.8])
+    assert split.report["disliked_ratings"] == 1
+
+
+def test_dislikes_can_stay_inputs(write_data: WriteData) -> None:
+    ratings = [("u", str(m), r, str(m)) for m, r in ((1, "2"), (2, "2.5"), (3, "4"), (4, "1"))]
+    split = leave_last_out(
+        load_dataset(write_data(ratings)),
+        min_rating=0,
+        cold_fraction=0,
+        seed=0,
+        dislike_max_rating=None,
+    )
+    assert split.weights[0].tolist() == pytest.approx([0.4, 0.5, 0.8, 0.2])
+    disliked = leave_last_out(
+        load_dataset(write_data(ratings)), min_rating=0, cold_fraction=0, seed=0
+    )
+    assert disliked.weights[0].tolist() == pytest.approx([0.0, 0.5, 0.8, 0.0])
+    assert disliked.cases("test").disliked_targets().tolist() == [True]
+    assert disliked.cases("validation").disliked_targets().tolist() == [False]
+
+
+def test_several_events_per_user_are_held_out_each_from_everything_before_it(
+    write_data: WriteData,
+) -> None:
+    ratings = [("u", str(m), "4", str(m)) for m in range(1, 6)]
+    ratings += [("short", str(m), "4", str(m)) for m in range(1, 5)]  # 4 < 2 x 2 + 1
+    split = leave_last_out(
+        load_dataset(write_data(ratings)), min_rating=0, cold_fraction=0, seed=0, events=2
+    )
+    index = {movie_id: i for i, movie_id in enumerate(split.movie_ids)}
+    test, validation = split.cases("test"), split.cases("validation")
+    assert test.users == ["u", "u"] and validation.users == ["u", "u"]
+    assert test.targets.tolist() == [index["4"], index["5"]]
+    assert [h.tolist() for h in test.histories] == [
+        [index[m] for m in "123"],
+        [index[m] for m in "1234"],
+    ]
+    assert validation.targets.tolist() == [index["2"], index["3"]]
+    trains = dict(zip(split.users, (m.tolist() for m, _ in split.train_sequences()), strict=True))
+    assert trains == {"u": [index["1"]], "short": [index[m] for m in "1234"]}
+    assert split.report["users_too_short_to_evaluate"] == 1
 
 
 def test_short_users_are_counted_and_only_train(write_data: WriteData) -> None:

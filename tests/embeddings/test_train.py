@@ -57,8 +57,14 @@ def test_artifact_layout_and_manifest(tiny_artifacts: Path) -> None:
     assert manifest["version"] == tiny_artifacts.name
     assert manifest["dim"] == 64
     assert manifest["history_length"] == 50
-    assert set(manifest["metrics"]) == {"model", "popularity", "cooccurrence", "cold_movies"}
-    assert {"hr@10", "ndcg@10"} <= set(manifest["metrics"]["model"])
+    assert set(manifest["metrics"]) == {
+        "model",
+        "popularity",
+        "cooccurrence",
+        "cold_movies",
+        "liked_targets",
+    }
+    assert {"hr@10", "ndcg@10", "hr@10_ci95", "ndcg@10_ci95"} <= set(manifest["metrics"]["model"])
     for name in ("training_seconds", "seed", "config", "data_hash", "num_movies", "created"):
         assert name in manifest
     # The choice left to the data is recorded as made: a small catalog trains without the cache.

@@ -98,3 +98,38 @@ def test_a_sound_model_is_checked_when_ready(make_client: MakeClient, tiny_model
     client = make_client(artifacts_dir=tiny_model_dir)  # loaded by the app, not the shared one
     assert client.get("/readyz").status_code == 200
     assert "movie_recs_model_checked 1.0" in client.get("/metrics").text
+
+
+@pytest.mark.slow
+def test_the_sequential_tower_is_served_as_its_saved_model_computes_it(
+    tiny_sequential_model_dir: Path,
+) -> None:
+    """Any history length a request brings (none, one, a few, more than L), unpadded at the
+    service, gives the SavedModel's vector of the padded history."""
+    from embeddings.artifacts import load_towers as load_saved_models
+
+    towers = load_towers(tiny_sequential_model_dir, "latest")
+    assert towers.manifest["config"]["user_tower"] == "sequential"
+    saved = load_saved_models(tiny_sequential_model_dir)
+    catalog = np.load(tiny_sequential_model_dir / "movie_vectors.npy")
+    length = towers.history_length
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, length, length + 10):
+        history = catalog[rng.integers(0, len(catalog), n)]
+        weights = rng.integers(5, 11, n).astype(np.float32) / 10
+        padded = np.zeros((1, length, towers.dim), np.float32)
+        padded_weights = np.zeros((1, length), np.float32)
+        padded[0, : min(n, length)] = history[:length]
+        padded_weights[0, : min(n, length)] = weights[:length]
+        expected = saved.embed_users(padded, padded_weights)[0]
+        assert np.abs(towers.embed_user(history, weights) - expected).max() <= 1e-5, n
+
+
+@pytest.mark.slow
+def test_a_sequential_model_whose_numpy_tower_misses_the_probe_is_refused(
+    tiny_sequential_model_dir: Path, tmp_path: Path
+) -> None:
+    version = copy_model(tiny_sequential_model_dir, tmp_path)
+    shift_weight(version, "user_tower.npz", "block0_output_bias", 1e-2)
+    with pytest.raises(ModelLoadError, match="NumPy user tower differs from the SavedModel"):
+        load_towers(version.parent, version.name)
