@@ -37,6 +37,9 @@ class TrainConfig:
     user_blocks: int = 2  # sequential only
     user_heads: int = 2  # sequential only
     user_dropout: float = 0.2  # sequential only, in training
+    # Sequential only: the user is today's attention pooling plus the self-attention's learned
+    # correction (else the newest slot's stream).
+    user_pooling_base: bool = False
     # A rating <= this weighs 0: no input of the user tower (None: every rating is an input).
     dislike_max_rating: float | None = DISLIKE_MAX_RATING
     # Whether a disliked event is still a training target (what the user watched next).

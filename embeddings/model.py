@@ -182,8 +182,10 @@ class SequentialUserTower(layers.Layer):
         heads: int,
         dropout: float,
         seed: int,
+        pooling_base: bool = False,
     ) -> None:
         super().__init__(name="user_tower")
+        self.pooling_base = pooling_base
         if dim % heads:
             raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
         self.blocks, self.heads, self.dim = blocks, heads, dim
@@ -221,6 +223,9 @@ class SequentialUserTower(layers.Layer):
         shapes["final_bias"] = ((dim,), "zeros")
         shapes["out"] = ((dim, dim), "zeros")
         shapes["out_bias"] = ((dim,), "zeros")
+        if pooling_base:  # the pooling tower's scores: position, content query (no MLP)
+            shapes["pool_position"] = ((history_length,), "zeros")
+            shapes["pool_query"] = ((dim,), "zeros")
         self.params = {
             name: self.add_weight(shape=shape, initializer=init, name=name)
             for name, (shape, init) in shapes.items()
@@ -254,7 +259,20 @@ class SequentialUserTower(layers.Layer):
             x = x + self.dropout(ffn, training=training)
         newest = x[:, 0]
         head = _layer_norm(newest, p["final_scale"], p["final_bias"])
-        return l2_normalize(newest + ops.matmul(head, p["out"]) + p["out_bias"])
+        base = self._pooled(history, weights) if self.pooling_base else newest
+        return l2_normalize(base + ops.matmul(head, p["out"]) + p["out_bias"])
+
+    def _pooled(self, history: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """Today's attention pooling (`UserTower` without its MLP): with `pooling_base` the
+        user starts as it and the self-attention learns a correction of it."""
+        p = self.params
+        logits = p["pool_position"][: ops.shape(history)[1]]
+        logits = logits + ops.einsum("bld,d->bl", history, p["pool_query"])
+        logits = ops.where(weights > 0, logits + ops.log(ops.maximum(weights, 1e-6)), MASKED_LOGIT)
+        attention = ops.exp(logits - ops.max(logits, axis=1, keepdims=True))
+        attention = attention * ops.cast(weights > 0, "float32")
+        attention = attention / ops.maximum(ops.sum(attention, axis=1, keepdims=True), 1e-9)
+        return ops.einsum("bl,bld->bd", attention, history)
 
     def _attention(
         self, queries: tf.Tensor, keys: tf.Tensor, allowed: tf.Tensor, block: int

@@ -76,7 +76,7 @@ def _sequential(
     """`embeddings.model.SequentialUserTower.call` at inference (no dropout), one history at a
     time: 2-D products are what the service's one request needs, and cheapest."""
     heads = int(params["heads"])
-    blocks = sum(1 for name in params if name.endswith("_query"))
+    blocks = sum(1 for name in params if name.startswith("block") and name.endswith("_query"))
     rows = [
         _sequential_one(params, heads, blocks, h, w) for h, w in zip(history, weights, strict=True)
     ]
@@ -102,8 +102,19 @@ def _sequential_one(
         x = x + inner @ p[f"block{b}_ffn2"] + p[f"block{b}_ffn2_bias"]
     newest = x[0]
     head = _layer_norm(newest, p["final_scale"], p["final_bias"])
-    out: np.ndarray = newest + head @ p["out"] + p["out_bias"]
+    base = _pooled(p, history, weights) if "pool_query" in p else newest
+    out: np.ndarray = base + head @ p["out"] + p["out_bias"]
     return out
+
+
+def _pooled(p: Mapping[str, np.ndarray], history: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`SequentialUserTower._pooled`: the pooling tower's attention, without its MLP."""
+    logits = p["pool_position"][: len(history)] + history @ p["pool_query"]
+    logits = np.where(weights > 0, logits + np.log(np.maximum(weights, 1e-6)), MASKED_LOGIT)
+    attention = np.exp(logits - logits.max()) * (weights > 0)
+    attention /= np.maximum(attention.sum(), np.float32(1e-9))
+    pooled: np.ndarray = attention.astype(np.float32) @ history
+    return pooled
 
 
 def _attention(

@@ -261,6 +261,7 @@ def user_tower_for(config: TrainConfig, seed: int) -> UserTower | SequentialUser
             heads=config.user_heads,
             dropout=config.user_dropout,
             seed=seed,
+            pooling_base=config.user_pooling_base,
         )
     return UserTower(
         history_length=config.history_length, dim=config.dim, hidden=config.user_hidden

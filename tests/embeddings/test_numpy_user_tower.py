@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 LENGTH, DIM = 12, 16
 
 
-def saved_sequential_tower(directory: Path, blocks: int) -> tuple[Any, dict[str, np.ndarray]]:
+def saved_sequential_tower(
+    directory: Path, blocks: int, pooling_base: bool = False
+) -> tuple[Any, dict[str, np.ndarray]]:
     """A sequential tower with random (non-trivial) weights, saved as export saves it; returns
     the loaded signature and the NumPy params as `load_params` reads them."""
     import tensorflow as tf
@@ -25,7 +27,14 @@ def saved_sequential_tower(directory: Path, blocks: int) -> tuple[Any, dict[str,
     from embeddings.model import SequentialUserTower
 
     tower = SequentialUserTower(
-        history_length=LENGTH, dim=DIM, hidden=24, blocks=blocks, heads=2, dropout=0.2, seed=3
+        history_length=LENGTH,
+        dim=DIM,
+        hidden=24,
+        blocks=blocks,
+        heads=2,
+        dropout=0.2,
+        seed=3,
+        pooling_base=pooling_base,
     )
     tower(np.zeros((1, LENGTH, DIM), np.float32), np.zeros((1, LENGTH), np.float32))
     rng = np.random.default_rng(1)
@@ -52,11 +61,13 @@ def histories(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return vectors, weights
 
 
-@pytest.mark.parametrize("blocks", [1, 2])
-def test_numpy_sequential_tower_equals_the_saved_model(tmp_path: Path, blocks: int) -> None:
+@pytest.mark.parametrize(("blocks", "pooling_base"), [(1, False), (2, False), (1, True)])
+def test_numpy_sequential_tower_equals_the_saved_model(
+    tmp_path: Path, blocks: int, pooling_base: bool
+) -> None:
     import tensorflow as tf
 
-    signature, params = saved_sequential_tower(tmp_path, blocks)
+    signature, params = saved_sequential_tower(tmp_path, blocks, pooling_base)
     history, weights = histories(np.random.default_rng(0))
     saved = signature(history=tf.constant(history), weights=tf.constant(weights))["embedding"]
 
