@@ -33,15 +33,30 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /app
+# binutils, for `strip` below; this stage's only, never the runtime's.
+# hadolint ignore=DL3008
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends binutils >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 # This layer changes only when the lock file does. No TensorFlow: the serving replica runs its
 # towers in NumPy (docs/decisions/0029); the `train` extra brings it to the training stages.
-# The packages' own test suites (~48 MB, SciPy's most of it) are never imported: dropped.
+# Then what a replica never reads goes (docs/decisions/0033): the packages' own test suites
+# (~48 MB); botocore's models of ~440 AWS services but S3 and STS, the model registry's client
+# (27 MB); the debug info of the extensions that ship it (uvloop, httptools, hiredis: 13 MB).
+# Only files with a .debug_info section are stripped: the auditwheel-patched libraries in
+# *.libs (the OpenBLAS copies) no longer load once `strip` rewrites them.
 # Absolute mount targets: BuildKit also accepts relative ones, buildah does not.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=/app/uv.lock \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
     uv sync --frozen --no-dev --no-install-project --no-install-package libclang \
-    && find /opt/venv/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
+    && site=/opt/venv/lib/python3.11/site-packages \
+    && find "$site" -type d -name tests -prune -exec rm -rf {} + \
+    && find "$site/botocore/data" -mindepth 1 -maxdepth 1 -type d ! -name s3 ! -name sts \
+       -exec rm -rf {} + \
+    && find "$site" -name '*.so*' -type f -exec sh -c \
+       'for f; do readelf -S "$f" | grep -q "\.debug_info" && strip --strip-debug "$f"; done; true' \
+       sh {} +
 
 FROM deps AS builder
 COPY pyproject.toml uv.lock README.md ./
