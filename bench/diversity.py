@@ -389,9 +389,10 @@ def main() -> None:
     )
     how = (
         "MMR over a pool of max(50, 5k) candidates from the index (service/rerank.py): each "
-        "pick maximizes (1 - d) x relevance (the score scaled to 0..1 over the pool) - d x its "
-        "largest cosine to the picks so far. Histories keep their ratings, so a rating <= 2 is "
-        "a dislike here as in the service (pushed away from, not read by the tower)."
+        "pick maximizes (1 - d) x score (the user vector's inner product, a cosine) - d x its "
+        "mean cosine to the picks so far. Histories keep their ratings, so a rating <= 2 is a "
+        "dislike here as in the service (not read by the tower, its neighbours pushed down). "
+        "The HR@10 interval is that of the paired change on the same users."
     )
     run.record("diversity", table, timing, notes=[goal, how])
     dislikes, dislike_notes = dislike_figures(recommender, towers, split, cases, histories, vectors)
