@@ -40,6 +40,9 @@ class TrainConfig:
     # Sequential only: the user is today's attention pooling plus the self-attention's learned
     # correction (else the newest slot's stream).
     user_pooling_base: bool = False
+    # Sequential only: the last block adds its attention to the newest slot's stream (SASRec's
+    # residual); False: the user is the attention alone (it weighs the newest movie as any).
+    user_newest_residual: bool = True
     # A rating <= this weighs 0: no input of the user tower (None: every rating is an input).
     dislike_max_rating: float | None = DISLIKE_MAX_RATING
     # Whether a disliked event is still a training target (what the user watched next).

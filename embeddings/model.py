@@ -183,9 +183,10 @@ class SequentialUserTower(layers.Layer):
         dropout: float,
         seed: int,
         pooling_base: bool = False,
+        newest_residual: bool = True,
     ) -> None:
         super().__init__(name="user_tower")
-        self.pooling_base = pooling_base
+        self.pooling_base, self.newest_residual = pooling_base, newest_residual
         if dim % heads:
             raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
         self.blocks, self.heads, self.dim = blocks, heads, dim
@@ -232,9 +233,10 @@ class SequentialUserTower(layers.Layer):
         }
 
     def numpy_params(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(v.numpy()) for name, v in self.params.items()} | {
-            "heads": np.array(self.heads, np.float32)
-        }
+        flags = {"heads": np.array(self.heads, np.float32)}
+        if not self.newest_residual:
+            flags["no_newest_residual"] = np.array(1.0, np.float32)
+        return {name: np.asarray(v.numpy()) for name, v in self.params.items()} | flags
 
     def call(self, history: tf.Tensor, weights: tf.Tensor, training: bool = False) -> tf.Tensor:
         p = self.params
@@ -252,7 +254,10 @@ class SequentialUserTower(layers.Layer):
             allowed = ops.logical_and(causal[None], real)
             h = _layer_norm(x, p[f"block{b}_norm1_scale"], p[f"block{b}_norm1_bias"])
             attended = self._attention(h[:, :1] if last else h, h, allowed, b)
-            x = (x[:, :1] if last else x) + self.dropout(attended, training=training)
+            if last and not self.newest_residual:
+                x = self.dropout(attended, training=training)  # the attention alone weighs it
+            else:
+                x = (x[:, :1] if last else x) + self.dropout(attended, training=training)
             h = _layer_norm(x, p[f"block{b}_norm2_scale"], p[f"block{b}_norm2_bias"])
             inner = ops.relu(ops.matmul(h, p[f"block{b}_ffn1"]) + p[f"block{b}_ffn1_bias"])
             ffn = ops.matmul(inner, p[f"block{b}_ffn2"]) + p[f"block{b}_ffn2_bias"]

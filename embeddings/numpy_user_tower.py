@@ -96,7 +96,7 @@ def _sequential_one(
         allowed = ((slots[:1] if last else slots)[:, None] <= slots[None, :]) & real[None, :]
         h = _layer_norm(x, p[f"block{b}_norm1_scale"], p[f"block{b}_norm1_bias"])
         attended = _attention(p, b, heads, h[:1] if last else h, h, allowed)
-        x = (x[:1] if last else x) + attended
+        x = attended if last and "no_newest_residual" in p else (x[:1] if last else x) + attended
         h = _layer_norm(x, p[f"block{b}_norm2_scale"], p[f"block{b}_norm2_bias"])
         inner = np.maximum(h @ p[f"block{b}_ffn1"] + p[f"block{b}_ffn1_bias"], 0.0)
         x = x + inner @ p[f"block{b}_ffn2"] + p[f"block{b}_ffn2_bias"]

@@ -262,6 +262,7 @@ def user_tower_for(config: TrainConfig, seed: int) -> UserTower | SequentialUser
             dropout=config.user_dropout,
             seed=seed,
             pooling_base=config.user_pooling_base,
+            newest_residual=config.user_newest_residual,
         )
     return UserTower(
         history_length=config.history_length, dim=config.dim, hidden=config.user_hidden

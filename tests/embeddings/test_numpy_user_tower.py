@@ -17,7 +17,7 @@ LENGTH, DIM = 12, 16
 
 
 def saved_sequential_tower(
-    directory: Path, blocks: int, pooling_base: bool = False
+    directory: Path, blocks: int, pooling_base: bool = False, newest_residual: bool = True
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """A sequential tower with random (non-trivial) weights, saved as export saves it; returns
     the loaded signature and the NumPy params as `load_params` reads them."""
@@ -35,6 +35,7 @@ def saved_sequential_tower(
         dropout=0.2,
         seed=3,
         pooling_base=pooling_base,
+        newest_residual=newest_residual,
     )
     tower(np.zeros((1, LENGTH, DIM), np.float32), np.zeros((1, LENGTH), np.float32))
     rng = np.random.default_rng(1)
@@ -61,13 +62,16 @@ def histories(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return vectors, weights
 
 
-@pytest.mark.parametrize(("blocks", "pooling_base"), [(1, False), (2, False), (1, True)])
+@pytest.mark.parametrize(
+    ("blocks", "pooling_base", "newest_residual"),
+    [(1, False, True), (2, False, True), (1, True, True), (2, False, False)],
+)
 def test_numpy_sequential_tower_equals_the_saved_model(
-    tmp_path: Path, blocks: int, pooling_base: bool
+    tmp_path: Path, blocks: int, pooling_base: bool, newest_residual: bool
 ) -> None:
     import tensorflow as tf
 
-    signature, params = saved_sequential_tower(tmp_path, blocks, pooling_base)
+    signature, params = saved_sequential_tower(tmp_path, blocks, pooling_base, newest_residual)
     history, weights = histories(np.random.default_rng(0))
     saved = signature(history=tf.constant(history), weights=tf.constant(weights))["embedding"]
 
