@@ -162,10 +162,8 @@ def image_figures(ref: str) -> dict[str, float]:
     base_layers = int(inspect("{{len .RootFS.Layers}}", BASE_IMAGE))
     with tempfile.TemporaryDirectory(dir=CI_STATE / "tmp") as tmp:
         saved = Path(tmp) / "image"
-        podman("save", "-q", "--format", "oci-dir", "--compress", "-o", str(saved), ref)
-        index = json.loads((saved / "index.json").read_text())
-        digest = str(index["manifests"][0]["digest"]).replace(":", "/", 1)
-        manifest = json.loads((saved / "blobs" / digest).read_text())
+        podman("save", "-q", "--format", "docker-dir", "--compress", "-o", str(saved), ref)
+        manifest = json.loads((saved / "manifest.json").read_text())
         layers = [int(layer["size"]) for layer in manifest["layers"]]
     return {
         "size_mb": int(inspect("{{.Size}}", ref)) / 1e6,
