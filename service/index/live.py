@@ -380,6 +380,29 @@ class LiveIndex:
             return None
         return self.base.vectors[row], self.base.meta[row]
 
+    def vector(self, movie_id: str) -> np.ndarray | None:
+        """A live movie's vector, without building its metadata (`get` decodes a base row's
+        title and genres, ~1.5 µs: a request looks up dozens of history movies and candidates
+        that need only their vectors)."""
+        entry = self.delta.get(movie_id)
+        if entry is not None:
+            return entry.vector
+        row = self.base.row_of.get(movie_id)
+        if row is None or movie_id in self.tombstones:
+            return None
+        vector: np.ndarray = self.base.vectors[row]
+        return vector
+
+    def title(self, movie_id: str) -> str | None:
+        """A live movie's title alone (no genres or year built)."""
+        entry = self.delta.get(movie_id)
+        if entry is not None:
+            return entry.meta.title
+        row = self.base.row_of.get(movie_id)
+        if row is None or movie_id in self.tombstones:
+            return None
+        return self.base.meta.title(row)
+
     @functools.cached_property
     def genres(self) -> frozenset[str]:
         """Every genre of the base and the delta (a filter naming another matches nothing).
@@ -439,17 +462,24 @@ class LiveIndex:
         found: dict[str, tuple[float, MovieMeta | int]],
         accept: Accept | None,
         skip: Callable[[str], bool] | None,
+        enough: int | None = None,
     ) -> int:
-        """Add the admitted base rows among `rows` to `found`; how many were added."""
+        """Add the admitted base rows among `rows` to `found`; how many were added. `enough`:
+        `rows` are best first (a search's answer), so once that many are admitted the rest
+        cannot reach the top `enough` and are not looked at (a pool of 50 fetched 208 rows,
+        each a Python step of ~0.5 µs)."""
         added = 0
         table = self.base.meta
+        ids, tombstones = self.base.ids, self.tombstones
         for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
-            mid = self.base.ids[row]
-            if mid in self.tombstones or (skip is not None and skip(mid)):
+            mid = ids[row]
+            if mid in tombstones or (skip is not None and skip(mid)):
                 continue
             if accept is None or accept(mid, table[row]):
                 found.setdefault(mid, (score, row))
                 added += 1
+                if added == enough:
+                    break
         return added
 
     def _search_base(
@@ -477,7 +507,7 @@ class LiveIndex:
             if within is not None and len(rows):
                 admitted = within.mask[rows]
                 scores, rows = scores[admitted], rows[admitted]
-            if self._keep(scores, rows, found, accept, skip) >= k:
+            if self._keep(scores, rows, found, accept, skip, enough=k) >= k:
                 return None
             if self.base.exhausted(fetch, widen):
                 return None

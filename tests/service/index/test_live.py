@@ -219,3 +219,38 @@ def test_a_filters_selection_is_found_once_per_base() -> None:
     for i in range(40):  # older filters make room for newer ones
         live.base.selection(i, mask_of)
     assert live.base.selection("drama", mask_of) is not first
+
+
+def test_vector_and_title_agree_with_get(catalog) -> None:  # type: ignore[no-untyped-def]
+    ids, vectors, meta = catalog
+    live = build_live_index(ids, vectors, meta, index_version=1)
+    new = unit(np.ones((1, 16)))[0]
+    live = live.with_changes([("m5", new, MovieMeta("Renamed", (), None))], ["m6"], 2)
+    for movie_id in ("m4", "m5", "m6", "absent"):
+        found = live.get(movie_id)
+        vector, title = live.vector(movie_id), live.title(movie_id)
+        if found is None:
+            assert vector is None and title is None
+        else:
+            assert vector is not None and np.array_equal(vector, found[0])
+            assert title == found[1].title
+    replaced = live.vector("m5")
+    assert live.title("m5") == "Renamed" and replaced is not None and np.array_equal(replaced, new)
+
+
+def test_a_search_skipping_its_best_matches_returns_the_best_of_the_rest(catalog) -> None:  # type: ignore[no-untyped-def]
+    """The base's answer is read best first and only until k are admitted: what is skipped,
+    deleted or replaced by a delta entry must never push a better movie out."""
+    ids, vectors, meta = catalog
+    live = build_live_index(ids, vectors, meta, index_version=1)
+    q = vectors[3]
+    ranked = exact(vectors, ids, q, 60)
+    deleted, seen = ranked[1:4], set(ranked[0:12:2])
+    better = unit(q[None, :] + 0.01)[0]  # a delta movie scoring near the top
+    live = live.with_changes([("m499", better, meta[499])], deleted, 2)
+    found = [m for m, _, _ in live.search(q, 10, skip=seen.__contains__)]
+    truth = sorted(
+        (m for m in ids if m not in seen and m not in deleted),
+        key=lambda m: -float((better if m == "m499" else vectors[ids.index(m)]) @ q),
+    )[:10]
+    assert found == truth
