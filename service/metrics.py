@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+GC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -17,6 +23,14 @@ class Metrics:
             "Request latency by route template",
             ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.gc_pause_seconds = Histogram(
+            "movie_recs_gc_pause_seconds",
+            "Garbage collections by generation (2: full). Each holds the GIL: the event loop "
+            "answers nothing meanwhile, so long ones are the request tail",
+            ["generation"],
+            buckets=GC_BUCKETS,
             registry=r,
         )
         self.index_size = Gauge("movie_recs_index_size", "Live movies in the index", registry=r)
@@ -133,3 +147,18 @@ class Metrics:
             ["experiment", "variant", "how"],
             registry=r,
         )
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every garbage collection into `gc_pause_seconds` (~1 µs a collection); returns
+        the function that stops it (an app's lifespan ends, another may start in-process)."""
+        started = [0.0]
+        observe = [self.gc_pause_seconds.labels(str(g)).observe for g in range(3)]
+
+        def timed(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                observe[info["generation"]](time.perf_counter() - started[0])
+
+        gc.callbacks.append(timed)
+        return lambda: gc.callbacks.remove(timed)

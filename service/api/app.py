@@ -54,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.warning("API key %s has no name and scopes: it has full access", key.name)
     began = time.perf_counter()
     replica = await open_replica(settings, metrics, app.state.prebuilt_towers)
+    unwatch_gc = metrics.watch_gc()  # the collections the index load and requests cause
     towers, refresher = replica.towers, replica.refresher
     refreshing: asyncio.Task[None] | None = None
     tracking: Tracking | None = None
@@ -109,6 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if tracking is not None:
             await tracking.stop()
         await replica.close()
+        unwatch_gc()
 
 
 def create_app(settings: Settings | None = None, towers: Towers | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ the catalog its movies.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -52,6 +53,15 @@ class Prepared:
     towers: Towers
     epoch: str
     started: float
+
+
+def freeze_long_lived() -> None:
+    """A new base (a resync, a model swap, a compaction) lives until the next one: collect the
+    young generations (cheap), then move what survives out of the collector's reach, so full
+    collections never walk the served index (startup does the same once the index is in).
+    Not a full `gc.collect()`: at 1M movies that is the pause this avoids (ADR 34)."""
+    gc.collect(1)
+    gc.freeze()
 
 
 class CatalogLost(Exception):
@@ -223,6 +233,7 @@ class Refresher:
         self._catalog_lost = None
         self.metrics.catalog_lost.set(0)
         self.adopt(live, epoch)
+        freeze_long_lived()
         self._share(live.base, live.index_version)
         self.metrics.resyncs.labels(reason).inc()
         # Every replica loads this way at startup (INFO); any later resync means drift was caught.
@@ -436,6 +447,7 @@ class Refresher:
         previous = self.towers.version
         self._generation += 1  # a compaction of the old model's index is dropped
         self._publish(live, towers)
+        freeze_long_lived()
         self._model_error = None
         self._failed = None
         self.metrics.model.info({"version": towers.version})
@@ -484,6 +496,7 @@ class Refresher:
         if self._generation != generation or current is None:
             return  # a full resync replaced the lineage this base was built from
         self._publish(current.rebased(base, started))
+        freeze_long_lived()
         self._share(base, started.index_version)
         self.metrics.compactions.inc()
         log.info("compacted the index: %d movies, %d pending after", len(base), current.pending)

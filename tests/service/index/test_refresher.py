@@ -353,3 +353,22 @@ async def test_a_swap_with_nothing_pending_shares_the_served_id_map(
     assert swapped.base.ids is served.base.ids and swapped.base.row_of is served.base.row_of
     fresh = source.load(other).embed_movies(list((await store.get_movies(["7"])).values()))
     assert float(swapped.get("7")[0] @ fresh[0]) == pytest.approx(1.0, abs=1e-4)  # type: ignore[index]
+
+
+async def test_a_compacted_base_is_out_of_the_collectors_generations(
+    store: Store, tiny_towers: Towers
+) -> None:
+    """A full collection walks every object in the generations, holding the GIL meanwhile:
+    the base a compaction (or resync, or model swap) publishes must not be among them."""
+    import gc
+
+    await store.apply_changes([Upsert(movie(str(i))) for i in range(10)])
+    refresher = Refresher(store, tiny_towers, PARAMS, Metrics())
+    await catch_up(refresher)
+    await store.apply_changes([Upsert(movie("x"))])
+    await catch_up(refresher)
+    await refresher.compact()
+    base = refresher.live.base  # type: ignore[union-attr]
+    collected = {id(o) for o in gc.get_objects()}
+    assert id(base) not in collected and id(base.ids) not in collected
+    gc.unfreeze()  # the test process's other tests keep their collector as it was
