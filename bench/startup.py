@@ -202,9 +202,16 @@ def new_movie_recommendable(url: str, movie_id: str) -> float:
     with httpx.Client(timeout=60) as client:
         started = time.perf_counter()
         seq = deliver(client, url, {"type": "movie.upserted", "data": movie}, movie_id)
-        while not found(client, url, movie_id, seq):
+        while True:
+            try:
+                if found(client, url, movie_id, seq):
+                    return time.perf_counter() - started
+            except httpx.HTTPStatusError as exc:
+                # 503: not applied within the replica's freshness wait (a replica that embeds
+                # new movies only once TensorFlow has loaded after ready says so): ask again
+                if exc.response.status_code != 503:
+                    raise
             time.sleep(POLL)
-        return time.perf_counter() - started
 
 
 def first_seconds(
