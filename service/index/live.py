@@ -380,18 +380,24 @@ class LiveIndex:
             return None
         return self.base.vectors[row], self.base.meta[row]
 
-    def vector(self, movie_id: str) -> np.ndarray | None:
-        """A live movie's vector, without building its metadata (`get` decodes a base row's
-        title and genres, ~1.5 µs: a request looks up dozens of history movies and candidates
-        that need only their vectors)."""
-        entry = self.delta.get(movie_id)
-        if entry is not None:
-            return entry.vector
-        row = self.base.row_of.get(movie_id)
-        if row is None or movie_id in self.tombstones:
-            return None
-        vector: np.ndarray = self.base.vectors[row]
-        return vector
+    def vectors_of(self, movie_ids: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """The vectors of many movies in one gather ([n, dim]; zeros for a movie not live) and
+        which are live: a request's history and candidates, without a row view and a stack
+        per movie (~1 µs each, 200 a history)."""
+        delta, row_of, tombstones = self.delta, self.base.row_of, self.tombstones
+        rows = [row_of.get(mid, -1) if mid not in tombstones else -1 for mid in movie_ids]
+        found = self.base.vectors[np.asarray(rows, np.int64)] if movie_ids else None
+        dim = self.base.vectors.shape[1] if self.base.vectors.ndim == 2 else 0
+        vectors = found if found is not None else np.zeros((0, dim), np.float32)
+        present = [row >= 0 for row in rows]
+        for position, mid in enumerate(movie_ids):
+            entry = delta.get(mid) if delta else None
+            if entry is not None:
+                vectors[position] = entry.vector
+                present[position] = True
+            elif not present[position]:
+                vectors[position] = 0.0
+        return vectors, present
 
     def title(self, movie_id: str) -> str | None:
         """A live movie's title alone (no genres or year built)."""

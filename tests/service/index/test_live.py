@@ -221,21 +221,22 @@ def test_a_filters_selection_is_found_once_per_base() -> None:
     assert live.base.selection("drama", mask_of) is not first
 
 
-def test_vector_and_title_agree_with_get(catalog) -> None:  # type: ignore[no-untyped-def]
+def test_vectors_of_and_title_agree_with_get(catalog) -> None:  # type: ignore[no-untyped-def]
     ids, vectors, meta = catalog
     live = build_live_index(ids, vectors, meta, index_version=1)
     new = unit(np.ones((1, 16)))[0]
     live = live.with_changes([("m5", new, MovieMeta("Renamed", (), None))], ["m6"], 2)
-    for movie_id in ("m4", "m5", "m6", "absent"):
+    asked = ["m4", "m5", "m6", "absent", "m4"]
+    matrix, present = live.vectors_of(asked)
+    for position, movie_id in enumerate(asked):
         found = live.get(movie_id)
-        vector, title = live.vector(movie_id), live.title(movie_id)
+        assert present[position] == (found is not None)
         if found is None:
-            assert vector is None and title is None
+            assert live.title(movie_id) is None and not matrix[position].any()
         else:
-            assert vector is not None and np.array_equal(vector, found[0])
-            assert title == found[1].title
-    replaced = live.vector("m5")
-    assert live.title("m5") == "Renamed" and replaced is not None and np.array_equal(replaced, new)
+            assert np.array_equal(matrix[position], found[0])
+            assert live.title(movie_id) == found[1].title
+    assert live.title("m5") == "Renamed" and np.array_equal(matrix[1], new)
 
 
 def test_a_search_skipping_its_best_matches_returns_the_best_of_the_rest(catalog) -> None:  # type: ignore[no-untyped-def]
