@@ -150,33 +150,31 @@ class Recommender:
         self._check(live, filters)
         seen = set(history.movie_ids)
         used: list[int] = []  # positions in `history` of the events the tower reads
-        vectors: list[np.ndarray] = []
         reasons: list[str] = []  # liked movies the tower reads (titles found for the chosen)
-        reason_vectors: list[np.ndarray] = []
-        dislikes: list[np.ndarray] = []
+        reason_rows: list[int] = []
+        dislike_rows: list[int] = []
         disliked = history.disliked(self.dislike_max_rating)
         liked = history.liked(REASON_MIN_RATING)
         taken: set[str] = set()
         length = towers.history_length
+        matrix, present = live.vectors_of(history.movie_ids)  # one gather, no metadata built
         for position, movie_id in enumerate(history.movie_ids):
             if movie_id in taken:
                 continue
             taken.add(movie_id)
-            vector = live.vector(movie_id)  # no metadata built: ~1.5 µs a movie
-            if vector is None:
+            if not present[position]:
                 continue
             if disliked[position]:
-                if len(dislikes) < length:
-                    dislikes.append(vector)
+                if len(dislike_rows) < length:
+                    dislike_rows.append(position)
                 continue
             used.append(position)
-            vectors.append(vector)
             if liked[position]:
                 reasons.append(movie_id)
-                reason_vectors.append(vector)
+                reason_rows.append(position)
             if len(used) == length:
                 break
-        rerank_pool = bool(dislikes) or diversity > 0 or max_per_genre is not None
+        rerank_pool = bool(dislike_rows) or diversity > 0 or max_per_genre is not None
         fetch = rerank.pool_size(k, max_per_genre is not None) if rerank_pool else k
 
         def accept(movie_id: str, meta: MovieMeta) -> bool:
@@ -187,7 +185,7 @@ class Recommender:
             hits = self._popular(live, towers.popular, fetch, accept)
         else:
             strategy = "personalized"
-            user = towers.embed_user(np.stack(vectors), history.weights(np.array(used)))
+            user = towers.embed_user(matrix[used], history.weights(np.array(used)))
             hits = live.search(
                 user,
                 fetch,
@@ -197,11 +195,11 @@ class Recommender:
             )
         found_vectors = None
         if hits and (rerank_pool or (strategy == "personalized" and reasons)):
-            found_vectors = np.stack([live.vector(mid) for mid, _, _ in hits])  # type: ignore[misc]
+            found_vectors = live.vectors_of([mid for mid, _, _ in hits])[0]
         if rerank_pool and found_vectors is not None:
             scores = np.array([score for _, score, _ in hits], np.float64)
-            if dislikes:
-                scores = rerank.push_away(scores, found_vectors, np.stack(dislikes))
+            if dislike_rows:
+                scores = rerank.push_away(scores, found_vectors, matrix[dislike_rows])
             genres = [meta.genres for _, _, meta in hits] if max_per_genre is not None else None
             order = rerank.diversify(scores, found_vectors, k, diversity, genres, max_per_genre)
             hits = [(hits[i][0], float(scores[i]), hits[i][2]) for i in order]
@@ -211,7 +209,7 @@ class Recommender:
         elif not reasons or found_vectors is None:
             items = [Item(mid, meta, score, None, "people_like_you") for mid, score, meta in hits]
         else:
-            nearest = np.argmax(found_vectors @ np.stack(reason_vectors).T, axis=1)
+            nearest = np.argmax(found_vectors @ matrix[reason_rows].T, axis=1)
             items = [
                 Item(mid, meta, score, (reasons[j], live.title(reasons[j]) or ""))
                 for (mid, score, meta), j in zip(hits, nearest.tolist(), strict=True)
