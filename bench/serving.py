@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -245,6 +246,145 @@ async def in_app(towers: Towers, store_url: str, path: str, requests: int = 2000
     return float(np.median(samples))
 
 
+def _same_parameters(route: Callable[..., object]) -> Callable[..., object]:
+    """An endpoint with `route`'s parameters and dependencies that answers at once: what
+    FastAPI costs to resolve them, apart from what the route does."""
+    import inspect
+    import typing
+
+    from fastapi import Response
+
+    hints = typing.get_type_hints(route, include_extras=True)
+    signature = inspect.signature(route)
+
+    async def same(**_: object) -> Response:
+        return Response(b"{}", media_type="application/json")
+
+    same.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=hints[p.name]) for p in signature.parameters.values()],
+        return_annotation=Response,
+    )
+    return same
+
+
+async def request_parts(towers: Towers, store_url: str, requests: int = 2000) -> dict[str, float]:
+    """µs per MovieLens recommendation request, part by part, in-process (no HTTP): the whole
+    app for /healthz, for an endpoint with the route's parameters that does nothing, and for
+    the route; then each thing the route does, alone, on the same app's state and users. What
+    is left is what the parts do not name (the middleware's per-route work, the response)."""
+    from service.api.access import READ
+    from service.api.app import create_app
+    from service.api.deps import require
+    from service.api.exposure import show
+    from service.api.routes import recommendations as routes
+    from service.api.schemas import response_body
+    from service.api.state import AppState
+    from service.store.records import Exposure
+
+    app = create_app(Settings(store_url=store_url, auth_disabled=True), towers)
+    app.add_api_route(
+        "/bench/users/{user_id}/recommendations",
+        _same_parameters(routes.user_recommendations),
+        methods=["GET"],
+        dependencies=[require(READ)],
+    )
+    users = [str(u) for u in range(1, 611)]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def scope(path: str) -> Scope:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"k=10",
+            "root_path": "",
+            "headers": [(b"host", b"bench")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+
+    async def per_request(call: Callable[[int], Awaitable[object]]) -> float:
+        for i in range(200):
+            await call(i)
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for i in range(requests):
+                await call(i)
+            samples.append((time.perf_counter() - started) / requests * 1e6)
+            sent.clear()
+        return float(np.median(samples))
+
+    def whole(path: str) -> Callable[[int], Awaitable[object]]:
+        return lambda i: app(scope(path.format(users[i % len(users)])), receive, send)
+
+    async with app.router.lifespan_context(app):
+        state: AppState = app.state.app_state
+        histories = [await state.store.recent_history(u) for u in users]
+        results = [state.recommender.recommend(h, 10) for h in histories]
+        shown = show(state, "1", "user", "personalized", "v", results[0].items, None)
+
+        async def read(i: int) -> object:
+            return await state.store.recent_history(users[i % len(users)])
+
+        async def recommend(i: int) -> object:
+            return state.recommender.recommend(histories[i % len(users)], 10)
+
+        async def assign_and_show(i: int) -> object:
+            user, result = users[i % len(users)], results[i % len(users)]
+            assigned = state.experiments.assign(user)
+            return show(state, user, "user", result.strategy, "v", result.items, assigned)
+
+        async def body(i: int) -> object:
+            return response_body(results[i % len(users)], users[i % len(users)], shown)
+
+        exposures = [
+            Exposure(f"{i:032x}", users[i], tuple(it.movie_id for it in results[i].items), "user",
+                     "personalized", "v", time.time(), None, None)
+            for i in range(100)
+        ]  # fmt: skip
+
+        async def exposure_write(i: int) -> object:  # a batch of 100 per 100 requests
+            if i % 100 == 0:
+                await state.store.add_exposures(exposures, state.exposures.limits)
+            return None
+
+        healthz = await per_request(whole("/healthz"))
+        same = await per_request(whole("/bench/users/{}/recommendations"))
+        full = await per_request(whole("/v1/users/{}/recommendations"))
+        parts = {
+            "the store read (GET of the user's history, decoded)": await per_request(read),
+            "recommend(): history -> vectors, user tower, search, re-rank, because": (
+                await per_request(recommend)
+            ),
+            "experiment assignment + exposure queued": await per_request(assign_and_show),
+            "exposure batch write to the store, per request": await per_request(exposure_write),
+            "response body (JSON bytes)": await per_request(body),
+        }
+        assert all(m.get("status", 200) == 200 for m in sent), "a request did not answer 200"
+    named = sum(parts.values()) + same - healthz
+    return {
+        "whole app, /healthz": healthz,
+        "whole app, recommendations": full,
+        "recommendations over /healthz": full - healthz,
+        "FastAPI: the route's parameters and dependencies (an endpoint doing nothing, "
+        "over /healthz)": same - healthz,
+        **parts,
+        "not named above (route and middleware bookkeeping, the Response)": full - healthz - named,
+    }
+
+
 @dataclass(frozen=True)
 class Row:
     """Medians over the rounds of one server."""
@@ -262,6 +402,22 @@ class Row:
     one_recs_p50: float
     one_delta: float
     errors: int
+    full_gcs: float | None = None  # full collections in the server during the rounds (its metric)
+    full_gc_ms: float | None = None
+
+
+def full_collections(server: Server) -> tuple[int, float] | None:
+    """The server's full garbage collections so far and their seconds (None: a server without
+    the metric, e.g. an older baseline)."""
+    import httpx
+
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    found = dict(
+        re.findall(r'^movie_recs_gc_pause_seconds_(count|sum)\{generation="2"\} (\S+)$', text, re.M)
+    )
+    if len(found) < 2:
+        return None
+    return int(float(found["count"])), float(found["sum"])
 
 
 def one_round(server: Server, script: Path, seconds: int) -> tuple[wrk.Load, ...]:
@@ -301,9 +457,11 @@ def measure(
             # warm-up: first requests pay one-off costs (lazy imports, caches)
             wrk.run(f"{server.url}/", connections=4, seconds=3, script=script)
             server.wait_settled()  # the next server's startup is timed on quiet cores
+        before = {label: full_collections(server) for label, server in servers.items()}
         for _ in range(repeat):
             for label, server in servers.items():
                 rounds[label].append(one_round(server, script, seconds))
+        after = {label: full_collections(server) for label, server in servers.items()}
     finally:
         for server in servers.values():
             server.stop()
@@ -330,9 +488,57 @@ def measure(
                 one_recs_p50=median(lambda s: s[3].p50_ms),
                 one_delta=median(lambda s: s[3].p50_ms - s[2].p50_ms),
                 errors=sum(s[0].errors + s[1].errors for s in samples),
+                **gc_delta(before[label], after[label]),
             )
         )
     return rows
+
+
+def gc_delta(
+    before: tuple[int, float] | None, after: tuple[int, float] | None
+) -> dict[str, float | None]:
+    if before is None or after is None:
+        return {}
+    return {"full_gcs": after[0] - before[0], "full_gc_ms": (after[1] - before[1]) * 1e3}
+
+
+P99_GOAL = 3.0  # issue 27: p99 <= 3x p50 at 16 clients
+HEALTHZ_GOAL = 0.8  # /healthz at 1M within 20 % of MovieLens
+
+
+def tail_table(rows: list[Row]) -> Table:
+    """The tail, beside its goals: p99 / p50 of recommendations at 16 clients, /healthz req/s
+    against the same code's MovieLens row, and the full collections the server ran meanwhile."""
+    table = Table(
+        title="Tail at 16 clients, beside the goals (p99 <= 3x p50; /healthz >= 0.8x MovieLens)"
+    )
+    for column in (
+        "catalog, store",
+        "code",
+        "recs p50 / p99 ms",
+        "p99 / p50",
+        "/healthz req/s",
+        "vs MovieLens",
+        "full GCs in the rounds (ms)",
+    ):
+        table.add_column(column, justify="right")
+    movielens = {r.code: r.trivial_rps for r in rows if r.catalog.startswith("ml-latest")}
+    for row in rows:
+        spread = row.recs_p99 / row.recs_p50
+        base = movielens.get(row.code)
+        versus = row.trivial_rps / base if base else None
+        table.add_row(
+            row.catalog,
+            row.code,
+            f"{row.recs_p50:.2f} / {row.recs_p99:.2f}",
+            f"{spread:.2f}x " + ("(met)" if spread <= P99_GOAL else "(missed)"),
+            f"{row.trivial_rps:,.0f}",
+            "-"
+            if versus is None
+            else f"{versus:.2f}x " + ("(met)" if versus >= HEALTHZ_GOAL else "(missed)"),
+            "n/a" if row.full_gcs is None else f"{row.full_gcs:.0f} ({row.full_gc_ms:,.0f})",
+        )
+    return table
 
 
 def rows_table(rows: list[Row], seconds: int, repeat: int) -> Table:
@@ -417,18 +623,32 @@ def main() -> None:
                 )
         if rows:  # before the parts: a failure there must not lose minutes of measurements
             served = rows_table(rows, args.seconds, args.repeat)
-            console.print(served)
+            tail = tail_table(rows)
+            console.print(served, tail)
             notes = (
                 [f"baseline: {args.baseline} at commit {machine.commit(args.baseline.resolve())}"]
                 if args.baseline
                 else []
             )
             # An A/B is its own section: it does not replace the current table of this code alone.
-            run.record("serving vs baseline" if args.baseline else "serving", served, notes=notes)
+            run.record(
+                "serving vs baseline" if args.baseline else "serving", served, tail, notes=notes
+            )
         fill_redis(redis.url, towers.version, None)
         parts = request_breakdown(
             towers, {"SQLite": ensure_movielens(towers), "Redis, hiredis": redis.url}
         )
+        request = asyncio.run(request_parts(towers, redis.url))
+    by_part = Table(
+        title="A MovieLens recommendation on Redis, part by part (µs per request, in-process, "
+        "no HTTP; medians of 3 x 2,000)"
+    )
+    by_part.add_column("part")
+    by_part.add_column("µs", justify="right")
+    for key, value in request.items():
+        by_part.add_row(key, f"{value:,.1f}")
+    console.print(by_part)
+    run.record("serving, a request part by part", by_part)
     parts.update(hot_path_parts(towers, sizes))
 
     micro = Table(title="Hot path parts, alone, in-process (µs per call unless noted; one thread)")
