@@ -226,7 +226,8 @@ def test_not_for_me_and_the_variety_slider(server: Server, page: tuple[Page, Con
         lambda r: r.url.endswith("/v1/recommendations") and r.method == "POST"
     ) as sent:
         tab.get_by_label("Variety").fill("0.8")
-    assert sent.value.post_data_json["diversity"] == 0.8
+    body = sent.value.post_data_json
+    assert body is not None and body["diversity"] == 0.8
     expect(tab.locator("#diversity-value")).to_have_text("0.8")
     expect(tab.locator("#recs")).to_have_attribute("aria-busy", "false")
     expect(tab.locator("#recs .movie")).to_have_count(10)
