@@ -6,6 +6,7 @@ environment variable `MOVIE_RECS_INFRA_<SNAKE_CASE>` (handy for `make synth`); t
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, fields
@@ -36,6 +37,17 @@ FARGATE_MEMORY = {
     8192: (16384, 61440, 4096),
     16384: (32768, 122880, 8192),
 }
+# One worker's resident memory in MiB by catalog size, measured without TensorFlow (issue 27):
+# steady is after 12 s of load once ready (`bench.startup --baseline`, docs/benchmarks.md "startup:
+# before vs after"); peak is a model swap's, which holds a second index while the first serves
+# (bench.swap, docs/benchmarks.md "swap, ...": the larger of promote and rollback). The task is
+# sized for the peak.
+MEASURED_MEMORY_MIB = {  # movies: (steady, peak)
+    9_742: (206.0, 207.0),
+    1_000_000: (1_532.0, 2_625.0),
+}
+SIZED_FOR_MOVIES = 1_000_000  # the catalog the default task must hold (the largest benchmarked)
+MEMORY_HEADROOM = 0.10  # of the task left over at the peak: the OOM killer ends a task at 100 %
 # EventBridge schedule expressions: cron(6 fields) or rate(N unit).
 SCHEDULE = re.compile(
     r"cron\((\S+ ){5}\S+\)|rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)"
@@ -51,7 +63,9 @@ class StageConfig:
     # One uvicorn worker per task (bench.workers: a second worker needs a second core and
     # almost a second replica's memory, as a second task does; ARCHITECTURE decision 17).
     cpu: int = 1024  # Fargate units: one worker, one thread per pool
-    memory_mib: int = 3072  # 1M movies: 1.6 GB once ready + a compaction's second base
+    # task_memory_mib(cpu, SIZED_FOR_MOVIES), a literal for lambdafit's cost model to read
+    # (tests/infra holds the two equal).
+    memory_mib: int = 3072
     min_tasks: int = 2  # two AZs: never fewer than one replica in each
     max_tasks: int = 6
     cpu_target_percent: int = 60
@@ -199,6 +213,24 @@ def _check_task_size(prefix: str, cpu: int, memory_mib: int) -> None:
             f"{names[1]} {memory_mib} does not fit {names[0]} {cpu}: Fargate takes "
             f"{low}..{high} MiB in steps of {step}"
         )
+
+
+def peak_memory_mib(movies: int) -> float:
+    """One worker's measured peak, linear in the catalog between (and beyond) the measured
+    sizes: the index and the movie metadata grow with it, the rest does not."""
+    (small, (_, low)), (large, (_, high)) = sorted(MEASURED_MEMORY_MIB.items())
+    return low + (high - low) * (movies - small) / (large - small)
+
+
+def task_memory_mib(cpu: int, movies: int) -> int:
+    """The smallest Fargate memory for `cpu` units that holds a worker's peak at `movies`
+    with MEMORY_HEADROOM left over."""
+    low, high, step = FARGATE_MEMORY[cpu]
+    need = peak_memory_mib(movies) / (1 - MEMORY_HEADROOM)
+    size = max(low, math.ceil(need / step) * step)
+    if size > high:
+        raise ValueError(f"{movies:,} movies need {need:,.0f} MiB: more than {cpu} CPU units allow")
+    return size
 
 
 def _camel(name: str) -> str:

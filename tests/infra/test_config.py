@@ -158,3 +158,27 @@ def test_retrain_settings() -> None:
     assert chosen.models_noncurrent_days == 90
     for schedule in ("rate(1 day)", "rate(60 minutes)", "cron(15 */6 ? * MON-FRI *)"):
         assert config({"retrainSchedule": schedule}).retrain_schedule == schedule
+
+
+def test_the_default_task_is_sized_from_a_workers_measured_peak() -> None:
+    """The task holds one worker's measured peak (a model swap's) at the catalog it is sized
+    for, with the headroom left; a smaller Fargate step would not."""
+    from infra.config import (
+        FARGATE_MEMORY,
+        MEMORY_HEADROOM,
+        SIZED_FOR_MOVIES,
+        peak_memory_mib,
+        task_memory_mib,
+    )
+
+    default = StageConfig()
+    assert default.memory_mib == task_memory_mib(default.cpu, SIZED_FOR_MOVIES)
+    peak = peak_memory_mib(SIZED_FOR_MOVIES)
+    assert peak <= default.memory_mib * (1 - MEMORY_HEADROOM)
+    low, _, step = FARGATE_MEMORY[default.cpu]
+    smaller = default.memory_mib - step
+    assert smaller < low or peak > smaller * (1 - MEMORY_HEADROOM)
+    # MovieLens alone needs the smallest task there is (0.25 vCPU, 512 MiB).
+    assert task_memory_mib(256, 9_742) == 512
+    with pytest.raises(ValueError, match="more than 256 CPU units allow"):
+        task_memory_mib(256, 1_000_000)
