@@ -13,9 +13,10 @@ import typer
 from rich.table import Table
 
 from service.config import Settings
-from service.experiments.lifecycle import new_experiment, stop
+from service.experiments.lifecycle import check_models, new_experiment, stop
 from service.experiments.report import Report, build_report
 from service.experiments.stats import Comparison
+from service.model_source import own_version
 from service.store import Store, StoreError, store_from_settings
 from service.store.errors import UnknownExperiment
 from service.store.records import STRATEGIES, Experiment, Variant
@@ -45,15 +46,17 @@ def _with_store(settings: Settings, call: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def parse_variant(text: str) -> Variant:
-    """`name:strategy[:weight]`, e.g. `model:personalized:1`."""
+    """`name:strategy[@model][:weight]`, e.g. `model:personalized:1` or
+    `new:personalized@20261205-r2:1` (a registry version served to that variant)."""
     parts = text.split(":")
     if len(parts) not in (2, 3):
-        raise typer.BadParameter(f"{text!r}: want name:strategy[:weight]")
+        raise typer.BadParameter(f"{text!r}: want name:strategy[@model][:weight]")
     try:
         weight = float(parts[2]) if len(parts) == 3 else 1.0
     except ValueError:
         raise typer.BadParameter(f"{text!r}: the weight must be a number") from None
-    return Variant(parts[0], weight, parts[1])
+    strategy, at, model = parts[1].partition("@")
+    return Variant(parts[0], weight, strategy, model if at else None)
 
 
 def _when(at: float | None) -> str:
@@ -61,7 +64,7 @@ def _when(at: float | None) -> str:
 
 
 def _describe(experiment: Experiment) -> str:
-    return ", ".join(f"{v.name}={v.strategy} ({v.weight:g})" for v in experiment.variants)
+    return ", ".join(f"{v.name}={v.label} ({v.weight:g})" for v in experiment.variants)
 
 
 @experiments_app.command("create")
@@ -72,8 +75,9 @@ def create_command(
         typer.Option(
             "--variant",
             "-v",
-            help=f"name:strategy[:weight], strategy one of {', '.join(STRATEGIES)}; the first "
-            "is the control. Two or more.",
+            help=f"name:strategy[@model][:weight], strategy one of {', '.join(STRATEGIES)}; "
+            "@model serves a registry version to that variant. The first is the control. Two "
+            "or more.",
         ),
     ],
     days: Annotated[
@@ -84,9 +88,7 @@ def create_command(
     (experiment, user id). One runs at a time."""
     settings = Settings()
     variants = [parse_variant(v) for v in variant]
-    experiment = _with_store(
-        settings, lambda store: _create(store, new_experiment(settings, name, variants, days))
-    )
+    experiment = _with_store(settings, lambda store: _create(settings, store, name, variants, days))
     console.print(
         f"experiment {experiment.name} runs until {_when(experiment.ends_at)} UTC: "
         f"{_describe(experiment)}",
@@ -94,9 +96,20 @@ def create_command(
     )
 
 
-async def _create(store: Store, experiment: Experiment) -> Experiment:
+async def _create(
+    settings: Settings, store: Store, name: str, variants: list[Variant], days: float | None
+) -> Experiment:
+    experiment = new_experiment(settings, name, variants, days)
+    if any(v.model is not None for v in variants):
+        await check_models(settings, variants, await _present(settings, store))
     await store.create_experiment(experiment)
     return experiment
+
+
+async def _present(settings: Settings, store: Store) -> set[str]:
+    """Versions replicas have without the registry: the promoted one and the image's own."""
+    found = {await store.serving_model(), await asyncio.to_thread(own_version, settings)}
+    return {v for v in found if v is not None}
 
 
 @experiments_app.command("stop")
@@ -165,7 +178,7 @@ def report_command(
         table.add_column(column)
     for v in report.variants:
         table.add_row(
-            f"{v.name} ({v.strategy})",
+            f"{v.name} ({v.strategy if v.model is None else f'{v.strategy}@{v.model}'})",
             f"{v.users:,}",
             f"{v.exposures:,}",
             f"{v.attributed:,}",

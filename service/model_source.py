@@ -10,7 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from embeddings.registry import RegistryError, open_registry
+from service.config import Settings
 from service.towers import ModelLoadError, Towers, load_towers
+
+
+def own_version(settings: Settings) -> str | None:
+    """The version of the model the image carries (the fallback every replica can serve), or
+    None when it cannot be loaded."""
+    try:
+        return load_towers(settings.artifacts_dir, settings.model_version).version
+    except ModelLoadError:
+        return None
 
 
 class ModelSource:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from embeddings.artifacts import ArtifactError, resolve_model_dir
 from embeddings.registry import RegistryError, open_registry
 from service.config import Settings
+from service.model_source import own_version
 from service.store import UNCHECKED, Promotion, StoreError, Unchecked, store_from_settings
 from service.terminal import console, fail
 from service.towers import ModelLoadError, load_towers
@@ -46,14 +49,6 @@ def _store_call(settings: Settings) -> tuple[str | None, list[Promotion]]:
         raise fail(str(exc)) from None
 
 
-def _own_version(settings: Settings) -> str | None:
-    """The model the image carries (the fallback every replica can serve)."""
-    try:
-        return load_towers(settings.artifacts_dir, settings.model_version).version
-    except ModelLoadError:
-        return None
-
-
 def _ndcg(manifest: dict[str, Any]) -> str:
     gate = manifest.get("gate") or {}
     value = (gate.get("candidate") or {}).get("ndcg@10")
@@ -67,7 +62,7 @@ def list_command() -> None:
     """Every complete version in the registry, newest first; the one served is marked."""
     settings = Settings()
     serving, history = _store_call(settings)
-    own = _own_version(settings)
+    own = own_version(settings)
     try:
         versions = open_registry(settings.registry_url).versions()
     except RegistryError as exc:
@@ -126,7 +121,7 @@ def _check(settings: Settings, version: str) -> None:
     """Refuse a version a replica could not serve: incomplete, or towers that fail to load or
     to reproduce the export's probe (both checked by `load_towers`). The image's own model is
     checked from the artifacts instead."""
-    own = _own_version(settings)
+    own = own_version(settings)
     try:
         if version == own:
             load_towers(settings.artifacts_dir, settings.model_version)
@@ -165,6 +160,24 @@ def _say(promotion: Promotion) -> None:
     )
 
 
+@models_app.command("publish")
+def publish_command(
+    directory: Annotated[
+        Path, typer.Argument(help="A version directory (artifacts/<version>) or an artifacts dir.")
+    ],
+) -> None:
+    """Publish a version trained elsewhere (`movie-recs train`) to the registry, once its towers
+    load and reproduce their probe; then it can be promoted or named by an experiment."""
+    settings = Settings()
+    try:
+        version_dir = resolve_model_dir(directory)
+        load_towers(version_dir.parent, version_dir.name)
+        version = open_registry(settings.registry_url).publish(version_dir)
+    except (ArtifactError, RegistryError, ModelLoadError, OSError) as exc:
+        raise fail(f"cannot publish {directory}: {exc}") from None
+    console.print(f"published {version} to {settings.registry_url}", highlight=False)
+
+
 @models_app.command("promote")
 def promote_command(
     version: VersionArg,
@@ -183,7 +196,7 @@ def rollback_command() -> None:
     serving, history = _store_call(settings)
     if serving is None or not history:
         raise fail("nothing to roll back: no version was ever promoted")
-    previous = history[0].previous or _own_version(settings)
+    previous = history[0].previous or own_version(settings)
     if previous is None or previous == serving:
         raise fail(f"nothing to roll back to from {serving}")
     _check(settings, previous)

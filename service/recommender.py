@@ -139,13 +139,15 @@ class Recommender:
         popular: bool = False,
         diversity: float = 0.0,
         max_per_genre: int | None = None,
+        serving: Serving | None = None,
     ) -> Result:
         """`history` newest first; movies no longer in the index are skipped. Every retained
         event counts as seen, not only the ones the tower reads. `popular`: the popular
-        movies whatever the history (an experiment's variant). `diversity` 0..1: MMR's weight
+        movies whatever the history, and `serving`: another model with its own index (both
+        an experiment's variants). `diversity` 0..1: MMR's weight
         on variety; `max_per_genre`: at most that many items share a genre (when the pool
         allows). Raises UnknownGenres."""
-        serving = self.serving()
+        serving = serving or self.serving()
         live, towers = serving.live, serving.towers
         self._check(live, filters)
         seen = set(history.movie_ids)

@@ -22,7 +22,8 @@ CHUNK = 1 << 20
 DIR_MODE = 0o755  # as export.py: the service may run as another user than the publisher
 FILE_MODE = 0o644
 MAX_LISTED = 5  # problems quoted in an error message
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # also the API's, for a variant's model
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 def is_version(name: object) -> bool:

@@ -67,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert live is not None
         metrics.model.info({"version": towers.version})
         metrics.store_up.set(1)
-        tracking = await Tracking.start(settings, replica.store, metrics)
+        tracking = await Tracking.start(settings, replica.store, metrics, refresher)
         app.state.app_state = AppState(
             settings=settings,
             store=replica.store,
@@ -79,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             offload=Offload(settings.work_threads, settings.work_timeout_seconds),
             experiments=tracking.experiments,
             exposures=tracking.recorder,
+            tracking=tracking,
         )
         await title_index(live.base)  # search is ready before the first request
         titles_built = time.perf_counter()

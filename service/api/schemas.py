@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_json
 
+from embeddings.registry.record import VERSION_PATTERN
 from service.store.fields import MovieId, Rating
 from service.store.records import (
     EXPERIMENT_NAME_PATTERN,
@@ -361,6 +362,14 @@ class VariantIn(BaseModel):
     strategy: Literal["personalized", "popular"] = Field(
         description=f"What the variant serves: one of {', '.join(STRATEGIES)}."
     )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=VERSION_PATTERN,
+        description="A personalized variant's model version from the registry (default: the "
+        "version every replica serves). Each version not served costs a replica an index.",
+    )
 
 
 class ExperimentIn(BaseModel):
@@ -391,6 +400,7 @@ class VariantOut(BaseModel):
     name: str
     weight: float
     strategy: str
+    model: str | None = None
 
 
 class ExperimentOut(BaseModel):
@@ -419,6 +429,7 @@ class ComparisonOut(BaseModel):
 class VariantReportOut(BaseModel):
     name: str
     strategy: str
+    model: str | None = Field(description="The registry version it serves (None: the promoted).")
     weight: float
     users: int = Field(description="Users shown at least one list of this variant.")
     exposures: int

@@ -10,6 +10,7 @@ from service.api.offload import Offload
 from service.config import Settings
 from service.experiments.assignment import Experiments
 from service.experiments.exposures import ExposureRecorder
+from service.experiments.tracking import Tracking
 from service.index.view import IndexView
 from service.metrics import Metrics
 from service.recommender import Recommender
@@ -28,3 +29,4 @@ class AppState:
     offload: Offload
     experiments: Experiments
     exposures: ExposureRecorder
+    tracking: Tracking  # owns `experiments` and the model versions they name

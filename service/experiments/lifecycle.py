@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
+from embeddings.registry import RegistryError, open_registry
 from service.config import Settings
-from service.store import InvalidRecord, Store
+from service.store import InvalidRecord, Store, StoreError
 from service.store.records import Experiment, Variant, experiment_problem
 
 DAY = 86400.0
+REGISTRY_SECONDS = 10.0  # listing the registry's versions (S3: one paged LIST)
 
 
 def new_experiment(
@@ -37,3 +40,29 @@ def new_experiment(
 async def stop(store: Store, name: str) -> Experiment:
     """UnknownExperiment when there is none by that name."""
     return await store.stop_experiment(name, time.time())
+
+
+async def check_models(
+    settings: Settings, variants: Sequence[Variant], present: Collection[str] = ()
+) -> None:
+    """InvalidRecord unless every model version a variant names is in the registry or in
+    `present` (the image's own and the served one need no registry); StoreError (a 503) when
+    the registry cannot be listed in time."""
+    named = {v.model for v in variants if v.model is not None} - set(present)
+    if not named:
+        return
+
+    def listed() -> set[str]:
+        return {info.version for info in open_registry(settings.registry_url).versions()}
+
+    try:
+        async with asyncio.timeout(REGISTRY_SECONDS):
+            known = await asyncio.to_thread(listed)
+    except (RegistryError, OSError, TimeoutError) as exc:
+        raise StoreError(f"cannot list the model registry: {exc or 'timed out'}") from None
+    if unknown := sorted(named - known):
+        raise InvalidRecord(
+            f"model version(s) {', '.join(unknown)} not in the registry "
+            f"({settings.registry_url}): publish them first (`movie-recs retrain` or "
+            "`movie-recs models publish DIR`)"
+        )

@@ -20,6 +20,7 @@ from service.store.records import Experiment
 class VariantReport:
     name: str
     strategy: str
+    model: str | None  # the registry version it serves; None: the promoted one
     weight: float
     users: int  # users shown at least one list of this variant
     exposures: int
@@ -108,6 +109,7 @@ def build_report(
             VariantReport(
                 name=variant.name,
                 strategy=variant.strategy,
+                model=variant.model,
                 weight=variant.weight,
                 users=len(exposures),
                 exposures=int(exposures.sum()),

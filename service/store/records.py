@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from embeddings.registry.record import is_version
 from service.store.errors import InvalidRecord
 
 EventKind = Literal["watch", "rate", "dislike"]
@@ -288,6 +289,9 @@ STRATEGIES = ("personalized", "popular")  # what a variant may serve
 SURFACES = ("user", "anonymous", "similar")  # which route showed a list
 MAX_EXPERIMENT_NAME = 64
 MAX_VARIANTS = 10
+# Model versions an experiment's variants may name: each one a replica does not already serve
+# costs it an index of its own in memory (~1.2 GiB at 1M movies; docs/decisions/0035).
+MAX_EXPERIMENT_MODELS = 2
 MAX_WEIGHT = 1_000_000.0
 EXPERIMENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # also a Prometheus label value
 RECOMMENDATION_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -363,6 +367,12 @@ class Variant:
     name: str
     weight: float
     strategy: str  # one of STRATEGIES
+    model: str | None = None  # "personalized" with this registry version, not the served one
+
+    @property
+    def label(self) -> str:
+        """`strategy` or `strategy@model`, as the CLI takes it and reports show it."""
+        return self.strategy if self.model is None else f"{self.strategy}@{self.model}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +398,10 @@ class Experiment:
         return json.dumps(
             {
                 "name": self.name,
-                "variants": [[v.name, v.weight, v.strategy] for v in self.variants],
+                "variants": [
+                    [v.name, v.weight, v.strategy] + ([v.model] if v.model else [])
+                    for v in self.variants
+                ],
                 "created_at": self.created_at,
                 "ends_at": self.ends_at,
                 "expires_at": self.expires_at,
@@ -402,7 +415,10 @@ class Experiment:
         data = json.loads(text)
         return cls(
             name=str(data["name"]),
-            variants=tuple(Variant(str(n), float(w), str(s)) for n, w, s in data["variants"]),
+            variants=tuple(
+                Variant(str(v[0]), float(v[1]), str(v[2]), str(v[3]) if len(v) > 3 else None)
+                for v in data["variants"]
+            ),
             created_at=float(data["created_at"]),
             ends_at=float(data["ends_at"]),
             expires_at=float(data["expires_at"]),
@@ -430,6 +446,12 @@ def experiment_problem(name: str, variants: Sequence[Variant]) -> str | None:
             return f"variant {v.name!r}: weight must be above 0 and at most {MAX_WEIGHT:g}"
         if v.strategy not in STRATEGIES:
             return f"variant {v.name!r}: strategy must be one of {', '.join(STRATEGIES)}"
+        if v.model is not None and not is_version(v.model):
+            return f"variant {v.name!r}: {v.model[:80]!r} is not a model version name"
+        if v.model is not None and v.strategy != "personalized":
+            return f"variant {v.name!r}: only a personalized variant names a model"
+    if len({v.model for v in variants if v.model is not None}) > MAX_EXPERIMENT_MODELS:
+        return f"an experiment names at most {MAX_EXPERIMENT_MODELS} model versions"
     return None
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -51,6 +52,11 @@ def test_bad_input_is_one_line_and_exit_2(store_url: str, monkeypatch: pytest.Mo
         (["create", "x", "-v", "a", "-v", "b:popular"], "name:strategy"),
         (["create", "x", "-v", "a:popular:heavy", "-v", "b:popular"], "must be a number"),
         (["stop", "nope"], "no experiment named 'nope'"),
+        (["create", "x", "-v", "a:personalized", "-v", "b:popular@v1"], "only a personalized"),
+        (
+            ["create", "x", "-v", "a:personalized", "-v", "b:personalized@v-none"],
+            "not in the registry",
+        ),
     ):
         result = runner.invoke(app, ["experiments", *args])
         assert result.exit_code == 2 and says in said(result), (args, result.output)
@@ -91,3 +97,31 @@ def test_report_prints_each_variant_and_the_srm_check(
 
 def assign_name(i: int) -> str:
     return "m" if i % 2 else "p"
+
+
+def test_a_variant_names_a_registry_version(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, other_tiny_model_dir: Path
+) -> None:
+    monkeypatch.setenv("MOVIE_RECS_STORE_URL", store_url)
+    monkeypatch.setenv("MOVIE_RECS_REGISTRY_URL", str(tmp_path / "registry"))
+    published = runner.invoke(app, ["models", "publish", str(other_tiny_model_dir)])
+    assert published.exit_code == 0, published.output
+    version = said(published).split()[1]
+    created = runner.invoke(
+        app,
+        [
+            "experiments",
+            "create",
+            "ab",
+            "-v",
+            "a:personalized",
+            "-v",
+            f"b:personalized@{version}:2",
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    assert f"b=personalized@{version} (2)" in said(created)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    refused = runner.invoke(app, ["models", "publish", str(broken)])
+    assert refused.exit_code == 2 and "cannot publish" in said(refused)

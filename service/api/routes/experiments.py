@@ -16,7 +16,7 @@ from service.api.schemas import (
     ExperimentReport,
     VariantOut,
 )
-from service.experiments.lifecycle import new_experiment, stop
+from service.experiments.lifecycle import check_models, new_experiment, stop
 from service.experiments.report import build_report
 from service.store.errors import ExperimentConflict, UnknownExperiment
 from service.store.records import Experiment, Variant
@@ -28,7 +28,7 @@ def experiment_out(experiment: Experiment) -> ExperimentOut:
     return ExperimentOut(
         name=experiment.name,
         variants=[
-            VariantOut(name=v.name, weight=v.weight, strategy=v.strategy)
+            VariantOut(name=v.name, weight=v.weight, strategy=v.strategy, model=v.model)
             for v in experiment.variants
         ],
         created_at=experiment.created_at,
@@ -46,13 +46,14 @@ def experiment_out(experiment: Experiment) -> ExperimentOut:
 async def create_experiment(app_state: AppStateDep, body: ExperimentIn) -> ExperimentOut:
     """Start an experiment: from now on every replica assigns users to its variants by a hash
     of (experiment, user id). One runs at a time."""
-    variants = [Variant(v.name, v.weight, v.strategy) for v in body.variants]
+    variants = [Variant(v.name, v.weight, v.strategy, v.model) for v in body.variants]
     experiment = new_experiment(app_state.settings, body.name, variants, body.days)
+    await check_models(app_state.settings, variants, app_state.tracking.models.present())
     try:
         await app_state.store.create_experiment(experiment)
     except ExperimentConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    app_state.experiments.replace(await app_state.store.experiments())
+    await app_state.tracking.adopt(await app_state.store.experiments())
     return experiment_out(experiment)
 
 
@@ -70,7 +71,7 @@ async def stop_experiment(app_state: AppStateDep, name: ExperimentName) -> Exper
         stopped = await stop(app_state.store, name)
     except UnknownExperiment as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    app_state.experiments.replace(await app_state.store.experiments())
+    await app_state.tracking.adopt(await app_state.store.experiments())
     return experiment_out(stopped)
 
 

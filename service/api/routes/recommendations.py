@@ -70,11 +70,11 @@ async def recommend(
 ) -> tuple[Result, Shown]:
     """On the loop when quick (~1-2 ms at 1M: unfiltered, or a filter whose admitted rows are
     known and few); else in a worker thread under a deadline. The subject's variant (when an
-    experiment runs) chooses the strategy; the list is recorded as shown."""
+    experiment runs) chooses the strategy or the model; the list is recorded as shown."""
     recommender = app_state.recommender
-    assigned = app_state.experiments.assign(subject)
+    assigned, serving = app_state.tracking.assign(subject)
     popular = assigned is not None and assigned.variant.strategy == "popular"
-    args = (history, k, filters, exclude_seen, popular, diversity, max_per_genre)
+    args = (history, k, filters, exclude_seen, popular, diversity, max_per_genre, serving)
     if recommender.quick(filters):
         result = recommender.recommend(*args)
     else:

@@ -29,7 +29,7 @@ function render(report) {
     const row = document.createElement("tr");
     row.dataset.variant = v.name;
     row.append(
-      cell(`${v.name} (${v.strategy})`),
+      cell(`${v.name} (${v.strategy}${v.model ? '@' + v.model : ''})`),
       cell(v.users.toLocaleString()),
       cell(percent(v.per_user_rate)),
       cell(lift(v.per_user)),

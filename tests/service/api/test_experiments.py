@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from embeddings.artifacts import resolve_model_dir
+from embeddings.registry import open_registry
 from service.experiments.assignment import assign
 from service.store.records import MAX_VARIANTS, Experiment, Exposure, Variant
+from service.towers import Towers
 from tests.service.api.test_exposures import events, flush
 from tests.support.service import MakeClient
 
@@ -179,3 +183,64 @@ def test_the_report_is_admin_only_and_404_for_an_unknown_experiment(
     assert [v["users"] for v in empty["variants"]] == [0, 0] and empty["srm_p_value"] == 1
     missing = client.get("/v1/experiments/nope/report", headers=admin)
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+
+
+def test_a_variant_serves_another_model_version_from_the_registry(
+    make_client: MakeClient, tiny_towers: Towers, other_tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    other = open_registry(registry).publish(resolve_model_dir(other_tiny_model_dir))
+    client = make_client(registry_url=str(registry), model_cache_dir=tmp_path / "cache")
+    body = {
+        "name": "model-a-vs-b",
+        "variants": [
+            {"name": "a", "strategy": "personalized"},
+            {"name": "b", "strategy": "personalized", "model": other},
+        ],
+    }
+    created = create(client, body)
+    assert created["variants"][1]["model"] == other  # type: ignore[index]
+    definition = Experiment(
+        "model-a-vs-b",
+        (Variant("a", 1, "personalized"), Variant("b", 1, "personalized", other)),
+        0,
+        4e9,
+        5e9,
+    )
+    users = [str(u) for u in range(1, 13)]
+    deadline = time.monotonic() + 120
+    while client.get("/v1/users/1/recommendations").json()["experiment"] is None:
+        assert time.monotonic() < deadline, "the variant's model never became ready"
+        time.sleep(0.1)  # until then nobody is assigned (its index is being built)
+    for user in users:
+        answer = client.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        expected = assign(definition, user).name
+        assert answer["variant"] == expected
+        assert answer["model_version"] == (other if expected == "b" else tiny_towers.version)
+    assert {assign(definition, u).name for u in users} == {"a", "b"}
+    report = client.get("/v1/experiments/model-a-vs-b/report").json()
+    assert [v["model"] for v in report["variants"]] == [None, other]
+
+    client.post("/v1/experiments/model-a-vs-b/stop")
+    state = client.app.state.app_state  # type: ignore[attr-defined]
+    assert state.tracking.models.status() == {}  # its index is let go
+
+
+def test_a_variant_naming_a_version_nobody_has_is_422(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    client = make_client(registry_url=str(tmp_path / "empty-registry"))
+    variants = [{"name": "a", "strategy": "personalized"}]
+    for model, strategy, says in (
+        ("v-missing", "personalized", "not in the registry"),
+        ("v-missing", "popular", "only a personalized variant names a model"),
+        ("bad/version", "personalized", "pattern"),
+    ):
+        bad = {
+            "name": "x",
+            "variants": [*variants, {"name": "b", "strategy": strategy, "model": model}],
+        }
+        answer = client.post("/v1/experiments", json=bad)
+        assert answer.status_code == 422, answer.text
+        assert says in answer.text
+    assert client.get("/v1/experiments").json()["experiments"] == []
