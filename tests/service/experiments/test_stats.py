@@ -4,6 +4,8 @@ by simulation (A/A false positives, power at an injected lift, the SRM check).""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,3 +113,36 @@ def test_a_45_55_split_is_flagged_and_gets_no_verdict() -> None:
     assert "sample ratio mismatch" in report.note
     even = {(("a", "b")[i % 2], str(i)): (3, 1) for i in range(4000)}
     assert not build_report(experiment, even, min_users=100).srm
+
+
+def test_the_distributions_equal_scipys() -> None:
+    """mpmath and the standard library stand in for SciPy in a replica: same numbers."""
+    from scipy import stats as reference
+
+    assert pytest.approx(reference.norm.ppf(0.975), rel=1e-14) == stats.Z
+    for z in (0.0, 0.3, 1.96, 3.1, 6.0, 9.5, -2.2):
+        expected = 2 * reference.norm.sf(abs(z))
+        assert stats.two_sided_p(z) == pytest.approx(expected, rel=1e-12)
+    rng = np.random.default_rng(3)
+    for k in range(2, 8):
+        for _ in range(20):
+            users = rng.integers(0, 5000, k).tolist()
+            weights = rng.uniform(0.5, 3, k).tolist()
+            expected = np.asarray(weights) / sum(weights) * sum(users)
+            scipy_p = reference.chisquare(users, expected).pvalue
+            assert stats.srm_p_value(users, weights) == pytest.approx(scipy_p, rel=1e-9, abs=1e-300)
+    assert stats.power(0.1, 0.12, 3000, 3000) == pytest.approx(
+        reference.norm.cdf(0.02 / math.sqrt(0.09 / 3000 + 0.1056 / 3000) - stats.Z)
+        + reference.norm.cdf(-0.02 / math.sqrt(0.09 / 3000 + 0.1056 / 3000) - stats.Z),
+        rel=1e-12,
+    )
+
+
+def test_a_replica_never_imports_scipy() -> None:
+    """The app, its experiments and their report load without SciPy (111 MB not in the image)."""
+    code = (
+        "import sys, service.api.app, service.experiments.report, service.cli; "
+        "print('scipy' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
