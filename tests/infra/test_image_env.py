@@ -107,7 +107,7 @@ def test_this_environment_has_every_image_package_at_its_locked_version() -> Non
     assert {"faiss-cpu", "numpy", "uvicorn", "uvloop", "redis", "hiredis"} <= set(packages)
     assert not {"pytest", "ruff", "aws-cdk-lib", "matplotlib"} & set(packages)
     assert not {"tensorflow-cpu", "tensorflow", "keras"} & set(packages)  # training only
-    assert "scipy" in packages  # the experiment report's distributions, on the admin route
+    assert {"scipy", "mpmath"} & set(packages) == {"mpmath"}  # the report's distributions
     assert "libclang" not in packages  # a TensorFlow dependency nothing here imports
     wrong = {}
     for name, version in packages.items():
