@@ -31,7 +31,7 @@ FIRST_PARTY = {"service", "embeddings"}
 # training stages install and the serving image leaves out). SciPy left this set when the
 # experiment report (service/experiments/stats.py) made it a main dependency; TensorFlow joined
 # it when the service's towers became NumPy (docs/decisions/0029).
-TRAINING_ONLY = {"tensorflow", "keras"}
+TRAINING_ONLY = {"tensorflow", "keras", "scipy"}  # the train extra
 TRAINING_MODULES = {
     f"embeddings/{name}.py"
     for name in ("baselines", "model", "features", "export", "train", "optimizer")
