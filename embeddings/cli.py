@@ -48,6 +48,15 @@ def train_command(
             "over it, the rating an input (embeddings/README.md). Default: the config's.",
         ),
     ] = None,
+    negatives: Annotated[
+        str | None,
+        typer.Option(
+            "--negatives",
+            help="in_batch: each user against the batch's targets (log-q corrected); catalog: "
+            "a full softmax over every trained movie (2x the step at ml-latest-small, lower "
+            "validation NDCG there: embeddings/README.md). Default: the config's.",
+        ),
+    ] = None,
     eval_events: Annotated[
         int | None,
         typer.Option(
@@ -73,10 +82,13 @@ def train_command(
 
         if user_tower not in (None, "pooling", "sequential"):
             raise DataError(f"--user-tower {user_tower}: pooling or sequential")
+        if negatives not in (None, "in_batch", "catalog"):
+            raise DataError(f"--negatives {negatives}: in_batch or catalog")
         config = TrainConfig().with_overrides(
             epochs=epochs,
             history_refresh_steps=history_refresh_steps,
             user_tower=user_tower,
+            negatives=negatives,
             eval_events=eval_events,
         )
         result = train(dataset, out, config=config, seed=seed, log=console.print)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from embeddings.weights import DISLIKE_MAX_RATING
 
 UserTowerKind = Literal["pooling", "sequential"]
+Negatives = Literal["in_batch", "catalog"]
 
 # The automatic history cache (`TrainConfig.for_catalog`): from this many trained movies, a
 # cache refreshed every this many steps.
@@ -56,6 +57,10 @@ class TrainConfig:
     history_refresh_steps: int | None = None
     # A batch's target is no negative for a user who has it in their history (never ranked).
     mask_seen: bool = True
+    # "in_batch": each user against the batch's targets (sampled negatives, log-q corrected);
+    # "catalog": against every trained movie, a full softmax (SASRec+'s cross-entropy; the
+    # movie tower runs over the whole catalog each step).
+    negatives: Negatives = "in_batch"
     top_k: int = 10
     # Validation (each epoch) and the cold-movie interactions are a seeded sample above this;
     # the test cases are always all users.
@@ -70,7 +75,8 @@ class TrainConfig:
         """
         if self.history_refresh_steps is not None:
             return self
-        large = trained_movies >= HISTORY_CACHE_MIN_MOVIES
+        # Catalog negatives run the tower over the whole catalog anyway: no cache to gain.
+        large = trained_movies >= HISTORY_CACHE_MIN_MOVIES and self.negatives == "in_batch"
         return replace(self, history_refresh_steps=HISTORY_REFRESH_STEPS if large else 0)
 
     def to_dict(self) -> dict[str, Any]:

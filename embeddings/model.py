@@ -1,4 +1,5 @@
-"""The two towers (plain Keras 3) and the model that trains them with an in-batch softmax.
+"""The two towers (plain Keras 3) and the model that trains them with a softmax over the batch's
+targets (sampled negatives) or over the whole trained catalog (`TrainConfig.negatives`).
 
 Movie tower: vector = normalize(content MLP(genres, title words, tag words, year) + id embedding).
 The id embedding is dropped at random in training, so the content MLP alone must place a movie
@@ -322,6 +323,10 @@ class TwoTowerTrainer(keras.Model):
     recomputed every k steps without gradients, and the tower runs with gradients on the batch's
     targets only (B movies instead of the ~34k distinct ones of a 25M batch): the content MLP
     and id embeddings learn from targets, the user tower from slightly stale history vectors.
+
+    With `negatives="catalog"` the tower runs over the whole catalog each step instead and every
+    user is scored against every trained movie (`trained`; all if None): a full softmax, so no
+    log q; a movie of the user's history is no negative with `mask_seen`, its target excepted.
     """
 
     def __init__(
@@ -333,8 +338,15 @@ class TwoTowerTrainer(keras.Model):
         temperature: float,
         history_refresh_steps: int = 0,
         mask_seen: bool = True,
+        negatives: str = "in_batch",
+        trained: np.ndarray | None = None,
     ) -> None:
         super().__init__(name="two_tower")
+        if negatives not in ("in_batch", "catalog"):
+            raise ValueError(f"negatives must be in_batch or catalog, not {negatives!r}")
+        if negatives == "catalog" and history_refresh_steps:
+            raise ValueError("catalog negatives run the movie tower over the whole catalog")
+        self.negatives = negatives
         self.movie_tower = movie_tower
         self.user_tower = user_tower
         self.num_movies = len(log_q)
@@ -348,6 +360,10 @@ class TwoTowerTrainer(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.history_refresh_steps = history_refresh_steps
         self.mask_seen = mask_seen
+        # Catalog negatives: the movies a user is scored against (default: all); the others
+        # (cold movies, never a target) get no logit.
+        candidates = np.ones(self.num_movies, bool) if trained is None else np.asarray(trained)
+        self.not_candidate = tf.constant(~candidates.astype(bool))
         if history_refresh_steps:
             # Row num_movies stays zero (padding: masked by its zero weight in the user tower).
             shape = (self.num_movies + 1, movie_tower.project.units)
@@ -411,6 +427,8 @@ class TwoTowerTrainer(keras.Model):
         return ops.where(keep[..., None], full, content)
 
     def compute_batch_loss(self, data: tuple[tf.Tensor, ...], training: bool) -> tf.Tensor:
+        if self.negatives == "catalog":
+            return self._catalog_loss(data, training)
         history, weights, targets = data
         if training and self.history_refresh_steps:
             histories = self._cached_histories(history)
@@ -428,6 +446,32 @@ class TwoTowerTrainer(keras.Model):
         labels = ops.arange(ops.shape(targets)[0])
         return ops.mean(
             keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        )
+
+    def _catalog_loss(self, data: tuple[tf.Tensor, ...], training: bool) -> tf.Tensor:
+        """Full softmax: each user against every candidate movie, no log-q correction (nothing
+        is sampled). One movie-tower pass over the whole catalog gives history and candidate
+        vectors (one id-dropout draw per movie per step, as the in-batch pass over the union).
+        With `mask_seen`, a movie in the user's history is no negative, the target excepted.
+        """
+        history, weights, targets = data
+        history = ops.cast(history, "int32")
+        targets = ops.cast(targets, "int32")
+        vectors = self.embed(tf.range(self.num_movies + 1), training=training)  # + padding
+        indices = ops.where(history < 0, self.num_movies, history)
+        users = self.user_tower(ops.take(vectors, indices, axis=0), weights, training=training)
+        logits = ops.matmul(users, ops.transpose(vectors[: self.num_movies])) / self.temperature
+        masked = ops.broadcast_to(self.not_candidate[None, :], ops.shape(logits))
+        if self.mask_seen:
+            rows = ops.broadcast_to(ops.arange(ops.shape(history)[0])[:, None], ops.shape(history))
+            pairs = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(indices, (-1,))], axis=1)
+            shape = [ops.shape(history)[0], self.num_movies + 1]
+            counts = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[0], tf.int32), shape)
+            masked = ops.logical_or(masked, counts[:, : self.num_movies] > 0)
+        target = ops.one_hot(targets, self.num_movies, dtype="bool")
+        logits = ops.where(ops.logical_and(masked, ~target), MASKED_LOGIT, logits)
+        return ops.mean(
+            keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         )
 
     def _seen_targets(self, history: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

@@ -247,6 +247,8 @@ def prepare(dataset: Dataset, config: TrainConfig, seed: int) -> Prepared:
         config.temperature,
         config.history_refresh_steps or 0,
         config.mask_seen,
+        config.negatives,
+        trained,
     )
     return Prepared(config, split, trained, vocabularies, encoder, examples, trainer)
 

@@ -84,6 +84,64 @@ def test_batch_loss_equals_the_whole_catalog_loss() -> None:
     assert np.allclose(trainer.catalog_vectors(batch=100), everything, atol=1e-6)
 
 
+def test_catalog_loss_equals_the_full_softmax() -> None:
+    """`negatives="catalog"`: each user against every trained movie (no log q), the movies of
+    its history masked but its target, the untrained ones never candidates."""
+    import keras
+    import tensorflow as tf
+
+    from embeddings.examples import build_examples
+    from embeddings.model import MASKED_LOGIT, TwoTowerTrainer
+
+    rng = np.random.default_rng(2)
+    movies, length, dim = 300, 6, 16
+    catalog = encoded_catalog(rng, movies)
+    tower, users = small_towers(movies, length, dim, id_dropout=0.5)
+    log_q = np.log(rng.dirichlet(np.ones(movies))).astype(np.float32)
+    trained = np.ones(movies, bool)
+    trained[250:] = False  # the cold movies: in nobody's sequence
+    sequences = [(rng.choice(250, 9, replace=False), rng.random(9) + 0.1) for _ in range(20)]
+    examples = build_examples(sequences, length)
+    history, weights, targets = examples.batch(examples.positions[:64])
+    history[0, -1] = targets[0]  # the target in its own history: still the label
+
+    trainer = TwoTowerTrainer(
+        tower, users, catalog, log_q, 0.1, negatives="catalog", trained=trained
+    )
+    loss = float(trainer.compute_batch_loss((history, weights, targets), training=False))
+
+    everything = tower({k: tf.constant(v) for k, v in catalog.items()}).numpy()
+    padded = np.concatenate([everything, np.zeros((1, dim), np.float32)])
+    user_vectors = users(padded[np.where(history < 0, movies, history)], weights).numpy()
+    logits = user_vectors @ everything.T / 0.1
+    seen = np.zeros_like(logits, dtype=bool)
+    for row, h in enumerate(history):
+        seen[row, h[h >= 0]] = True
+    masked = (seen | ~trained[None, :]) & (np.arange(movies)[None, :] != targets[:, None])
+    assert masked[:, :250].sum() > 100  # history movies are no negatives of their user
+    logits = np.where(masked, MASKED_LOGIT, logits)
+    expected = keras.ops.mean(
+        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    )
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+
+    unmasked = TwoTowerTrainer(
+        tower, users, catalog, log_q, 0.1, mask_seen=False, negatives="catalog"
+    )
+    plain = keras.ops.mean(
+        keras.losses.sparse_categorical_crossentropy(
+            targets, user_vectors @ everything.T / 0.1, from_logits=True
+        )
+    )
+    got = float(unmasked.compute_batch_loss((history, weights, targets), training=False))
+    assert got == pytest.approx(float(plain), rel=1e-5)
+
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-2))
+    steps = tf.data.Dataset.from_tensors((history, weights, targets)).repeat(5)
+    losses = trainer.fit(steps, epochs=1, verbose=0, shuffle=False).history["loss"]
+    assert np.isfinite(losses[0]) and losses[0] > 0
+
+
 def test_cached_histories_give_the_same_loss_once_refreshed() -> None:
     """The history cache (`history_refresh_steps`) holds exactly the tower's vectors after a
     refresh, with and without the id part, so only staleness and gradients differ; and a step
