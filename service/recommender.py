@@ -155,8 +155,8 @@ class Recommender:
         reasons: list[str] = []  # liked movies the tower reads (titles found for the chosen)
         reason_rows: list[int] = []
         dislike_rows: list[int] = []
-        disliked = history.disliked(self.dislike_max_rating)
-        liked = history.liked(REASON_MIN_RATING)
+        disliked = history.disliked(self.dislike_max_rating).tolist()  # lists: read one by one
+        liked = history.liked(REASON_MIN_RATING).tolist()
         taken: set[str] = set()
         length = towers.history_length
         matrix, present = live.vectors_of(history.movie_ids)  # one gather, no metadata built

@@ -53,6 +53,8 @@ def diversify(
     bring any genre above that many in the list while a candidate is left that keeps it."""
     n = len(scores)
     k = min(k, n)
+    if diversity <= 0 and max_per_genre is None:  # the score order: one sort, not k passes
+        return np.argsort(-scores, kind="stable")[:k].tolist()  # type: ignore[no-any-return]
     redundancy = np.zeros(n)  # each candidate's summed cosine to the picks so far
     taken = np.zeros(n, bool)
     counts: dict[str, int] = {}

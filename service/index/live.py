@@ -9,6 +9,7 @@ Compaction folds the delta into a new base off the request path.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -385,19 +386,24 @@ class LiveIndex:
         which are live: a request's history and candidates, without a row view and a stack
         per movie (~1 µs each, 200 a history)."""
         delta, row_of, tombstones = self.delta, self.base.row_of, self.tombstones
-        rows = [row_of.get(mid, -1) if mid not in tombstones else -1 for mid in movie_ids]
-        found = self.base.vectors[np.asarray(rows, np.int64)] if movie_ids else None
+        if tombstones:
+            listed = [row_of.get(mid, -1) if mid not in tombstones else -1 for mid in movie_ids]
+        else:  # the common case: one C-level pass
+            listed = list(map(row_of.get, movie_ids, itertools.repeat(-1, len(movie_ids))))
+        rows = np.asarray(listed, np.int64)
         dim = self.base.vectors.shape[1] if self.base.vectors.ndim == 2 else 0
-        vectors = found if found is not None else np.zeros((0, dim), np.float32)
-        present = [row >= 0 for row in rows]
-        for position, mid in enumerate(movie_ids):
-            entry = delta.get(mid) if delta else None
-            if entry is not None:
-                vectors[position] = entry.vector
-                present[position] = True
-            elif not present[position]:
-                vectors[position] = 0.0
-        return vectors, present
+        if not len(rows):
+            return np.zeros((0, dim), np.float32), []
+        vectors = self.base.vectors[rows]
+        missing = rows < 0
+        vectors[missing] = 0.0
+        if delta:
+            for position, mid in enumerate(movie_ids):
+                entry = delta.get(mid)
+                if entry is not None:
+                    vectors[position] = entry.vector
+                    missing[position] = False
+        return vectors, (~missing).tolist()
 
     def title(self, movie_id: str) -> str | None:
         """A live movie's title alone (no genres or year built)."""

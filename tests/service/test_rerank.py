@@ -30,6 +30,9 @@ def test_diversity_zero_keeps_the_score_order_and_one_avoids_repeats() -> None:
     vectors = unit((1, 0), (0.99, 0.05), (0, 1), (0.98, -0.1))
     scores = np.array([0.9, 0.89, 0.5, 0.85])
     assert diversify(scores, vectors, 3, 0.0) == [0, 1, 3]
+    tied = np.array([0.5, 0.9, 0.5, 0.9])  # equal scores keep the search's order
+    assert diversify(tied, vectors, 4, 0.0) == [1, 3, 0, 2]
+    assert diversify(scores, vectors, 10, 0.0) == [0, 1, 3, 2]
     assert diversify(scores, vectors, 3, 0.5)[:2] == [0, 2]
     assert diversify(scores, vectors, 10, 0.5) == diversify(scores, vectors, 4, 0.5)
 
